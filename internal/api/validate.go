@@ -1,0 +1,136 @@
+package api
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Validate checks a whole resource: its type, its metadata and its spec. It
+// returns nil or a *ValidationError listing every problem.
+func Validate(r Resource) error {
+	var errs ErrorList
+	tm := r.GetTypeMeta()
+	info, known := kinds[tm.Kind]
+	if !known {
+		errs.Invalid("kind", tm.Kind, "is not a known kind (known: "+KindNames()+")")
+	}
+	if tm.APIVersion != APIVersion {
+		errs.Invalid("apiVersion", tm.APIVersion, "is not supported (use "+APIVersion+")")
+	}
+	m := r.GetObjectMeta()
+	validateMeta(&errs, m, info.Namespaced)
+	errs = append(errs, r.Validate()...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Key: KeyOf(r), Errors: errs}
+}
+
+func validateMeta(errs *ErrorList, m *ObjectMeta, namespaced bool) {
+	p := Path("metadata")
+	switch {
+	case m.Name == "":
+		errs.Required(p.Child("name"))
+	default:
+		if msg := CheckDNS1123Subdomain(m.Name); msg != "" {
+			errs.Invalid(p.Child("name"), m.Name, msg)
+		}
+	}
+	if namespaced {
+		if m.Namespace == "" {
+			errs.Required(p.Child("namespace"))
+		} else if msg := CheckDNS1123Label(m.Namespace); msg != "" {
+			errs.Invalid(p.Child("namespace"), m.Namespace, msg)
+		}
+	} else if m.Namespace != "" {
+		errs.Forbidden(p.Child("namespace"), "this kind is not namespaced")
+	}
+	ValidateLabels(errs, p.Child("labels"), m.Labels)
+	for k := range m.Annotations {
+		if msg := CheckQualifiedName(k); msg != "" {
+			errs.Invalid(p.Child("annotations").Key(k), k, "is not a valid annotation key: "+msg)
+		}
+	}
+}
+
+// ValidateLabels checks a label map: keys are qualified names
+// ([prefix/]name), values at most 63 characters of [A-Za-z0-9_.-].
+func ValidateLabels(errs *ErrorList, p Path, labels map[string]string) {
+	for k, v := range labels {
+		if msg := CheckQualifiedName(k); msg != "" {
+			errs.Invalid(p.Key(k), k, "is not a valid label key: "+msg)
+		}
+		if msg := CheckLabelValue(v); msg != "" {
+			errs.Invalid(p.Key(k), v, "is not a valid label value: "+msg)
+		}
+	}
+}
+
+var (
+	dns1123LabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	qualifiedRE    = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	labelValueRE   = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
+)
+
+// CheckDNS1123Label returns "" when s is a DNS-1123 label (as Kubernetes
+// names namespaces), or why not.
+func CheckDNS1123Label(s string) string {
+	if len(s) > 63 {
+		return "must be no more than 63 characters"
+	}
+	if !dns1123LabelRE.MatchString(s) {
+		return "must consist of lower case letters, digits and '-', and start and end with a letter or digit"
+	}
+	return ""
+}
+
+// CheckDNS1123Subdomain returns "" when s is a DNS-1123 subdomain (the rule
+// for resource names), or why not.
+func CheckDNS1123Subdomain(s string) string {
+	if len(s) > 253 {
+		return "must be no more than 253 characters"
+	}
+	for _, part := range strings.Split(s, ".") {
+		if !dns1123LabelRE.MatchString(part) {
+			return "must consist of lower case letters, digits, '-' and '.', and each dot-separated part must start and end with a letter or digit"
+		}
+	}
+	return ""
+}
+
+// CheckQualifiedName returns "" when s is a Kubernetes qualified name
+// ("app", "projectcalico.org/namespace"), or why not.
+func CheckQualifiedName(s string) string {
+	name := s
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		prefix := s[:i]
+		name = s[i+1:]
+		if prefix == "" {
+			return "prefix before '/' must not be empty"
+		}
+		if msg := CheckDNS1123Subdomain(prefix); msg != "" {
+			return "prefix " + msg
+		}
+	}
+	if name == "" {
+		return "name must not be empty"
+	}
+	if len(name) > 63 {
+		return "name must be no more than 63 characters"
+	}
+	if !qualifiedRE.MatchString(name) {
+		return "name must consist of letters, digits, '-', '_' or '.', and start and end with a letter or digit"
+	}
+	return ""
+}
+
+// CheckLabelValue returns "" when s is a valid label value, or why not.
+func CheckLabelValue(s string) string {
+	if len(s) > 63 {
+		return "must be no more than 63 characters"
+	}
+	if !labelValueRE.MatchString(s) {
+		return "must be empty or consist of letters, digits, '-', '_' or '.', and start and end with a letter or digit"
+	}
+	return ""
+}
