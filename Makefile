@@ -1,0 +1,47 @@
+# Serval — see README.md. Every target works on a fresh Debian 12 machine as root.
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/servalnet/serval/internal/version.Version=$(VERSION) \
+           -X github.com/servalnet/serval/internal/version.GitCommit=$(COMMIT)
+# Tests that start real servers share 2 cores; run packages one or two at a time.
+TEST_PARALLEL ?= 2
+TEST_TIMEOUT ?= 25m
+
+.PHONY: all build test deps demo bench fmt vet clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+## deps: install what the tests need (apt packages, Go modules) when missing.
+deps:
+	@scripts/install-deps.sh
+
+## test: the one test command (CI runs it): installs what is missing, vets, runs every test.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) ./...
+
+demo:
+	@echo "make demo is not there yet: the namespace lab and demo arrive with issue 6 (serval-lab)." >&2
+	@echo "Today you can start a datastore and use servalctl: see README.md, 'Try it'." >&2
+	@exit 1
+
+## bench: Go micro-benchmarks for now; the dataplane benchmarks arrive with issue 7.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/selector/ | tee bench-selector.txt
+
+fmt:
+	gofmt -l -w .
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

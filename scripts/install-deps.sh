@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what Serval's build and tests need, only what is missing, so that
+# `make test` works on a fresh Debian 12 machine and costs nothing when all
+# is there already.
+set -euo pipefail
+
+# Debian packages the tests use. Later parts add theirs here (iproute2,
+# nftables, bird2, frr, iperf3, ...).
+APT_PACKAGES=(ca-certificates git)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "install-deps: missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+export PATH=$PATH:/usr/local/go/bin
+if ! command -v go >/dev/null; then
+	echo "install-deps: Go is not installed (expected at /usr/local/go)" >&2
+	exit 1
+fi
+cd "$(dirname "$0")/.."
+go mod download
