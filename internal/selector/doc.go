@@ -25,7 +25,8 @@
 // selector, or one of blanks only, is all().
 //
 // The lexical rules are Calico's, including its quirks, so that a selector
-// is accepted here exactly when Calico accepts it:
+// is accepted here exactly when Calico accepts it (save for a limit of
+// MaxNesting levels of parentheses, which Calico lacks):
 //
 //   - Label names are 1 to 512 bytes of ASCII letters, digits and "_", ".",
 //     "/", "-". This is looser than Kubernetes' rules for label keys, so
