@@ -1,0 +1,335 @@
+package datastore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/servalnet/serval/internal/api"
+)
+
+// Status is where a Syncer stands with its datastore.
+type Status int
+
+const (
+	// WaitForDatastore: nothing has been read yet (the datastore has not
+	// answered).
+	WaitForDatastore Status = iota + 1
+	// ResyncInProgress: the syncer is listing; what has been delivered
+	// may be incomplete or stale.
+	ResyncInProgress
+	// InSync: everything delivered matches the datastore as of a recent
+	// revision, and changes are being streamed.
+	InSync
+)
+
+func (s Status) String() string {
+	switch s {
+	case WaitForDatastore:
+		return "WaitForDatastore"
+	case ResyncInProgress:
+		return "ResyncInProgress"
+	case InSync:
+		return "InSync"
+	}
+	return "Unknown"
+}
+
+// Update is one change delivered by a Syncer. Type is Added, Modified or
+// Deleted; for Deleted, Object is the resource as last delivered.
+type Update struct {
+	Type     EventType
+	Key      api.Key
+	Object   api.Resource
+	Revision int64
+}
+
+// SyncerCallbacks receives what a Syncer learns. Both methods are called
+// from the syncer's one goroutine, never concurrently; a slow callback
+// delays the syncer but never loses anything.
+type SyncerCallbacks interface {
+	OnStatus(Status)
+	OnUpdates([]Update)
+}
+
+// SyncerConfig configures a Syncer.
+type SyncerConfig struct {
+	// Kinds to follow, e.g. "IPPool", "WorkloadEndpoint".
+	Kinds []string
+	// Namespace limits namespaced kinds to one namespace ("" is all).
+	Namespace string
+	// MinBackoff and MaxBackoff bound the wait between attempts after an
+	// error (100ms and 10s when zero).
+	MinBackoff, MaxBackoff time.Duration
+	// MaxBatch caps how many updates one OnUpdates call carries while
+	// streaming (1000 when zero); a resync delivers its differences in
+	// one call per kind.
+	MaxBatch int
+	Logger   *slog.Logger
+}
+
+// Syncer keeps a consumer in step with a set of kinds: it lists, delivers
+// what it found, then watches from the list's revision. When a watch
+// fails (history compacted, connection lost) it lists again and delivers
+// only the differences from what it delivered before (Deleted for what
+// vanished), so the consumer never sees a duplicate or misses a change.
+//
+// One goroutine, the one in Run, owns all of its state.
+type Syncer struct {
+	ds  Interface
+	cb  SyncerCallbacks
+	cfg SyncerConfig
+	log *slog.Logger
+
+	status Status
+	// seen is what the consumer has been told: per key, the last object
+	// delivered (its resourceVersion decides Modified or nothing).
+	seen map[api.Key]api.Resource
+}
+
+// NewSyncer returns a Syncer; Run starts it.
+func NewSyncer(ds Interface, cb SyncerCallbacks, cfg SyncerConfig) *Syncer {
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1000
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Syncer{ds: ds, cb: cb, cfg: cfg, log: log, seen: map[api.Key]api.Resource{}}
+}
+
+// taggedEvent is an event from one of the watches of one generation; a
+// resync starts a new generation, and stragglers from the old are
+// dropped.
+type taggedEvent struct {
+	gen  int
+	kind string
+	ev   Event
+}
+
+// Run syncs until ctx is done, then returns ctx's error. It returns at
+// once with an error if a kind is unknown.
+func (s *Syncer) Run(ctx context.Context) error {
+	for _, k := range s.cfg.Kinds {
+		if _, err := kindInfo(k); err != nil {
+			return fmt.Errorf("syncer: %w", err)
+		}
+	}
+	if len(s.cfg.Kinds) == 0 {
+		return errors.New("syncer: no kinds to follow")
+	}
+	s.setStatus(WaitForDatastore)
+	backoff := s.cfg.MinBackoff
+	gen := 0
+	for {
+		revs, err := s.resync(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.Warn("datastore resync failed; will retry", "err", err, "in", backoff)
+			if !sleep(ctx, backoff) {
+				return ctx.Err()
+			}
+			backoff = min(backoff*2, s.cfg.MaxBackoff)
+			continue
+		}
+		s.setStatus(InSync)
+		gen++
+		err = s.stream(ctx, gen, revs)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, ErrCompacted) {
+			// Not a fault: the consumer fell behind etcd's history. List
+			// again at once.
+			s.log.Info("watch history compacted; resyncing", "err", err)
+			backoff = s.cfg.MinBackoff
+			continue
+		}
+		s.log.Warn("datastore watch failed; resyncing", "err", err, "in", backoff)
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, s.cfg.MaxBackoff)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Syncer) setStatus(st Status) {
+	if st == s.status {
+		return
+	}
+	s.status = st
+	s.cb.OnStatus(st)
+}
+
+// resync lists every kind and delivers the differences from what was
+// delivered before. It returns the revision each kind was read at.
+func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
+	if s.status == InSync {
+		s.setStatus(ResyncInProgress)
+	}
+	revs := map[string]int64{}
+	for _, kind := range s.cfg.Kinds {
+		res, err := s.ds.List(ctx, ListOptions{Kind: kind, Namespace: s.cfg.Namespace})
+		if err != nil {
+			return nil, err
+		}
+		// The datastore answered: leave WaitForDatastore on the first
+		// successful list.
+		s.setStatus(ResyncInProgress)
+		revs[kind] = res.Revision
+		var updates []Update
+		present := make(map[api.Key]bool, len(res.Items))
+		for _, obj := range res.Items {
+			key := api.KeyOf(obj)
+			present[key] = true
+			if u, ok := s.apply(key, obj, res.Revision); ok {
+				updates = append(updates, u)
+			}
+		}
+		for key, old := range s.seen {
+			if key.Kind == kind && !present[key] {
+				delete(s.seen, key)
+				updates = append(updates, Update{Type: Deleted, Key: key, Object: old, Revision: res.Revision})
+			}
+		}
+		if len(updates) > 0 {
+			s.cb.OnUpdates(updates)
+		}
+	}
+	return revs, nil
+}
+
+// apply records a put in seen and says what, if anything, the consumer
+// must be told: Added for a key it does not know, Modified for a new
+// version of one it does, nothing for the version it already has.
+func (s *Syncer) apply(key api.Key, obj api.Resource, rev int64) (Update, bool) {
+	old, known := s.seen[key]
+	if known && old.GetObjectMeta().ResourceVersion == obj.GetObjectMeta().ResourceVersion {
+		return Update{}, false
+	}
+	s.seen[key] = obj
+	t := Added
+	if known {
+		t = Modified
+	}
+	return Update{Type: t, Key: key, Object: obj, Revision: rev}, true
+}
+
+// stream watches every kind from its list revision and delivers changes
+// until a watch fails or ctx is done.
+func (s *Syncer) stream(ctx context.Context, gen int, revs map[string]int64) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan taggedEvent)
+	var watchers []Watcher
+	defer func() {
+		for _, w := range watchers {
+			w.Stop()
+		}
+	}()
+	for _, kind := range s.cfg.Kinds {
+		w, err := s.ds.Watch(wctx, WatchOptions{Kind: kind, Namespace: s.cfg.Namespace, Revision: revs[kind]})
+		if err != nil {
+			return err
+		}
+		watchers = append(watchers, w)
+		go forward(wctx, gen, kind, w, events)
+	}
+	for {
+		var te taggedEvent
+		select {
+		case te = <-events:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		var updates []Update
+		for {
+			if te.gen == gen {
+				if te.ev.Type == Error {
+					// Deliver what came before the failure first.
+					if len(updates) > 0 {
+						s.cb.OnUpdates(updates)
+					}
+					return te.ev.Err
+				}
+				if u, ok := s.applyEvent(te.ev); ok {
+					updates = append(updates, u)
+				}
+			}
+			if len(updates) >= s.cfg.MaxBatch {
+				break
+			}
+			// Batch whatever else is already waiting.
+			more := false
+			select {
+			case te = <-events:
+				more = true
+			default:
+			}
+			if !more {
+				break
+			}
+		}
+		if len(updates) > 0 {
+			s.cb.OnUpdates(updates)
+		}
+	}
+}
+
+func (s *Syncer) applyEvent(ev Event) (Update, bool) {
+	key := api.KeyOf(ev.Object)
+	if ev.Type == Deleted {
+		old, known := s.seen[key]
+		if !known {
+			return Update{}, false
+		}
+		delete(s.seen, key)
+		return Update{Type: Deleted, Key: key, Object: old, Revision: ev.Revision}, true
+	}
+	return s.apply(key, ev.Object, ev.Revision)
+}
+
+// forward copies one watcher's events into the syncer's one channel. A
+// watcher that closes without an Error event is reported as one, so the
+// syncer never waits on a watch that has ended.
+func forward(ctx context.Context, gen int, kind string, w Watcher, out chan<- taggedEvent) {
+	for ev := range w.Events() {
+		select {
+		case out <- taggedEvent{gen: gen, kind: kind, ev: ev}:
+		case <-ctx.Done():
+			return
+		}
+		if ev.Type == Error {
+			return
+		}
+	}
+	select {
+	case out <- taggedEvent{gen: gen, kind: kind, ev: Event{Type: Error, Err: fmt.Errorf("watching %s: watch ended: %w", kind, ErrUnavailable)}}:
+	case <-ctx.Done():
+	}
+}
