@@ -11,10 +11,12 @@
 //   - Decode reads YAML or JSON (several documents, or a List) strictly:
 //     an unknown field or a value of the wrong shape is an error that names
 //     the field's full path.
+//
 //   - SetDefaults fills in what Calico fills in (an IPPool's block size,
 //     encapsulation modes, node selector and allowed uses; a policy's tier
 //     and types; the default BGPConfiguration's AS number, ...). It is
 //     idempotent and never overwrites a value given.
+//
 //   - Validate (the package function) checks the type, the metadata and
 //     the spec and reports every problem at once, one per line, each with
 //     its path:

@@ -16,10 +16,10 @@ type NodeSpec struct {
 	// Addresses of the node, each with where it came from.
 	Addresses []NodeAddress `json:"addresses,omitempty"`
 	// VXLAN tunnel device addresses and MACs, set by IPAM and the agent.
-	IPv4VXLANTunnelAddr   string `json:"ipv4VXLANTunnelAddr,omitempty"`
-	VXLANTunnelMACAddr    string `json:"vxlanTunnelMACAddr,omitempty"`
-	IPv6VXLANTunnelAddr   string `json:"ipv6VXLANTunnelAddr,omitempty"`
-	VXLANTunnelMACAddrV6  string `json:"vxlanTunnelMACAddrV6,omitempty"`
+	IPv4VXLANTunnelAddr  string `json:"ipv4VXLANTunnelAddr,omitempty"`
+	VXLANTunnelMACAddr   string `json:"vxlanTunnelMACAddr,omitempty"`
+	IPv6VXLANTunnelAddr  string `json:"ipv6VXLANTunnelAddr,omitempty"`
+	VXLANTunnelMACAddrV6 string `json:"vxlanTunnelMACAddrV6,omitempty"`
 	// OrchRefs names the node in each orchestrator.
 	OrchRefs []OrchRef `json:"orchRefs,omitempty"`
 	// Wireguard holds the node's WireGuard interface addresses.
