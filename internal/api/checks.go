@@ -37,7 +37,8 @@ func checkSelector(errs *ErrorList, p Path, s string) {
 // checkNoGlobal reports a global() clause outside an EntityRule's
 // namespaceSelector, where Calico does not allow it.
 func checkNoGlobal(errs *ErrorList, p Path, s string) {
-	if strings.Contains(s, "global()") {
+	// A selector that does not parse is reported by the caller's syntax check.
+	if sel, err := selector.Parse(s); err == nil && selector.UsesGlobal(sel) {
 		errs.Invalid(p, s, "must not use global(): it is only valid in a rule's namespaceSelector")
 	}
 }

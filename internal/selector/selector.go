@@ -130,3 +130,33 @@ func (s *selector) UniqueID() string {
 	})
 	return s.uid
 }
+
+// UsesGlobal reports whether global() appears anywhere in the selector.
+// Validation needs it: global() only means something in a rule's
+// namespaceSelector, and a text search would be fooled by a quoted value.
+func UsesGlobal(s Selector) bool {
+	sel, ok := s.(*selector)
+	return ok && usesGlobal(sel.root)
+}
+
+func usesGlobal(n node) bool {
+	switch x := n.(type) {
+	case globalNode, *globalNode:
+		return true
+	case *notNode:
+		return usesGlobal(x.operand)
+	case *andNode:
+		for _, o := range x.operands {
+			if usesGlobal(o) {
+				return true
+			}
+		}
+	case *orNode:
+		for _, o := range x.operands {
+			if usesGlobal(o) {
+				return true
+			}
+		}
+	}
+	return false
+}

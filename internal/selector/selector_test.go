@@ -604,3 +604,22 @@ func TestCaseCount(t *testing.T) {
 	t.Logf("%d table cases: %d eval, %d canonical, %d equivalent spellings, %d errors",
 		n, len(evalTests), len(canonTests), n-len(evalTests)-len(canonTests)-len(errTests), len(errTests))
 }
+
+func TestUsesGlobal(t *testing.T) {
+	for s, want := range map[string]bool{
+		"global()":                           true,
+		"!global()":                          true,
+		"a == 'x' || (b == 'y' && global())": true,
+		"a == 'global()'":                    false,
+		"all()":                              false,
+		"":                                   false,
+	} {
+		sel, err := Parse(s)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", s, err)
+		}
+		if got := UsesGlobal(sel); got != want {
+			t.Errorf("UsesGlobal(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
