@@ -383,7 +383,7 @@ func (s *store) List(ctx context.Context, opts ListOptions) (*ListResult, error)
 	if opts.LabelSelector != "" {
 		labels, err = selector.Parse(opts.LabelSelector)
 		if err != nil {
-			return nil, fmt.Errorf("%s: label selector %q: %w", op, opts.LabelSelector, err)
+			return nil, fmt.Errorf("%s: label selector: %w", op, err)
 		}
 	}
 	fields, err := ParseFieldSelector(opts.FieldSelector)

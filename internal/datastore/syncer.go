@@ -39,6 +39,9 @@ func (s Status) String() string {
 
 // Update is one change delivered by a Syncer. Type is Added, Modified or
 // Deleted; for Deleted, Object is the resource as last delivered.
+// Revision is the datastore revision the change was seen at (a resync's
+// list revision for changes found by listing). Object is shared with the
+// syncer's record of what it delivered: consumers must not modify it.
 type Update struct {
 	Type     EventType
 	Key      api.Key
