@@ -55,8 +55,21 @@ func (e *DocumentError) Unwrap() error { return e.Err }
 // is strict: an unknown field, a duplicate key or a value of the wrong type
 // is an error naming the field. It returns every document it could decode
 // and an error joining every problem found (nil when there were none).
-// Defaults are not applied and specs are not validated here.
+// Defaults are not applied and specs are not validated here; Load does both.
 func Decode(source string, data []byte) ([]Document, error) {
+	return decode(source, data, false, nil)
+}
+
+// Load is Decode followed, for each resource, by prepare (which may be nil;
+// callers use it to fill in what the file may leave out, such as the
+// namespace), SetDefaults and Validate. Every problem of a document is
+// reported at once — unknown fields and invalid values together — and only
+// documents without any problem are returned.
+func Load(source string, data []byte, prepare func(Resource) error) ([]Document, error) {
+	return decode(source, data, true, prepare)
+}
+
+func decode(source string, data []byte, validate bool, prepare func(Resource) error) ([]Document, error) {
 	var docs []Document
 	var errs []error
 	for i, chunk := range splitDocuments(data) {
@@ -90,15 +103,61 @@ func Decode(source string, data []byte) ([]Document, error) {
 			continue
 		}
 		for _, item := range items {
-			r, err := decodeObject(item)
+			r, shapeErrs, err := decodeObject(item)
 			if err != nil {
 				fail(err)
+				continue
+			}
+			if validate {
+				if err := check(r, shapeErrs, prepare); err != nil {
+					fail(err)
+					continue
+				}
+			} else if len(shapeErrs) > 0 {
+				fail(&ValidationError{Key: KeyOf(r), Errors: shapeErrs})
 				continue
 			}
 			docs = append(docs, Document{Source: source, Index: index, Line: chunk.line, Resource: r})
 		}
 	}
 	return docs, errors.Join(errs...)
+}
+
+// check prepares, defaults and validates r, adding the problems decoding
+// found. A field that could not be decoded is left zero, so validation
+// problems at or below it would only repeat the decoding problem; they are
+// dropped.
+func check(r Resource, shapeErrs ErrorList, prepare func(Resource) error) error {
+	if prepare != nil {
+		if err := prepare(r); err != nil {
+			return err
+		}
+	}
+	r.SetDefaults()
+	all := append(ErrorList{}, shapeErrs...)
+	var ve *ValidationError
+	if err := Validate(r); errors.As(err, &ve) {
+		for _, fe := range ve.Errors {
+			if !coveredBy(fe.Path, shapeErrs) {
+				all = append(all, fe)
+			}
+		}
+	} else if err != nil {
+		return err
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	return &ValidationError{Key: KeyOf(r), Errors: all}
+}
+
+func coveredBy(p Path, errs ErrorList) bool {
+	for _, e := range errs {
+		if p == e.Path || strings.HasPrefix(string(p), string(e.Path)+".") || strings.HasPrefix(string(p), string(e.Path)+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // listItems returns the resources in obj: obj itself, or the items of a
@@ -134,14 +193,14 @@ func listItems(obj map[string]any) ([]map[string]any, error) {
 	return items, nil
 }
 
-func decodeObject(obj map[string]any) (Resource, error) {
+// decodeObject turns one object into a resource. Unknown fields and values
+// of the wrong type come back as shapeErrs beside a resource decoded as far
+// as possible, so that the caller can report them together with validation
+// problems; err is for a document that is not a resource at all.
+func decodeObject(obj map[string]any) (r Resource, shapeErrs ErrorList, err error) {
 	kind, _ := obj["kind"].(string)
-	name := ""
-	if md, ok := obj["metadata"].(map[string]any); ok {
-		name, _ = md["name"].(string)
-	}
 	if kind == "" {
-		return nil, errors.New("kind: is required")
+		return nil, nil, errors.New("kind: is required")
 	}
 	info, ok := kinds[kind]
 	if !ok || info.Internal {
@@ -149,29 +208,29 @@ func decodeObject(obj map[string]any) (Resource, error) {
 		if info, ok := LookupKind(kind); ok && !info.Internal {
 			hint = fmt.Sprintf(" (did you mean %q?)", info.Kind)
 		}
-		return nil, fmt.Errorf("kind: %q is not a known kind%s; known kinds: %s", kind, hint, KindNames())
+		return nil, nil, fmt.Errorf("kind: %q is not a known kind%s; known kinds: %s", kind, hint, KindNames())
 	}
-	r, _ := New(kind)
-	key := Key{Kind: kind, Name: name}
-	var errs ErrorList
+	r, _ = New(kind)
 	if av, _ := obj["apiVersion"].(string); av != APIVersion {
-		errs.Invalid("apiVersion", obj["apiVersion"], "is not supported (use "+APIVersion+")")
+		shapeErrs.Invalid("apiVersion", obj["apiVersion"], "is not supported (use "+APIVersion+")")
 	}
-	checkShape(&errs, "", obj, reflect.TypeOf(r).Elem())
-	if len(errs) > 0 {
-		return nil, &ValidationError{Key: key, Errors: errs}
-	}
+	checkShape(&shapeErrs, "", obj, reflect.TypeOf(r).Elem())
 	js, _ := json.Marshal(obj)
-	if err := json.Unmarshal(js, r); err != nil {
+	// encoding/json skips a field of the wrong type and goes on, so r holds
+	// every field that could be decoded; checkShape has already named the
+	// ones that could not, with better paths than json's error has.
+	if err := json.Unmarshal(js, r); err != nil && len(shapeErrs) == 0 {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			errs.Add(Path(te.Field), "expected %s, got %s", te.Type, te.Value)
+			shapeErrs.Add(Path(te.Field), "expected %s, got %s", te.Type, te.Value)
 		} else {
-			errs.Add("", "%v", err)
+			shapeErrs.Add("", "%v", err)
 		}
-		return nil, &ValidationError{Key: key, Errors: errs}
 	}
-	return r, nil
+	// The type meta is the registry's, whatever the document said, so that
+	// a bad apiVersion is reported once, by the check above.
+	*r.GetTypeMeta() = TypeMeta{Kind: info.Kind, APIVersion: APIVersion}
+	return r, shapeErrs, nil
 }
 
 var unmarshalerType = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()

@@ -31,8 +31,8 @@ func (o *fileOptions) addFlags(cmd *cobra.Command) {
 // manifestExts are the file names read from a directory.
 var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
 
-// read loads every document of every source and prepares it for writing:
-// namespace filled in, defaults applied, validated. It returns every
+// read loads every document of every source (api.Load: namespace filled
+// in, defaults applied, validated). It returns every
 // problem at once, so that nothing is written unless the whole input is
 // good.
 func (o *fileOptions) read(in io.Reader) ([]api.Document, error) {
@@ -61,16 +61,11 @@ func (o *fileOptions) read(in io.Reader) ([]api.Document, error) {
 			errs = append(errs, fmt.Errorf("reading %s: %w", p, err))
 			continue
 		}
-		d, err := api.Decode(p, data)
+		d, err := api.Load(p, data, o.setNamespace)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		docs = append(docs, d...)
-	}
-	for _, d := range docs {
-		if err := o.prepare(d.Resource); err != nil {
-			errs = append(errs, &api.DocumentError{Source: d.Source, Index: d.Index, Line: d.Line, Err: err})
-		}
 	}
 	if err := checkDuplicates(docs); err != nil {
 		errs = append(errs, err)
@@ -119,9 +114,9 @@ func (o *fileOptions) expand(f string) ([]string, error) {
 	return out, nil
 }
 
-// prepare sets the namespace a namespaced resource lands in, applies
-// defaults and validates.
-func (o *fileOptions) prepare(r api.Resource) error {
+// setNamespace puts a namespaced resource that names no namespace in the
+// one given with -n, else in "default", as kubectl and calicoctl do.
+func (o *fileOptions) setNamespace(r api.Resource) error {
 	info, _ := api.LookupKind(r.GetTypeMeta().Kind)
 	m := r.GetObjectMeta()
 	if info.Namespaced {
@@ -134,8 +129,7 @@ func (o *fileOptions) prepare(r api.Resource) error {
 			return fmt.Errorf("%s: metadata.namespace %q does not match --namespace %q", api.KeyOf(r), m.Namespace, o.namespace)
 		}
 	}
-	r.SetDefaults()
-	return api.Validate(r)
+	return nil
 }
 
 func checkDuplicates(docs []api.Document) error {

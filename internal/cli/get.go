@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -230,6 +231,9 @@ func lookupPath(obj map[string]any, path string) string {
 			parts[i] = fmt.Sprint(e)
 		}
 		return strings.Join(parts, ",")
+	case float64:
+		// JSON numbers arrive as float64; print 1000000, not 1e+06.
+		return strconv.FormatFloat(x, 'f', -1, 64)
 	default:
 		return fmt.Sprint(x)
 	}

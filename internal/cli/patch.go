@@ -78,16 +78,17 @@ func (g *globalOptions) modify(ctx context.Context, key api.Key, change func(map
 		if err != nil {
 			return fmt.Errorf("encoding %s: %w", key, err)
 		}
-		docs, err := api.Decode(key.String(), js)
+		docs, err := api.Load(key.String(), js, nil)
 		if err != nil {
+			// The "document" is the patched resource, not a file: report
+			// the resource's problems without a file position.
+			var de *api.DocumentError
+			if errors.As(err, &de) {
+				err = de.Err
+			}
 			return fmt.Errorf("%w\nnothing was written", err)
 		}
-		r := docs[0].Resource
-		r.SetDefaults()
-		if err := api.Validate(r); err != nil {
-			return fmt.Errorf("%w\nnothing was written", err)
-		}
-		_, err = ds.Update(ctx, r)
+		_, err = ds.Update(ctx, docs[0].Resource)
 		if errors.Is(err, datastore.ErrConflict) && attempt < conflictRetries {
 			continue
 		}

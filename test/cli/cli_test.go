@@ -52,6 +52,13 @@ func TestValidate(t *testing.T) {
 			"err:testdata/bad/broken.yaml: document 1 (line 1): not valid YAML or JSON"}},
 		{"unknown kind", []string{"-f", "testdata/bad/unknown-kind.yaml"}, 1, []string{
 			`err:kind: "IPPol" is not a known kind`}},
+		{"unknown fields and invalid values reported together", []string{"-f", "testdata/bad/many.yaml"}, 1, []string{
+			`err:document 1 (line 1): GlobalNetworkPolicy "allow-db": spec.ingress[0].destination.portz: unknown field "portz" (did you mean "ports"?)`,
+			`err:GlobalNetworkPolicy "allow-db": spec.selector: "role = 'db'" is not a valid selector: at position 5`,
+			`err:GlobalNetworkPolicy "allow-db": spec.ingress[0].action: "allow" is not a valid action`,
+			`err:GlobalNetworkPolicy "allow-db": spec.ingress[0].source.nets[0]: "10.0.0.0/33" is not a valid CIDR`,
+			`err:document 2 (line 17): IPPool "Bad_Name": metadata.name: "Bad_Name" must consist of lower case`,
+			`err:IPPool "Bad_Name": spec.blockSize: "19" is not a valid IPv4 block size (20-32)`}},
 		{"missing file", []string{"-f", "testdata/nope.yaml"}, 1, []string{"err:testdata/nope.yaml"}},
 		{"no input", nil, 1, []string{"err:no input"}},
 	}
@@ -109,6 +116,8 @@ func TestLifecycle(t *testing.T) {
 		{"patch", "", []string{"patch", "ippool", "pool-v4", "-p", `{"spec":{"disabled":true}}`}, 0, []string{`out:IPPool "pool-v4" patched`}},
 		{"patch took effect", "", []string{"get", "ippool", "pool-v4", "-o", "yaml"}, 0, []string{"out:disabled: true", "out:blockSize: 28"}},
 		{"invalid patch rejected", "", []string{"patch", "ippool", "pool-v4", "-p", `{"spec":{"blockSize":99}}`}, 1, []string{"err:spec.blockSize", "err:nothing was written"}},
+		{"patch wrong types rejected", "", []string{"patch", "ippool", "pool-v4", "-p", `{"spec":{"blockSize":"x","cidr":5}}`}, 1, []string{
+			`err:IPPool "pool-v4": spec.blockSize: expected an integer, got string "x"`, `err:IPPool "pool-v4": spec.cidr: expected a string, got number 5`}},
 		{"patch unknown field rejected", "", []string{"patch", "ippool", "pool-v4", "-p", `{"spec":{"colour":"red"}}`}, 1, []string{`err:spec.colour: unknown field "colour"`}},
 		{"label add", "", []string{"label", "ippool", "pool-v4", "rack=r1"}, 0, []string{"out:labeled"}},
 		{"label change needs overwrite", "", []string{"label", "ippool", "pool-v4", "rack=r2"}, 1, []string{"err:--overwrite"}},
