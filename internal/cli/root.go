@@ -134,7 +134,7 @@ func (g *globalOptions) openDatastore(ctx context.Context) (datastore.Interface,
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	if _, err := ds.List(ctx, datastore.ListOptions{Kind: "Tier"}); err != nil {
+	if err := ds.Check(ctx); err != nil {
 		ds.Close()
 		return nil, g.unreachable(err)
 	}
