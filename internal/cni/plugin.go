@@ -1,0 +1,450 @@
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/datastore"
+)
+
+// SupportedVersions are the CNI spec versions both plugins speak. Results
+// are produced in 1.0 form and converted for older callers.
+var SupportedVersions = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+
+// CommandTimeout bounds one plugin command: a runtime would rather see an
+// error than wait forever.
+const CommandTimeout = 2 * time.Minute
+
+// IPAMDelegate runs the IPAM plugin named in ipam.type. ExecDelegate is the
+// real one (CNI's delegation: the plugin found in CNI_PATH, with the same
+// environment and stdin).
+type IPAMDelegate interface {
+	Add(ctx context.Context, plugin string, stdin []byte) (types.Result, error)
+	Del(ctx context.Context, plugin string, stdin []byte) error
+	Check(ctx context.Context, plugin string, stdin []byte) error
+}
+
+// ExecDelegate runs IPAM plugins as CNI runtimes do.
+type ExecDelegate struct{}
+
+// Add runs the plugin's ADD.
+func (ExecDelegate) Add(ctx context.Context, plugin string, stdin []byte) (types.Result, error) {
+	return invoke.DelegateAdd(ctx, plugin, stdin, nil)
+}
+
+// Del runs the plugin's DEL.
+func (ExecDelegate) Del(ctx context.Context, plugin string, stdin []byte) error {
+	return invoke.DelegateDel(ctx, plugin, stdin, nil)
+}
+
+// Check runs the plugin's CHECK.
+func (ExecDelegate) Check(ctx context.Context, plugin string, stdin []byte) error {
+	return invoke.DelegateCheck(ctx, plugin, stdin, nil)
+}
+
+// OpenEtcd opens the datastore the configuration names.
+func OpenEtcd(conf *NetConf, log *slog.Logger) (datastore.Interface, error) {
+	cfg := conf.EtcdConfig()
+	cfg.Logger = log
+	ds, err := datastore.NewEtcd(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// Plugin is the "serval" network plugin. Every field may be left zero for
+// the real thing; tests replace them. A Plugin serves one command at a
+// time (a CNI plugin process runs one).
+type Plugin struct {
+	// Log, when set, is used instead of the logger the configuration asks
+	// for.
+	Log *slog.Logger
+	// Stdout receives results (os.Stdout when nil); Stderr is where logs
+	// go without log_file_path (os.Stderr when nil).
+	Stdout, Stderr io.Writer
+	// OpenDatastore connects to the datastore (OpenEtcd when nil).
+	OpenDatastore func(conf *NetConf, log *slog.Logger) (datastore.Interface, error)
+	// IPAM runs the IPAM plugin (ExecDelegate when nil).
+	IPAM IPAMDelegate
+	// Dataplane programs the kernel (a NetlinkDataplane when nil).
+	Dataplane Dataplane
+}
+
+// Funcs returns the plugin's commands for skel.PluginMainFuncs.
+func (p *Plugin) Funcs() skel.CNIFuncs {
+	return skel.CNIFuncs{Add: p.Add, Del: p.Del, Check: p.Check, Status: p.Status}
+}
+
+// call is what every command needs: the decoded configuration, the
+// identity, a logger and a datastore.
+type call struct {
+	conf *NetConf
+	args *Args
+	id   *Identity
+	log  *slog.Logger
+	ds   datastore.Interface
+	done func()
+}
+
+// begin decodes what every command needs. It returns a *types.Error.
+func (p *Plugin) begin(a *skel.CmdArgs, plugin string) (*call, error) {
+	return begin(a, plugin, p.Log, p.Stderr, p.OpenDatastore)
+}
+
+func begin(a *skel.CmdArgs, plugin string, log *slog.Logger, stderr io.Writer,
+	open func(*NetConf, *slog.Logger) (datastore.Interface, error)) (*call, error) {
+	conf, err := LoadNetConf(a.StdinData)
+	if err != nil {
+		return nil, cniError(plugin, types.ErrInvalidNetworkConfig, err)
+	}
+	c := &call{conf: conf, done: func() {}}
+	if log != nil {
+		c.log = log
+	} else {
+		if stderr == nil {
+			stderr = os.Stderr
+		}
+		c.log, c.done = NewLogger(conf, plugin, stderr)
+	}
+	c.args, err = ParseArgs(a.Args)
+	if err != nil {
+		c.done()
+		return nil, types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
+	}
+	node, err := conf.NodeName()
+	if err != nil {
+		c.done()
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+	}
+	if a.ContainerID != "" {
+		c.id = NewIdentity(conf, node, a.ContainerID, a.IfName, c.args)
+		c.log = c.log.With("container", a.ContainerID, "endpoint", c.id.EndpointName)
+	}
+	if open == nil {
+		open = OpenEtcd
+	}
+	c.ds, err = open(conf, c.log)
+	if err != nil {
+		c.done()
+		return nil, cniError("connecting to the datastore", ErrDatastore, err)
+	}
+	inner := c.done
+	c.done = func() { _ = c.ds.Close(); inner() }
+	return c, nil
+}
+
+func (p *Plugin) dataplane(log *slog.Logger) Dataplane {
+	if p.Dataplane != nil {
+		return p.Dataplane
+	}
+	return &NetlinkDataplane{Log: log}
+}
+
+func (p *Plugin) ipam() IPAMDelegate {
+	if p.IPAM != nil {
+		return p.IPAM
+	}
+	return ExecDelegate{}
+}
+
+func (p *Plugin) stdout() io.Writer {
+	if p.Stdout != nil {
+		return p.Stdout
+	}
+	return os.Stdout
+}
+
+// Add attaches a workload: addresses from the IPAM plugin, the veth and
+// routes, then the WorkloadEndpoint. A failure at any step undoes the
+// steps before it.
+func (p *Plugin) Add(a *skel.CmdArgs) error {
+	c, err := p.begin(a, "serval")
+	if err != nil {
+		return err
+	}
+	defer c.done()
+	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
+	defer cancel()
+	start := time.Now()
+	log := c.log
+
+	wep := c.id.Endpoint(c.conf, c.args)
+	if err := api.Validate(wep); err != nil {
+		// The configuration's labels and profiles were checked already, so
+		// what is left comes from the runtime's arguments.
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("the workload's identity does not make a valid WorkloadEndpoint: %v", err), "")
+	}
+	mtu := c.conf.MTU
+	dp := p.dataplane(log)
+	if mtu == 0 {
+		if mtu, err = dp.HostMTU(); err != nil {
+			log.Warn("using the default MTU", "mtu", DefaultMTU, "reason", err)
+			mtu = DefaultMTU
+		}
+	}
+
+	var undo undoStack
+	ipamType := c.conf.IPAM.Type
+	raw, err := p.ipam().Add(ctx, ipamType, a.StdinData)
+	if err != nil {
+		return failAdd(&undo, cniError("allocating addresses with IPAM plugin "+ipamType, ErrIPAM, err))
+	}
+	// From here on the IPAM plugin holds addresses for this container.
+	undo.push("releasing the addresses (IPAM plugin "+ipamType+" DEL)", func() error {
+		return p.ipam().Del(ctx, ipamType, a.StdinData)
+	})
+	ipamRes, err := current.NewResultFromResult(raw)
+	if err != nil {
+		return failAdd(&undo, cniError("reading the result of IPAM plugin "+ipamType, ErrIPAM, err))
+	}
+	var addrs []netip.Addr
+	for _, ipc := range ipamRes.IPs {
+		addr, ok := netip.AddrFromSlice(ipc.Address.IP)
+		if !ok {
+			return failAdd(&undo, types.NewError(ErrIPAM, fmt.Sprintf("IPAM plugin %s returned a bad address %v", ipamType, ipc.Address.IP), ""))
+		}
+		addrs = append(addrs, addr.Unmap())
+	}
+	if len(addrs) == 0 {
+		return failAdd(&undo, types.NewError(ErrIPAM, fmt.Sprintf("IPAM plugin %s returned no address", ipamType), ""))
+	}
+	addrs = sortedAddrs(addrs)
+	log.Debug("addresses allocated", "addresses", addrs)
+
+	spec := &LinkSpec{HostVeth: c.id.HostVeth, IfName: a.IfName, Netns: a.Netns, MTU: mtu, Addrs: addrs}
+	info, err := dp.Setup(spec)
+	if err != nil {
+		return failAdd(&undo, cniError("setting up the workload's interface", ErrDataplane, err))
+	}
+	undo.push("removing veth "+spec.HostVeth, func() error { return dp.Teardown(spec.HostVeth) })
+
+	for _, ad := range addrs {
+		wep.Spec.IPNetworks = append(wep.Spec.IPNetworks, netip.PrefixFrom(ad, ad.BitLen()).String())
+	}
+	wep.Spec.MAC = info.ContainerMAC
+	created, err := writeEndpoint(ctx, c.ds, wep)
+	if err != nil {
+		return failAdd(&undo, cniError("writing WorkloadEndpoint "+api.KeyOf(wep).String(), ErrDatastore, err))
+	}
+	if created {
+		undo.push("deleting "+api.KeyOf(wep).String(), func() error {
+			_, err := c.ds.Delete(ctx, api.KeyOf(wep), "")
+			if errors.Is(err, datastore.ErrNotFound) {
+				return nil
+			}
+			return err
+		})
+	}
+
+	res := buildResult(c.conf, a, spec, info, ipamRes)
+	out, err := res.GetAsVersion(c.conf.CNIVersion)
+	if err != nil {
+		return failAdd(&undo, types.NewError(types.ErrIncompatibleCNIVersion, fmt.Sprintf("converting the result to version %s: %v", c.conf.CNIVersion, err), ""))
+	}
+	if err := out.PrintTo(p.stdout()); err != nil {
+		return failAdd(&undo, types.NewError(types.ErrIOFailure, fmt.Sprintf("writing the result: %v", err), ""))
+	}
+	log.Info("workload attached", "interface", spec.HostVeth, "addresses", addrs, "mtu", mtu, "took", time.Since(start))
+	return nil
+}
+
+// writeEndpoint creates the endpoint, or replaces one left by an earlier
+// ADD of the same workload (a restarted pod keeps its endpoint name). It
+// says whether it created it, so that a failed ADD removes only what it
+// made.
+func writeEndpoint(ctx context.Context, ds datastore.Interface, wep *api.WorkloadEndpoint) (created bool, err error) {
+	_, err = ds.Create(ctx, wep)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, datastore.ErrAlreadyExists) {
+		return false, err
+	}
+	_, err = ds.Update(ctx, wep)
+	return false, err
+}
+
+// buildResult is the CNI result: the host veth, the workload interface, its
+// addresses and its default routes.
+func buildResult(conf *NetConf, a *skel.CmdArgs, spec *LinkSpec, info *LinkInfo, ipamRes *current.Result) *current.Result {
+	res := &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		Interfaces: []*current.Interface{
+			{Name: spec.HostVeth, Mac: info.HostMAC},
+			{Name: spec.IfName, Mac: info.ContainerMAC, Sandbox: a.Netns, Mtu: spec.MTU},
+		},
+		DNS: conf.DNS,
+	}
+	if len(ipamRes.DNS.Nameservers) > 0 {
+		res.DNS = ipamRes.DNS
+	}
+	one := 1
+	for _, ad := range spec.Addrs {
+		ipc := &current.IPConfig{Interface: &one, Address: *hostPrefix(ad)}
+		if ad.Is4() {
+			ipc.Gateway = gatewayV4
+		} else {
+			ipc.Gateway = gatewayV6
+		}
+		res.IPs = append(res.IPs, ipc)
+	}
+	if hasV4(spec.Addrs) {
+		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gatewayV4})
+	}
+	if hasV6(spec.Addrs) {
+		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, GW: gatewayV6})
+	}
+	return res
+}
+
+// Del detaches a workload. It is idempotent: it succeeds when there is
+// nothing left to remove, and when the workload's namespace is gone. Every
+// step is tried even when one fails, and the first failure is reported so
+// that the runtime retries.
+func (p *Plugin) Del(a *skel.CmdArgs) error {
+	c, err := p.begin(a, "serval")
+	if err != nil {
+		return err
+	}
+	defer c.done()
+	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
+	defer cancel()
+
+	// A DEL for an older container of the same pod must not remove the
+	// interface and endpoint of the one that replaced it: the endpoint
+	// records which container it belongs to.
+	key := api.Key{Kind: "WorkloadEndpoint", Namespace: c.id.Namespace, Name: c.id.EndpointName}
+	ours := true
+	var errs []*types.Error
+	var stale bool
+	r, err := c.ds.Get(ctx, key)
+	switch {
+	case errors.Is(err, datastore.ErrNotFound):
+	case err != nil:
+		errs = append(errs, cniError("reading "+key.String(), ErrDatastore, err))
+	default:
+		if w, ok := r.(*api.WorkloadEndpoint); ok && w.Spec.ContainerID != "" && w.Spec.ContainerID != a.ContainerID {
+			ours, stale = false, true
+			c.log.Info("endpoint belongs to another container: leaving it and its interface", "owner", w.Spec.ContainerID)
+		}
+	}
+	if ours && err == nil {
+		if _, err := c.ds.Delete(ctx, key, r.GetObjectMeta().ResourceVersion); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+			errs = append(errs, cniError("deleting "+key.String(), ErrDatastore, err))
+		}
+	}
+	if !stale {
+		if err := p.dataplane(c.log).Teardown(c.id.HostVeth); err != nil {
+			errs = append(errs, cniError("removing the workload's interface", ErrDataplane, err))
+		}
+	}
+	if err := p.ipam().Del(ctx, c.conf.IPAM.Type, a.StdinData); err != nil {
+		errs = append(errs, cniError("releasing addresses with IPAM plugin "+c.conf.IPAM.Type, ErrIPAM, err))
+	}
+	if len(errs) > 0 {
+		e := errs[0]
+		for _, more := range errs[1:] {
+			e.Msg += "; " + more.Msg
+		}
+		return e
+	}
+	c.log.Info("workload detached", "interface", c.id.HostVeth)
+	return nil
+}
+
+// Check verifies that the attachment is as ADD left it: the interfaces,
+// addresses and routes in the result (prevResult), the host side, the
+// endpoint, and (through its CHECK) the IPAM plugin's view.
+func (p *Plugin) Check(a *skel.CmdArgs) error {
+	c, err := p.begin(a, "serval")
+	if err != nil {
+		return err
+	}
+	defer c.done()
+	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
+	defer cancel()
+
+	pc := &types.PluginConf{}
+	if err := json.Unmarshal(a.StdinData, pc); err != nil {
+		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
+	}
+	if pc.RawPrevResult == nil {
+		return types.NewError(types.ErrInvalidNetworkConfig, "invalid network configuration: prevResult: is required for CHECK", "")
+	}
+	if err := version.ParsePrevResult(pc); err != nil {
+		return types.NewError(types.ErrDecodingFailure, fmt.Sprintf("reading prevResult: %v", err), "")
+	}
+	prev, err := current.NewResultFromResult(pc.PrevResult)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, fmt.Sprintf("reading prevResult: %v", err), "")
+	}
+	spec := &LinkSpec{HostVeth: c.id.HostVeth, IfName: a.IfName, Netns: a.Netns}
+	foundIf := false
+	for _, itf := range prev.Interfaces {
+		foundIf = foundIf || (itf.Name == a.IfName && itf.Sandbox != "")
+	}
+	if !foundIf {
+		return types.NewError(ErrCheckFailed, fmt.Sprintf("prevResult has no interface %s in a sandbox", a.IfName), "")
+	}
+	for _, ipc := range prev.IPs {
+		if ad, ok := netip.AddrFromSlice(ipc.Address.IP); ok {
+			spec.Addrs = append(spec.Addrs, ad.Unmap())
+		}
+	}
+	if err := p.dataplane(c.log).Check(spec); err != nil {
+		return types.NewError(ErrCheckFailed, "the workload's interface is not as ADD made it: "+err.Error(), "")
+	}
+	key := api.Key{Kind: "WorkloadEndpoint", Namespace: c.id.Namespace, Name: c.id.EndpointName}
+	r, err := c.ds.Get(ctx, key)
+	if err != nil {
+		return cniError("reading "+key.String(), ErrCheckFailed, err)
+	}
+	if w, ok := r.(*api.WorkloadEndpoint); !ok || w.Spec.InterfaceName != c.id.HostVeth || w.Spec.ContainerID != a.ContainerID {
+		return types.NewError(ErrCheckFailed, fmt.Sprintf("%s does not describe this container's interface %s", key, c.id.HostVeth), "")
+	}
+	if err := p.ipam().Check(ctx, c.conf.IPAM.Type, a.StdinData); err != nil {
+		return cniError("IPAM plugin "+c.conf.IPAM.Type+" CHECK", ErrCheckFailed, err)
+	}
+	return nil
+}
+
+// Status says whether the plugin can attach workloads: whether the
+// datastore answers (error 50, "plugin not available", when it does not).
+func (p *Plugin) Status(a *skel.CmdArgs) error {
+	c, err := p.begin(a, "serval")
+	if err != nil {
+		return err
+	}
+	defer c.done()
+	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
+	defer cancel()
+	if err := checkDatastore(ctx, c.ds); err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("the datastore does not answer: %v", err), "")
+	}
+	return nil
+}
+
+// checkDatastore asks the datastore something that needs it to be up.
+func checkDatastore(ctx context.Context, ds datastore.Interface) error {
+	if ch, ok := ds.(interface{ Check(context.Context) error }); ok {
+		return ch.Check(ctx)
+	}
+	_, err := ds.List(ctx, datastore.ListOptions{Kind: "IPPool"})
+	return err
+}
