@@ -224,5 +224,3 @@ func (p *IPAMPlugin) Status(a *skel.CmdArgs) error {
 	}
 	return nil
 }
-
-
