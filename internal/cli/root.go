@@ -110,6 +110,7 @@ The datastore is etcd v3, given by --etcd-endpoints or SERVAL_ETCD_ENDPOINTS
 		newValidateCommand(g),
 		newSelectorCommand(g),
 		newDatastoreCommand(g),
+		newIPAMCommand(g),
 		newVersionCommand(g),
 	)
 	return root
