@@ -1,0 +1,432 @@
+package lab
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Topology is a lab as its YAML file describes it. The zero value is not
+// usable: build one with ParseTopology or LoadTopology, which validate it and
+// fill in defaults.
+type Topology struct {
+	// Name of the lab; every namespace, process and file it creates carries
+	// it (netns "svl-<name>-<member>"). Defaults to the file's base name.
+	Name      string     `json:"name,omitempty"`
+	Datastore Datastore  `json:"datastore"`
+	Router    *Router    `json:"router,omitempty"`
+	Hosts     []Host     `json:"hosts"`
+	Workloads []Workload `json:"workloads,omitempty"`
+	// Manifests are servalctl resource files applied at bring-up, paths
+	// relative to the topology file (made absolute by LoadTopology).
+	Manifests []string `json:"manifests,omitempty"`
+}
+
+// Datastore says where the lab's etcd runs.
+type Datastore struct {
+	// Kind is "embedded" (one etcd member, default) or "etcd-cluster".
+	Kind string `json:"kind,omitempty"`
+	// Members of an etcd-cluster (3 when unset).
+	Members int `json:"members,omitempty"`
+	// Address of the datastore namespace on the fabric (ADDR/PREFIX);
+	// defaults to the highest free address of the fabric subnet.
+	Address string `json:"address,omitempty"`
+}
+
+// Router is the optional top-of-rack router every host peers with.
+type Router struct {
+	Name     string `json:"name,omitempty"` // default "router"
+	Kind     string `json:"kind"`           // bird | frr
+	ASNumber uint32 `json:"asNumber"`
+	Address  string `json:"address"` // ADDR/PREFIX on the fabric
+	// DefaultRoute gives every host a static default route via the router
+	// (nil: true), as servers have towards their top-of-rack. Set it false
+	// when the router should advertise the default route by BGP instead.
+	DefaultRoute *bool `json:"defaultRoute,omitempty"`
+}
+
+// HostsDefaultViaRouter says whether hosts get a static default route via
+// the router.
+func (r *Router) HostsDefaultViaRouter() bool { return r.DefaultRoute == nil || *r.DefaultRoute }
+
+// Host is one server: a namespace on the fabric that runs serval-node.
+type Host struct {
+	Name     string `json:"name"`
+	Address  string `json:"address"`            // ADDR/PREFIX on the fabric
+	ASNumber uint32 `json:"asNumber,omitempty"` // 0: the BGPConfiguration's AS
+}
+
+// Workload is one container: a namespace wired to its host by serval-cni.
+type Workload struct {
+	Name      string            `json:"name"`
+	Host      string            `json:"host"`
+	Namespace string            `json:"namespace,omitempty"`
+	Address   string            `json:"address,omitempty"` // static IP; empty: from IPAM
+	Labels    map[string]string `json:"labels,omitempty"`
+	Profiles  []string          `json:"profiles,omitempty"`
+}
+
+// Reserved member names: the lab's own namespaces use them.
+var reservedNames = map[string]bool{"fabric": true, "datastore": true}
+
+var (
+	labNameRE    = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
+	memberNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$`)
+)
+
+// LoadTopology reads and validates a topology file. Manifest paths become
+// absolute (relative to the file) and a missing name becomes the file's base
+// name.
+func LoadTopology(path string) (*Topology, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading topology: %w", err)
+	}
+	t, err := ParseTopology(path, data)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for i, m := range t.Manifests {
+		if !filepath.IsAbs(m) {
+			t.Manifests[i] = filepath.Join(dir, m)
+		}
+		if _, err := os.Stat(t.Manifests[i]); err != nil {
+			return nil, fmt.Errorf("%s: manifests[%d]: %w", path, i, err)
+		}
+	}
+	return t, nil
+}
+
+// ParseTopology decodes data strictly (unknown fields are errors) and
+// validates it. Every error names source and the field path, and all
+// problems are reported together. It never panics, whatever data holds.
+func ParseTopology(source string, data []byte) (*Topology, error) {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not valid YAML: %w", source, err)
+	}
+	var raw any
+	if err := json.Unmarshal(js, &raw); err != nil {
+		return nil, fmt.Errorf("%s: not valid YAML: %w", source, err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("%s: empty topology: at least 'hosts' is needed", source)
+	}
+	var errs []string
+	checkShape(raw, &errs)
+	if len(errs) == 0 {
+		// The shape check above catches unknown fields with their path;
+		// DisallowUnknownFields stays as a belt and braces.
+		dec := json.NewDecoder(bytes.NewReader(js))
+		dec.DisallowUnknownFields()
+		var t Topology
+		if err := dec.Decode(&t); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return nil, fmt.Errorf("%s: %s: expected %s, got %s", source, te.Field, te.Type, te.Value)
+			}
+			return nil, fmt.Errorf("%s: %w", source, err)
+		}
+		if name := strings.TrimSuffix(filepath.Base(source), filepath.Ext(source)); t.Name == "" && source != "" && source != "-" {
+			t.Name = name
+		}
+		errs = append(errs, t.validate()...)
+		if len(errs) == 0 {
+			return &t, nil
+		}
+	}
+	for i := range errs {
+		errs[i] = source + ": " + errs[i]
+	}
+	return nil, errors.New(strings.Join(errs, "\n"))
+}
+
+// fields lists the keys each object of the file may have; checkShape walks
+// the decoded document so an unknown or misspelt key is reported with its
+// path (hosts[1].adress), which encoding/json cannot do.
+var fields = map[string][]string{
+	"":          {"name", "datastore", "router", "hosts", "workloads", "manifests"},
+	"datastore": {"kind", "members", "address"},
+	"router":    {"name", "kind", "asNumber", "address", "defaultRoute"},
+	"hosts":     {"name", "address", "asNumber"},
+	"workloads": {"name", "host", "namespace", "address", "labels", "profiles"},
+}
+
+func checkShape(raw any, errs *[]string) {
+	top, ok := raw.(map[string]any)
+	if !ok {
+		*errs = append(*errs, "the topology must be a mapping with at least 'hosts'")
+		return
+	}
+	checkKeys("", top, fields[""], errs)
+	for _, key := range []string{"datastore", "router"} {
+		if v, ok := top[key]; ok && v != nil {
+			m, ok := v.(map[string]any)
+			if !ok {
+				*errs = append(*errs, fmt.Sprintf("%s: expected a mapping", key))
+				continue
+			}
+			checkKeys(key, m, fields[key], errs)
+		}
+	}
+	for _, key := range []string{"hosts", "workloads"} {
+		v, ok := top[key]
+		if !ok || v == nil {
+			continue
+		}
+		list, ok := v.([]any)
+		if !ok {
+			*errs = append(*errs, fmt.Sprintf("%s: expected a list", key))
+			continue
+		}
+		for i, item := range list {
+			path := fmt.Sprintf("%s[%d]", key, i)
+			m, ok := item.(map[string]any)
+			if !ok {
+				*errs = append(*errs, fmt.Sprintf("%s: expected a mapping", path))
+				continue
+			}
+			checkKeys(path, m, fields[key], errs)
+		}
+	}
+}
+
+func checkKeys(path string, m map[string]any, allowed []string, errs *[]string) {
+	var unknown []string
+	for k := range m {
+		if !contains(allowed, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		p := k
+		if path != "" {
+			p = path + "." + k
+		}
+		*errs = append(*errs, fmt.Sprintf("%s: unknown field (known: %s)", p, strings.Join(allowed, ", ")))
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// validate checks values and fills defaults; it returns every problem.
+func (t *Topology) validate() []string {
+	var errs []string
+	bad := func(path, format string, a ...any) {
+		errs = append(errs, path+": "+fmt.Sprintf(format, a...))
+	}
+	if !labNameRE.MatchString(t.Name) {
+		bad("name", "%q is not a valid lab name (1-16 lower-case letters and digits; set 'name:' when the file name is not one)", t.Name)
+	}
+
+	names := map[string]string{} // lower-case name -> path, for uniqueness
+	useName := func(path, name string) {
+		switch {
+		case name == "":
+			bad(path, "required")
+		case !memberNameRE.MatchString(name):
+			bad(path, "%q is not a valid name (letters, digits, '-' and '_', at most 31, starting with a letter or digit)", name)
+		case reservedNames[strings.ToLower(name)]:
+			bad(path, "%q is reserved for the lab's own namespace", name)
+		case names[strings.ToLower(name)] != "":
+			bad(path, "%q is already used by %s (names of hosts, workloads and the router must be unique)", name, names[strings.ToLower(name)])
+		default:
+			names[strings.ToLower(name)] = path
+		}
+	}
+
+	// The fabric: one segment every host (and the router, and the
+	// datastore) sits on, so its subnet comes from the first host.
+	var fabric netip.Prefix
+	used := map[netip.Addr]string{}
+	useAddr := func(path, s string) netip.Prefix {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() {
+			bad(path, "%q is not an IPv4 address with a prefix length (like 172.17.8.101/24)", s)
+			return netip.Prefix{}
+		}
+		if p.Bits() > 30 {
+			bad(path, "%q: the prefix length must be 30 or shorter so the fabric holds more than one member", s)
+			return netip.Prefix{}
+		}
+		if p.Addr() == p.Masked().Addr() || p.Addr() == lastAddr(p) {
+			bad(path, "%q is the subnet's network or broadcast address", s)
+			return netip.Prefix{}
+		}
+		if fabric.IsValid() && fabric != p.Masked() {
+			bad(path, "%q is not on the fabric subnet %s (every host, the router and the datastore share one segment)", s, fabric)
+			return netip.Prefix{}
+		}
+		if other, ok := used[p.Addr()]; ok {
+			bad(path, "%s is already used by %s", p.Addr(), other)
+			return netip.Prefix{}
+		}
+		used[p.Addr()] = path
+		if !fabric.IsValid() {
+			fabric = p.Masked()
+		}
+		return p
+	}
+
+	if len(t.Hosts) == 0 {
+		bad("hosts", "at least one host is required")
+	}
+	for i := range t.Hosts {
+		h := &t.Hosts[i]
+		path := fmt.Sprintf("hosts[%d]", i)
+		useName(path+".name", h.Name)
+		if h.Address == "" {
+			bad(path+".address", "required (like 172.17.8.101/24)")
+		} else {
+			useAddr(path+".address", h.Address)
+		}
+	}
+
+	if r := t.Router; r != nil {
+		if r.Name == "" {
+			r.Name = "router"
+		}
+		useName("router.name", r.Name)
+		switch r.Kind {
+		case "bird":
+		case "frr":
+			bad("router.kind", "frr is not supported by this version of serval-lab yet (use bird)")
+		case "":
+			bad("router.kind", "required (bird or frr)")
+		default:
+			bad("router.kind", "%q is not a router kind (bird or frr)", r.Kind)
+		}
+		if r.ASNumber == 0 {
+			bad("router.asNumber", "required (1-4294967295)")
+		}
+		if r.Address == "" {
+			bad("router.address", "required (like 172.17.8.1/24)")
+		} else {
+			useAddr("router.address", r.Address)
+		}
+	}
+
+	d := &t.Datastore
+	switch d.Kind {
+	case "", "embedded":
+		d.Kind = "embedded"
+		if d.Members != 0 && d.Members != 1 {
+			bad("datastore.members", "an embedded datastore has one member")
+		}
+	case "etcd-cluster":
+		bad("datastore.kind", "etcd-cluster is not supported by this version of serval-lab yet (use embedded)")
+	default:
+		bad("datastore.kind", "%q is not a datastore kind (embedded or etcd-cluster)", d.Kind)
+	}
+	if d.Address != "" {
+		useAddr("datastore.address", d.Address)
+	} else if fabric.IsValid() {
+		// The highest free address, out of the way of hand-picked ones.
+		for a := lastAddr(fabric).Prev(); fabric.Contains(a) && a != fabric.Addr(); a = a.Prev() {
+			if _, taken := used[a]; !taken {
+				d.Address = netip.PrefixFrom(a, fabric.Bits()).String()
+				used[a] = "datastore.address"
+				break
+			}
+		}
+	}
+
+	hosts := map[string]bool{}
+	for _, h := range t.Hosts {
+		hosts[h.Name] = true
+	}
+	static := map[netip.Addr]string{}
+	for i := range t.Workloads {
+		w := &t.Workloads[i]
+		path := fmt.Sprintf("workloads[%d]", i)
+		useName(path+".name", w.Name)
+		switch {
+		case w.Host == "":
+			bad(path+".host", "required (the name of one of the hosts)")
+		case !hosts[w.Host]:
+			bad(path+".host", "%q is not one of the hosts", w.Host)
+		}
+		if w.Namespace == "" {
+			w.Namespace = "default"
+		}
+		if w.Address != "" {
+			a, err := netip.ParseAddr(w.Address)
+			if err != nil || !a.Is4() {
+				bad(path+".address", "%q is not an IPv4 address (no prefix length: workloads get a /32)", w.Address)
+			} else if other, ok := static[a]; ok {
+				bad(path+".address", "%s is already used by %s", a, other)
+			} else {
+				static[a] = path
+			}
+		}
+		for j, p := range w.Profiles {
+			if p == "" {
+				bad(fmt.Sprintf("%s.profiles[%d]", path, j), "empty profile name")
+			}
+		}
+	}
+	for i, m := range t.Manifests {
+		if m == "" {
+			bad(fmt.Sprintf("manifests[%d]", i), "empty path")
+		}
+	}
+	return errs
+}
+
+// lastAddr is the broadcast address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	bits := p.Bits()
+	for i := 0; i < 4; i++ {
+		for b := 0; b < 8; b++ {
+			if i*8+b >= bits {
+				a[i] |= 1 << (7 - b)
+			}
+		}
+	}
+	return netip.AddrFrom4(a)
+}
+
+// FabricPrefix is the subnet every host shares.
+func (t *Topology) FabricPrefix() netip.Prefix {
+	p, _ := netip.ParsePrefix(t.Hosts[0].Address)
+	return p.Masked()
+}
+
+// Host returns the host called name, or nil.
+func (t *Topology) Host(name string) *Host {
+	for i := range t.Hosts {
+		if t.Hosts[i].Name == name {
+			return &t.Hosts[i]
+		}
+	}
+	return nil
+}
+
+// Workload returns the workload called name, or nil.
+func (t *Topology) Workload(name string) *Workload {
+	for i := range t.Workloads {
+		if t.Workloads[i].Name == name {
+			return &t.Workloads[i]
+		}
+	}
+	return nil
+}

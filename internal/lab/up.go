@@ -1,0 +1,274 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/servalnet/serval/internal/api"
+)
+
+// DefaultPool is the IPPool a lab creates when no manifest defines one:
+// Calico's default.
+const DefaultPool = `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: default-ipv4-ippool
+spec:
+  cidr: 192.168.0.0/16
+  blockSize: 26
+  ipipMode: Never
+  vxlanMode: Never
+  natOutgoing: true
+`
+
+// Up builds the lab t describes and returns when every host is ready:
+// the fabric, the datastore, the router, serval-node on every host (when
+// it has been built) and every workload, wired by the real CNI plugin.
+// On error, what was built stays for Down to remove (the caller decides,
+// so that a failed lab can be inspected).
+func Up(ctx context.Context, t *Topology, opts Options) (*Lab, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("serval-lab up needs root (it creates network namespaces)")
+	}
+	l := &Lab{Name: t.Name, Dir: labDir(opts, t.Name), opts: opts, log: opts.Logger.With("lab", t.Name)}
+	l.State = State{Topology: t, BinDir: opts.BinDir, Workloads: map[string]*WorkloadState{}}
+	if err := l.preflight(); err != nil {
+		return nil, err
+	}
+	if nss, _ := listNetns(NetnsPrefix(t.Name)); len(nss) > 0 || dirExists(l.Dir) {
+		return nil, fmt.Errorf("lab %q already exists (%s); remove it first with 'serval-lab down --name %s'", t.Name, l.Dir, t.Name)
+	}
+	for _, d := range []string{"pids", "logs", "etcd", "cni-cache"} {
+		if err := os.MkdirAll(l.Dir+"/"+d, 0o755); err != nil {
+			return nil, fmt.Errorf("creating run directory: %w", err)
+		}
+	}
+	dsAddr, _ := netip.ParsePrefix(t.Datastore.Address)
+	l.State.EtcdEndpoint = fmt.Sprintf("http://%s:2379", dsAddr.Addr())
+	// Written first, so that even a lab that dies half-built can be
+	// inspected; Down does not need it.
+	if err := l.saveState(); err != nil {
+		return nil, err
+	}
+
+	steps := []struct {
+		what string
+		fn   func(context.Context) error
+	}{
+		{"creating the fabric and the hosts", l.createFabric},
+		{"starting the datastore (embedded etcd)", l.startDatastore},
+		{"applying the IP pool, nodes and manifests", l.applyResources},
+		{"starting the router", l.startRouter},
+		{"starting serval-node on every host", l.startAgents},
+		{"creating workloads through serval-cni", l.createWorkloads},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		l.log.Info(s.what)
+		if err := s.fn(ctx); err != nil {
+			return l, fmt.Errorf("bringing up lab %q: %s: %w", t.Name, s.what, err)
+		}
+		l.log.Debug("done", "step", s.what, "took", time.Since(start).Round(time.Millisecond))
+	}
+	l.State.Complete = true
+	if err := l.saveState(); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// preflight checks every binary up will need, so a missing one is one
+// clear message before anything is built.
+func (l *Lab) preflight() error {
+	t := l.State.Topology
+	var missing []string
+	need := func(path, why string) {
+		if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			missing = append(missing, fmt.Sprintf("%s (%s)", path, why))
+		}
+	}
+	need(l.bin("servalctl"), "the datastore and manifests; run 'make build'")
+	if len(t.Workloads) > 0 {
+		need(l.bin("serval"), "the CNI plugin that wires workloads; run 'make build'")
+		need(l.bin("serval-ipam"), "the IPAM plugin; run 'make build'")
+	}
+	if t.Router != nil && t.Router.Kind == "bird" {
+		if _, err := exec.LookPath("bird"); err != nil {
+			missing = append(missing, "bird (the router; install the Debian package bird2, or run scripts/install-deps.sh)")
+		}
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		missing = append(missing, "ip (install the Debian package iproute2)")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("cannot build lab %q, missing:\n  %s", t.Name, strings.Join(missing, "\n  "))
+	}
+	return nil
+}
+
+// member is something attached to the fabric bridge.
+type member struct {
+	name, port, address string
+}
+
+func (l *Lab) members() []member {
+	t := l.State.Topology
+	var ms []member
+	for i, h := range t.Hosts {
+		ms = append(ms, member{h.Name, fmt.Sprintf("h%d", i), h.Address})
+	}
+	if t.Router != nil {
+		ms = append(ms, member{t.Router.Name, "rtr", t.Router.Address})
+	}
+	ms = append(ms, member{"datastore", "ds", t.Datastore.Address})
+	return ms
+}
+
+// createFabric builds the shared segment: a bridge inside the lab's own
+// "fabric" namespace (never in the real host's namespace), and for each
+// member a namespace whose eth0 is a veth to that bridge. Every veth is
+// created inside lab namespaces, so deleting them removes it.
+func (l *Lab) createFabric(ctx context.Context) error {
+	fab := l.Netns("fabric")
+	cmds := [][]string{
+		{"netns", "add", fab},
+		{"-n", fab, "link", "set", "lo", "up"},
+		{"-n", fab, "link", "add", "br0", "type", "bridge"},
+		{"-n", fab, "link", "set", "br0", "up"},
+	}
+	for _, m := range l.members() {
+		ns := l.Netns(m.name)
+		cmds = append(cmds,
+			[]string{"netns", "add", ns},
+			[]string{"-n", ns, "link", "set", "lo", "up"},
+			[]string{"-n", fab, "link", "add", m.port, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"-n", fab, "link", "set", m.port, "master", "br0", "up"},
+			[]string{"-n", ns, "addr", "add", m.address, "dev", "eth0"},
+			[]string{"-n", ns, "link", "set", "eth0", "up"},
+		)
+	}
+	for _, c := range cmds {
+		if err := runIP(ctx, c...); err != nil {
+			return err
+		}
+	}
+	// Every host needs a route for 169.254.1.1, the workloads' gateway:
+	// proxy ARP answers only for addresses the host can route elsewhere,
+	// which is why Calico hosts rely on their default route. Here it
+	// points at the router, or, without one, out of the fabric port.
+	t := l.State.Topology
+	for _, h := range t.Hosts {
+		route := []string{"-n", l.Netns(h.Name), "route", "add", "default", "dev", "eth0"}
+		if t.Router != nil {
+			if !t.Router.HostsDefaultViaRouter() {
+				// The router advertises one by BGP; meanwhile the
+				// gateway address alone must be routable.
+				route = []string{"-n", l.Netns(h.Name), "route", "add", "169.254.1.1/32", "dev", "eth0", "scope", "link"}
+			} else {
+				ra, _ := netip.ParsePrefix(t.Router.Address)
+				route = []string{"-n", l.Netns(h.Name), "route", "add", "default", "via", ra.Addr().String()}
+			}
+		}
+		if err := runIP(ctx, route...); err != nil {
+			return err
+		}
+	}
+	// Hosts and the router forward: every host is a router.
+	for _, m := range l.members() {
+		if m.name == "datastore" {
+			continue
+		}
+		if err := writeSysctl(l.Netns(m.name), "net.ipv4.ip_forward", "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Lab) startDatastore(ctx context.Context) error {
+	a, _ := netip.ParsePrefix(l.State.Topology.Datastore.Address)
+	argv := []string{l.bin("servalctl"), "datastore", "serve",
+		"--data-dir", l.Dir + "/etcd",
+		"--listen-client", l.State.EtcdEndpoint,
+		"--listen-peer", fmt.Sprintf("http://%s:2380", a.Addr()),
+	}
+	if _, err := l.startDaemon(l.Netns("datastore"), "datastore", argv); err != nil {
+		return err
+	}
+	return l.waitFor(ctx, "datastore at "+l.State.EtcdEndpoint, "datastore", 30*time.Second, func() error {
+		_, err := l.Servalctl(ctx, nil, "--timeout", "2s", "get", "ippools")
+		return err
+	})
+}
+
+// applyResources writes, in order: the default IP pool (when no manifest
+// has one), a Node per host (address and AS, as `calicoctl node run` would
+// register it), a global BGPPeer for the router, then the manifests. They go
+// in before any workload, because IPAM needs the pool; policy written before
+// its endpoints exist is fine.
+func (l *Lab) applyResources(ctx context.Context) error {
+	t := l.State.Topology
+	hasPool := false
+	for _, m := range t.Manifests {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			return fmt.Errorf("reading manifest: %w", err)
+		}
+		docs, err := api.Decode(m, data)
+		if err != nil {
+			return fmt.Errorf("manifest %s: %w", m, err)
+		}
+		for _, d := range docs {
+			if d.Resource.GetTypeMeta().Kind == "IPPool" {
+				hasPool = true
+			}
+		}
+	}
+	var b strings.Builder
+	if !hasPool {
+		b.WriteString(DefaultPool)
+	}
+	b.WriteString(nodesYAML(t))
+	if _, err := l.Servalctl(ctx, []byte(b.String()), "apply", "-f", "-"); err != nil {
+		return err
+	}
+	for _, m := range t.Manifests {
+		l.log.Info("applying manifest", "file", m)
+		if _, err := l.Servalctl(ctx, nil, "apply", "-f", m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nodesYAML is the Node of every host and, with a router, the BGPPeer that
+// makes every host peer with it.
+func nodesYAML(t *Topology) string {
+	var b strings.Builder
+	for _, h := range t.Hosts {
+		fmt.Fprintf(&b, "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: %s\nspec:\n  bgp:\n    ipv4Address: %s\n", h.Name, h.Address)
+		if h.ASNumber != 0 {
+			fmt.Fprintf(&b, "    asNumber: %d\n", h.ASNumber)
+		}
+	}
+	if r := t.Router; r != nil {
+		ra, _ := netip.ParsePrefix(r.Address)
+		fmt.Fprintf(&b, "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: lab-tor\nspec:\n  peerIP: %s\n  asNumber: %d\n", ra.Addr(), r.ASNumber)
+	}
+	return b.String()
+}
