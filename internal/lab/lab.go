@@ -164,7 +164,7 @@ func onlyLab(opts Options) (string, error) {
 	}
 }
 
-func (l *Lab) statePath() string       { return filepath.Join(l.Dir, "state.json") }
+func (l *Lab) statePath() string        { return filepath.Join(l.Dir, "state.json") }
 func (l *Lab) pidPath(id string) string { return filepath.Join(l.Dir, "pids", id+".pid") }
 func (l *Lab) logPath(id string) string { return filepath.Join(l.Dir, "logs", id+".log") }
 func (l *Lab) bin(name string) string   { return filepath.Join(l.opts.BinDir, name) }
