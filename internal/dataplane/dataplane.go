@@ -1,0 +1,834 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/servalnet/serval/internal/hoststate"
+)
+
+// Clock is the time source; tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Options configure a Dataplane. NFT is required; a nil Routes or Sysctl
+// disables that manager (tests of one manager leave the others out).
+type Options struct {
+	Logger *slog.Logger
+	Clock  Clock
+	NFT    NFT
+	Routes RouteHandle
+	Sysctl Sysctl
+	// ResyncInterval is how often Run reads the kernel back and repairs
+	// differences; zero means 90 seconds.
+	ResyncInterval time.Duration
+}
+
+// Dataplane programs one host's kernel from the calculation graph's output.
+//
+// It implements hoststate.Callbacks: each callback only queues the update
+// (safe from any goroutine, never blocks) and pokes Run. Apply, Resync and
+// Run belong to one goroutine: Apply drains the queue into the desired
+// state, renders what changed and programs it; nothing is deleted from the
+// kernel before OnInSync. The zero value is not usable; call New.
+type Dataplane struct {
+	log            *slog.Logger
+	clock          Clock
+	nft            NFT
+	routes         *routeManager
+	ifaces         *ifaceManager
+	resyncInterval time.Duration
+
+	mu      sync.Mutex
+	pending []func()
+	trigger chan struct{} // size 1: bursts of updates merge into one Apply
+
+	// Everything below is owned by the Apply goroutine.
+	cfg      hoststate.Config
+	inSync   bool
+	ipsets   map[string]*ipsetState
+	policies map[string]hoststate.Policy
+	profiles map[string]hoststate.Profile
+	weps     map[hoststate.EndpointID]hoststate.WorkloadEndpoint
+	heps     map[hoststate.EndpointID]hoststate.HostEndpoint
+	pools    map[string]hoststate.IPPool
+
+	dirtyIPSets   map[string]bool
+	dirtyPolicies map[string]bool
+	dirtyProfiles map[string]bool
+	dirtyWEPs     map[hoststate.EndpointID]bool
+	dirtyHEPs     map[hoststate.EndpointID]bool
+	allDirty      bool // config changed: render everything again
+
+	// Reverse indexes: who must be rendered again when a set, policy or
+	// profile appears or goes (members changing does not matter).
+	setUsers  map[string]map[string]bool // set ID → "p:"/"r:" keys
+	polUsers  map[string]map[string]bool // policy key → "w:"/"h:" keys
+	profUsers map[string]map[string]bool // profile name → endpoint keys
+	userSets  map[string][]string        // reverse of setUsers
+	epRefs    map[string][]string        // endpoint key → policy/profile user keys it registered
+
+	// Desired table.
+	chains      map[string]*chain
+	hashes      map[string][]string
+	sets        map[string]*set
+	objChains   map[string][]string        // object key → chains it owns
+	objMapElems map[string]map[string]elem // endpoint key → map name → element
+	wildcard    map[string]map[string]string
+	dirtyChains map[string]bool
+	dirtySets   map[string]bool
+
+	// What the kernel holds, as far as we know.
+	have       *Snapshot
+	needRead   bool // read the kernel back before the next plan
+	fullDiff   bool // diff every object, not only dirty ones
+	lastResync time.Time
+
+	stats ApplyStats
+}
+
+type ipsetState struct {
+	typ     hoststate.IPSetType
+	members map[hoststate.IPSetMember]struct{}
+}
+
+// ApplyStats describes the last Apply, for metrics and benchmarks.
+type ApplyStats struct {
+	Ops      int // nftables operations in the transaction (0: nothing changed)
+	Elements int // set and map elements added or deleted
+	Duration time.Duration
+}
+
+// New returns a Dataplane. It reads the kernel back on its first Apply and
+// changes only what differs, so a restarted node does not disturb traffic.
+func New(o Options) (*Dataplane, error) {
+	if o.NFT == nil {
+		return nil, errors.New("dataplane: Options.NFT is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if o.ResyncInterval == 0 {
+		o.ResyncInterval = 90 * time.Second
+	}
+	log := o.Logger.With("component", "dataplane")
+	d := &Dataplane{
+		log: log, clock: o.Clock, nft: o.NFT, resyncInterval: o.ResyncInterval,
+		trigger:  make(chan struct{}, 1),
+		ipsets:   map[string]*ipsetState{},
+		policies: map[string]hoststate.Policy{}, profiles: map[string]hoststate.Profile{},
+		weps: map[hoststate.EndpointID]hoststate.WorkloadEndpoint{}, heps: map[hoststate.EndpointID]hoststate.HostEndpoint{},
+		pools:       map[string]hoststate.IPPool{},
+		dirtyIPSets: map[string]bool{}, dirtyPolicies: map[string]bool{}, dirtyProfiles: map[string]bool{},
+		dirtyWEPs: map[hoststate.EndpointID]bool{}, dirtyHEPs: map[hoststate.EndpointID]bool{},
+		setUsers: map[string]map[string]bool{}, polUsers: map[string]map[string]bool{}, profUsers: map[string]map[string]bool{},
+		userSets: map[string][]string{}, epRefs: map[string][]string{},
+		chains: map[string]*chain{}, hashes: map[string][]string{}, sets: map[string]*set{},
+		objChains: map[string][]string{}, objMapElems: map[string]map[string]elem{}, wildcard: map[string]map[string]string{},
+		dirtyChains: map[string]bool{}, dirtySets: map[string]bool{},
+		have: newSnapshot(), needRead: true, fullDiff: true, allDirty: true,
+	}
+	if o.Routes != nil {
+		d.routes = newRouteManager(o.Routes, log)
+	}
+	if o.Sysctl != nil {
+		d.ifaces = newIfaceManager(o.Sysctl, log)
+	}
+	for _, m := range allMaps {
+		d.putSet(&set{Name: m, Kind: kindIfaceVmap, Comment: "dispatch", Elems: map[elem]struct{}{}})
+	}
+	return d, nil
+}
+
+// --- hoststate.Callbacks: queue and poke ---
+
+var _ hoststate.Callbacks = (*Dataplane)(nil)
+
+func (d *Dataplane) enqueue(f func()) {
+	d.mu.Lock()
+	d.pending = append(d.pending, f)
+	d.mu.Unlock()
+	d.Trigger()
+}
+
+// Trigger asks Run for an Apply soon; calls made while one is pending
+// merge into it.
+func (d *Dataplane) Trigger() {
+	select {
+	case d.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Dataplane) OnIPSetUpdate(s hoststate.IPSet) {
+	s.Members = slices.Clone(s.Members)
+	d.enqueue(func() {
+		st := &ipsetState{typ: s.Type, members: make(map[hoststate.IPSetMember]struct{}, len(s.Members))}
+		for _, m := range s.Members {
+			st.members[m] = struct{}{}
+		}
+		if _, ok := d.ipsets[s.ID]; !ok {
+			d.markUsersOfSet(s.ID)
+		}
+		d.ipsets[s.ID] = st
+		d.dirtyIPSets[s.ID] = true
+	})
+}
+
+func (d *Dataplane) OnIPSetDelta(id string, added, removed []hoststate.IPSetMember) {
+	added, removed = slices.Clone(added), slices.Clone(removed)
+	d.enqueue(func() {
+		st := d.ipsets[id]
+		if st == nil {
+			d.log.Warn("delta for unknown IP set; ignored", "set", id)
+			return
+		}
+		for _, m := range removed {
+			delete(st.members, m)
+		}
+		for _, m := range added {
+			st.members[m] = struct{}{}
+		}
+		d.dirtyIPSets[id] = true
+	})
+}
+
+func (d *Dataplane) OnIPSetRemove(id string) {
+	d.enqueue(func() {
+		if _, ok := d.ipsets[id]; ok {
+			delete(d.ipsets, id)
+			d.markUsersOfSet(id)
+			d.dirtyIPSets[id] = true
+		}
+	})
+}
+
+func (d *Dataplane) OnPolicyUpdate(p hoststate.Policy) {
+	d.enqueue(func() {
+		k := policyKey(p.ID)
+		if _, ok := d.policies[k]; !ok {
+			d.markUsers(d.polUsers[k])
+		}
+		d.policies[k] = p
+		d.dirtyPolicies[k] = true
+	})
+}
+
+func (d *Dataplane) OnPolicyRemove(id hoststate.PolicyID) {
+	d.enqueue(func() {
+		k := policyKey(id)
+		delete(d.policies, k)
+		d.markUsers(d.polUsers[k])
+		d.dirtyPolicies[k] = true
+	})
+}
+
+func (d *Dataplane) OnProfileUpdate(p hoststate.Profile) {
+	d.enqueue(func() {
+		if _, ok := d.profiles[p.Name]; !ok {
+			d.markUsers(d.profUsers[p.Name])
+		}
+		d.profiles[p.Name] = p
+		d.dirtyProfiles[p.Name] = true
+	})
+}
+
+func (d *Dataplane) OnProfileRemove(name string) {
+	d.enqueue(func() {
+		delete(d.profiles, name)
+		d.markUsers(d.profUsers[name])
+		d.dirtyProfiles[name] = true
+	})
+}
+
+func (d *Dataplane) OnWorkloadEndpointUpdate(ep hoststate.WorkloadEndpoint) {
+	d.enqueue(func() { d.weps[ep.ID] = ep; d.dirtyWEPs[ep.ID] = true })
+}
+
+func (d *Dataplane) OnWorkloadEndpointRemove(id hoststate.EndpointID) {
+	d.enqueue(func() { delete(d.weps, id); d.dirtyWEPs[id] = true })
+}
+
+func (d *Dataplane) OnHostEndpointUpdate(ep hoststate.HostEndpoint) {
+	d.enqueue(func() { d.heps[ep.ID] = ep; d.dirtyHEPs[ep.ID] = true })
+}
+
+func (d *Dataplane) OnHostEndpointRemove(id hoststate.EndpointID) {
+	d.enqueue(func() { delete(d.heps, id); d.dirtyHEPs[id] = true })
+}
+
+func (d *Dataplane) OnIPPoolUpdate(name string, pool hoststate.IPPool) {
+	d.enqueue(func() { d.pools[name] = pool; d.renderPoolSets() })
+}
+
+func (d *Dataplane) OnIPPoolRemove(name string) {
+	d.enqueue(func() { delete(d.pools, name); d.renderPoolSets() })
+}
+
+func (d *Dataplane) OnLocalBlockUpdate(cidr netip.Prefix) {
+	d.enqueue(func() {
+		if d.routes != nil {
+			d.routes.setBlock(cidr, true)
+		}
+	})
+}
+
+func (d *Dataplane) OnLocalBlockRemove(cidr netip.Prefix) {
+	d.enqueue(func() {
+		if d.routes != nil {
+			d.routes.setBlock(cidr, false)
+		}
+	})
+}
+
+func (d *Dataplane) OnConfigUpdate(cfg hoststate.Config) {
+	d.enqueue(func() { d.cfg = cfg; d.allDirty = true })
+}
+
+func (d *Dataplane) OnInSync() {
+	d.enqueue(func() {
+		if !d.inSync {
+			d.inSync = true
+			d.fullDiff = true // deletions held back until now
+		}
+	})
+}
+
+// --- apply ---
+
+// Resync makes the next Apply read the kernel back and repair whatever
+// differs from the desired state.
+func (d *Dataplane) Resync() { d.needRead = true; d.fullDiff = true }
+
+// Stats returns figures about the last Apply.
+func (d *Dataplane) Stats() ApplyStats { return d.stats }
+
+// Apply programs everything that changed since the last successful Apply:
+// nftables in one transaction, then routes, then interface settings. On
+// failure the changes stay pending and the next Apply reads the kernel back
+// first.
+func (d *Dataplane) Apply(ctx context.Context) error {
+	start := d.clock.Now()
+	d.drain()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	nerr := d.applyNFT()
+	var rerr, ierr error
+	if d.routes != nil {
+		rerr = d.routes.apply(d.inSync)
+	}
+	if d.ifaces != nil {
+		ierr = d.ifaces.apply()
+	}
+	d.stats.Duration = d.clock.Now().Sub(start)
+	return errors.Join(nerr, rerr, ierr)
+}
+
+func (d *Dataplane) drain() {
+	d.mu.Lock()
+	fs := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+}
+
+func (d *Dataplane) applyNFT() error {
+	if d.needRead {
+		s, err := d.nft.Read()
+		if err != nil {
+			return fmt.Errorf("reading nftables table %s back: %w", TableName, err)
+		}
+		d.have = s
+		d.needRead = false
+		d.fullDiff = true
+		d.lastResync = d.clock.Now()
+	}
+	d.render()
+
+	var chainNames, setNames []string
+	if d.fullDiff {
+		chainNames = unionKeys(d.chains, d.have.Chains)
+		setNames = unionKeys(d.sets, d.have.Sets)
+	} else {
+		chainNames = slices.Collect(maps.Keys(d.dirtyChains))
+		setNames = slices.Collect(maps.Keys(d.dirtySets))
+	}
+	ops := plan(d.have, d.chains, d.hashes, d.sets, chainNames, setNames, d.inSync)
+	d.stats.Ops, d.stats.Elements = len(ops), 0
+	for _, o := range ops {
+		d.stats.Elements += len(o.Elems)
+	}
+	if len(ops) > 0 {
+		if err := d.nft.Apply(ops); err != nil {
+			d.needRead = true
+			return fmt.Errorf("programming nftables table %s (%d ops): %w", TableName, len(ops), err)
+		}
+		applyToSnapshot(d.have, ops)
+	}
+	clear(d.dirtyChains)
+	clear(d.dirtySets)
+	d.fullDiff = false
+	return nil
+}
+
+func unionKeys[A, B any](a map[string]A, b map[string]B) []string {
+	out := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		out = append(out, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Run owns the Dataplane until ctx ends: it applies after updates (bursts
+// merge through the size-1 trigger channel), reads the kernel back every
+// ResyncInterval, and retries a failed Apply with backoff.
+func (d *Dataplane) Run(ctx context.Context) error {
+	backoff := time.Duration(0)
+	resync := d.clock.After(d.resyncInterval)
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.trigger:
+		case <-resync:
+			d.Resync()
+			resync = d.clock.After(d.resyncInterval)
+		case <-retry:
+			retry = nil
+		}
+		if err := d.Apply(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+			d.log.Warn("apply failed; retrying", "err", err, "in", backoff)
+			retry = d.clock.After(backoff)
+			continue
+		}
+		backoff = 0
+	}
+}
+
+// --- rendering into the desired table ---
+
+func (d *Dataplane) knownSet(id string) bool { _, ok := d.ipsets[id]; return ok }
+
+func (d *Dataplane) markUsersOfSet(id string) {
+	for u := range d.setUsers[id] {
+		switch u[:2] {
+		case "p:":
+			d.dirtyPolicies[u[2:]] = true
+		case "r:":
+			d.dirtyProfiles[u[2:]] = true
+		}
+	}
+}
+
+func (d *Dataplane) markUsers(users map[string]bool) {
+	for u := range users {
+		switch u[:2] {
+		case "w:":
+			d.dirtyWEPs[hoststate.EndpointID(u[2:])] = true
+		case "h:":
+			d.dirtyHEPs[hoststate.EndpointID(u[2:])] = true
+		}
+	}
+}
+
+func (d *Dataplane) putChain(c *chain) {
+	hs := hashRules(c.Name, c.Base, c.Rules)
+	if old := d.hashes[c.Name]; old != nil && slices.Equal(old, hs) && d.chains[c.Name] != nil {
+		d.chains[c.Name] = c
+		return
+	}
+	d.chains[c.Name] = c
+	d.hashes[c.Name] = hs
+	d.dirtyChains[c.Name] = true
+}
+
+func (d *Dataplane) dropChain(name string) {
+	if _, ok := d.chains[name]; ok {
+		delete(d.chains, name)
+		delete(d.hashes, name)
+		d.dirtyChains[name] = true
+	}
+}
+
+func (d *Dataplane) putSet(s *set) {
+	if old := d.sets[s.Name]; old != nil && old.Kind == s.Kind && maps.Equal(old.Elems, s.Elems) {
+		return
+	}
+	d.sets[s.Name] = s
+	d.dirtySets[s.Name] = true
+}
+
+func (d *Dataplane) dropSet(name string) {
+	if _, ok := d.sets[name]; ok {
+		delete(d.sets, name)
+		d.dirtySets[name] = true
+	}
+}
+
+// setObjChains replaces the chains an object owns.
+func (d *Dataplane) setObjChains(key string, cs []*chain) {
+	keep := map[string]bool{}
+	for _, c := range cs {
+		keep[c.Name] = true
+		d.putChain(c)
+	}
+	for _, n := range d.objChains[key] {
+		if !keep[n] {
+			d.dropChain(n)
+		}
+	}
+	names := make([]string, 0, len(cs))
+	for _, c := range cs {
+		names = append(names, c.Name)
+	}
+	if len(names) == 0 {
+		delete(d.objChains, key)
+	} else {
+		d.objChains[key] = names
+	}
+}
+
+// setObjMapElems replaces the map elements an endpoint owns.
+func (d *Dataplane) setObjMapElems(key string, want map[string]elem) {
+	for m, e := range d.objMapElems[key] {
+		if w, ok := want[m]; !ok || w != e {
+			delete(d.sets[m].Elems, e)
+			d.dirtySets[m] = true
+		}
+	}
+	for m, e := range want {
+		if _, ok := d.sets[m].Elems[e]; !ok {
+			d.sets[m].Elems[e] = struct{}{}
+			d.dirtySets[m] = true
+		}
+	}
+	if len(want) == 0 {
+		delete(d.objMapElems, key)
+	} else {
+		d.objMapElems[key] = want
+	}
+}
+
+func (d *Dataplane) render() {
+	if d.allDirty {
+		for id := range d.ipsets {
+			d.dirtyIPSets[id] = true
+		}
+		for k := range d.policies {
+			d.dirtyPolicies[k] = true
+		}
+		for k := range d.profiles {
+			d.dirtyProfiles[k] = true
+		}
+		for k := range d.weps {
+			d.dirtyWEPs[k] = true
+		}
+		for k := range d.heps {
+			d.dirtyHEPs[k] = true
+		}
+		d.renderPoolSets()
+		d.allDirty = false
+	}
+	for id := range d.dirtyIPSets {
+		st := d.ipsets[id]
+		if st == nil {
+			d.dropSet(ipSetName(id, v4))
+			d.dropSet(ipSetName(id, v6))
+			continue
+		}
+		for _, s := range renderIPSet(hoststate.IPSet{ID: id, Type: st.typ}, st.members) {
+			d.putSet(s)
+		}
+	}
+	clear(d.dirtyIPSets)
+	logPrefix := d.cfg.LogPrefix
+	if logPrefix == "" {
+		logPrefix = "serval-packet"
+	}
+	for k := range d.dirtyPolicies {
+		p, ok := d.policies[k]
+		user := "p:" + k
+		d.registerSetUsers(user, nil)
+		if !ok {
+			d.setObjChains(user, nil)
+			continue
+		}
+		d.registerSetUsers(user, append(ruleSetIDs(p.InboundRules), ruleSetIDs(p.OutboundRules)...))
+		d.setObjChains(user, []*chain{
+			{Name: policyChainName(p.ID, true), Rules: renderRules(p.InboundRules, logPrefix, d.knownSet)},
+			{Name: policyChainName(p.ID, false), Rules: renderRules(p.OutboundRules, logPrefix, d.knownSet)},
+		})
+	}
+	clear(d.dirtyPolicies)
+	for k := range d.dirtyProfiles {
+		p, ok := d.profiles[k]
+		user := "r:" + k
+		d.registerSetUsers(user, nil)
+		if !ok {
+			d.setObjChains(user, nil)
+			continue
+		}
+		d.registerSetUsers(user, append(ruleSetIDs(p.InboundRules), ruleSetIDs(p.OutboundRules)...))
+		d.setObjChains(user, []*chain{
+			{Name: profileChainName(k, true), Rules: renderRules(p.InboundRules, logPrefix, d.knownSet)},
+			{Name: profileChainName(k, false), Rules: renderRules(p.OutboundRules, logPrefix, d.knownSet)},
+		})
+	}
+	clear(d.dirtyProfiles)
+	for id := range d.dirtyWEPs {
+		d.renderWEP(id)
+	}
+	clear(d.dirtyWEPs)
+	for id := range d.dirtyHEPs {
+		d.renderHEP(id)
+	}
+	clear(d.dirtyHEPs)
+	if d.ifaces != nil {
+		d.ifaces.setPrefixes(prefixesOf(d.cfg))
+	}
+	if d.routes != nil {
+		d.routes.prefixes = prefixesOf(d.cfg)
+	}
+	d.renderBaseChains()
+}
+
+func (d *Dataplane) renderPoolSets() {
+	for _, s := range renderPools(d.pools) {
+		d.putSet(s)
+	}
+}
+
+func (d *Dataplane) registerSetUsers(user string, ids []string) {
+	for _, id := range d.userSets[user] {
+		delete(d.setUsers[id], user)
+		if len(d.setUsers[id]) == 0 {
+			delete(d.setUsers, id)
+		}
+	}
+	delete(d.userSets, user)
+	if len(ids) == 0 {
+		return
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	d.userSets[user] = ids
+	for _, id := range ids {
+		if d.setUsers[id] == nil {
+			d.setUsers[id] = map[string]bool{}
+		}
+		d.setUsers[id][user] = true
+	}
+}
+
+func ruleSetIDs(rs []hoststate.Rule) []string {
+	var out []string
+	for _, r := range rs {
+		for _, l := range [][]string{r.SrcIPSetIDs, r.NotSrcIPSetIDs, r.DstIPSetIDs, r.NotDstIPSetIDs,
+			r.SrcNamedPortIPSetIDs, r.NotSrcNamedPortIPSetIDs, r.DstNamedPortIPSetIDs, r.NotDstNamedPortIPSetIDs} {
+			out = append(out, l...)
+		}
+	}
+	return out
+}
+
+// registerEPRefs records which policies and profiles an endpoint refers
+// to, known or not, so that it is rendered again when they come or go.
+func (d *Dataplane) registerEPRefs(key string, tiers [][]hoststate.TierPolicies, profiles []string) {
+	for _, r := range d.epRefs[key] {
+		idx := d.polUsers
+		if r[:2] == "r:" {
+			idx = d.profUsers
+		}
+		delete(idx[r[2:]], key)
+		if len(idx[r[2:]]) == 0 {
+			delete(idx, r[2:])
+		}
+	}
+	delete(d.epRefs, key)
+	var refs []string
+	add := func(idx map[string]map[string]bool, k, ref string) {
+		if idx[k] == nil {
+			idx[k] = map[string]bool{}
+		}
+		idx[k][key] = true
+		refs = append(refs, ref)
+	}
+	for _, ts := range tiers {
+		for _, t := range ts {
+			for _, p := range append(slices.Clone(t.IngressPolicies), t.EgressPolicies...) {
+				k := policyKey(p)
+				add(d.polUsers, k, "p:"+k)
+			}
+		}
+	}
+	for _, p := range profiles {
+		add(d.profUsers, p, "r:"+p)
+	}
+	if len(refs) > 0 {
+		d.epRefs[key] = refs
+	}
+}
+
+func (d *Dataplane) policyKnown(id hoststate.PolicyID) bool {
+	_, ok := d.policies[policyKey(id)]
+	return ok
+}
+
+func (d *Dataplane) profileKnown(name string) bool { _, ok := d.profiles[name]; return ok }
+
+func (d *Dataplane) renderWEP(id hoststate.EndpointID) {
+	key := "w:" + string(id)
+	ep, ok := d.weps[id]
+	if !ok {
+		d.registerEPRefs(key, nil, nil)
+		d.setObjChains(key, nil)
+		d.setObjMapElems(key, nil)
+		if d.routes != nil {
+			d.routes.setWorkload(key, nil)
+		}
+		if d.ifaces != nil {
+			d.ifaces.setWorkload(key, "")
+		}
+		return
+	}
+	d.registerEPRefs(key, [][]hoststate.TierPolicies{ep.Tiers}, ep.ProfileIDs)
+	from := &chain{Name: fromWorkloadChainName(id)}
+	from.Rules = append(from.Rules, antiSpoof(ep)...)
+	from.Rules = append(from.Rules, clearMarks())
+	from.Rules = append(from.Rules, renderTiers(ep.Tiers, tierOpts{endOfTierDrop: true}, d.policyKnown)...)
+	from.Rules = append(from.Rules, renderProfiles(ep.ProfileIDs, false, d.profileKnown)...)
+	from.Rules = append(from.Rules, rule{Stmts: []stmt{vDrop}, Comment: "no policy or profile allowed"})
+	to := &chain{Name: toWorkloadChainName(id)}
+	to.Rules = append(to.Rules, clearMarks())
+	to.Rules = append(to.Rules, renderTiers(ep.Tiers, tierOpts{inbound: true, endOfTierDrop: true}, d.policyKnown)...)
+	to.Rules = append(to.Rules, renderProfiles(ep.ProfileIDs, true, d.profileKnown)...)
+	to.Rules = append(to.Rules, rule{Stmts: []stmt{vDrop}, Comment: "no policy or profile allowed"})
+	d.setObjChains(key, []*chain{from, to})
+	elems := map[string]elem{}
+	if ep.InterfaceName != "" {
+		elems[mapWlFrom] = elem{Iface: ep.InterfaceName, Chain: from.Name}
+		elems[mapWlTo] = elem{Iface: ep.InterfaceName, Chain: to.Name}
+	}
+	d.setObjMapElems(key, elems)
+	if d.routes != nil {
+		d.routes.setWorkload(key, &ep)
+	}
+	if d.ifaces != nil {
+		d.ifaces.setWorkload(key, ep.InterfaceName)
+	}
+}
+
+func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
+	key := "h:" + string(id)
+	for _, w := range d.wildcard {
+		delete(w, key)
+	}
+	ep, ok := d.heps[id]
+	if !ok {
+		d.registerEPRefs(key, nil, nil)
+		d.setObjChains(key, nil)
+		d.setObjMapElems(key, nil)
+		return
+	}
+	d.registerEPRefs(key, [][]hoststate.TierPolicies{ep.Tiers, ep.ForwardTiers, ep.PreDNATTiers, ep.UntrackedTiers}, ep.ProfileIDs)
+	var cs []*chain
+	elems := map[string]elem{}
+	add := func(mapName string, rules []rule) {
+		c := &chain{Name: hepChainName(id, mapName), Rules: rules}
+		cs = append(cs, c)
+		if ep.InterfaceName == "*" {
+			if d.wildcard[mapName] == nil {
+				d.wildcard[mapName] = map[string]string{}
+			}
+			d.wildcard[mapName][key] = c.Name
+		} else if ep.InterfaceName != "" {
+			elems[mapName] = elem{Iface: ep.InterfaceName, Chain: c.Name}
+		}
+	}
+	normal := func(inbound bool) []rule {
+		rs := []rule{clearMarks()}
+		rs = append(rs, renderTiers(ep.Tiers, tierOpts{inbound: inbound, endOfTierDrop: true}, d.policyKnown)...)
+		rs = append(rs, renderProfiles(ep.ProfileIDs, inbound, d.profileKnown)...)
+		return append(rs, rule{Stmts: []stmt{vDrop}, Comment: "no policy or profile allowed"})
+	}
+	add(mapHepIn, normal(true))
+	add(mapHepOut, normal(false))
+	for _, f := range []struct {
+		mapName string
+		tiers   []hoststate.TierPolicies
+		inbound bool
+		drop    bool
+	}{
+		{mapHepFwdIn, ep.ForwardTiers, true, true}, {mapHepFwdOut, ep.ForwardTiers, false, true},
+		{mapHepPreDNAT, ep.PreDNATTiers, true, false},
+		{mapHepRawIn, ep.UntrackedTiers, true, false}, {mapHepRawOut, ep.UntrackedTiers, false, false},
+	} {
+		// Without policy of the kind, such traffic is not policed by this
+		// endpoint (Calico: forwarded traffic is allowed unless
+		// applyOnForward policy says otherwise).
+		if !hasPolicies(f.tiers, f.inbound) {
+			continue
+		}
+		rs := []rule{clearMarks()}
+		rs = append(rs, renderTiers(f.tiers, tierOpts{inbound: f.inbound, endOfTierDrop: f.drop}, d.policyKnown)...)
+		if f.drop {
+			rs = append(rs, rule{Stmts: []stmt{vDrop}, Comment: "no policy allowed"})
+		}
+		add(f.mapName, rs)
+	}
+	d.setObjChains(key, cs)
+	d.setObjMapElems(key, elems)
+}
+
+func (d *Dataplane) renderBaseChains() {
+	in := baseInputs{cfg: d.cfg, wildcard: map[string]string{}}
+	for _, ep := range d.heps {
+		if ep.InterfaceName != "*" && ep.InterfaceName != "" {
+			in.hepIfaces = append(in.hepIfaces, ep.InterfaceName)
+		}
+	}
+	for m, w := range d.wildcard {
+		// Several "*" host endpoints on one host make no sense; the first
+		// by name wins, deterministically.
+		keys := slices.Sorted(maps.Keys(w))
+		if len(keys) > 0 {
+			in.wildcard[m] = w[keys[0]]
+		}
+	}
+	for _, c := range renderBase(in) {
+		d.putChain(c)
+	}
+}
+
+// Dump prints the desired table in the golden-file format.
+func (d *Dataplane) Dump() string { return dumpModel(d.sets, d.chains) }

@@ -1,0 +1,45 @@
+// Package dataplane programs one host's kernel from the calculation
+// graph's output (hoststate): an nftables table of Serval's own for policy,
+// routes to local workloads and blocks, and workload interface settings.
+//
+// Design, after Felix's nftables table: callbacks record desired state and
+// mark it dirty; Apply renders what is dirty into a model of the table,
+// diffs it against what the kernel holds (per chain by chained rule hashes
+// kept in rule comments, per set by elements) and writes the difference as
+// ONE transaction; a periodic resync reads the table back and repairs
+// anything changed behind its back. Nothing is deleted before OnInSync, so
+// a restarted node reconciles rather than flushes.
+//
+// Table layout (family inet, name "serval"):
+//
+//	forward/input/output (filter, priority 0): conntrack first
+//	  (established,related accept; invalid drop), then dispatch by
+//	  verdict maps keyed on the interface name:
+//	    iifname vmap @wl-from  → fw-<ep>  (anti-spoof, egress tiers, profiles)
+//	    oifname vmap @wl-to    → tw-<ep>  (ingress tiers, profiles)
+//	    host endpoints: @hep-in, @hep-out, @hep-fwd-in, @hep-fwd-out
+//	  workload → host follows DefaultEndpointToHostAction; failsafe ports.
+//	prerouting (filter, -150): preDNAT policy via @hep-prednat
+//	raw-prerouting/raw-output (filter, -300): doNotTrack via @hep-raw-*
+//	nat-postrouting (nat, 100): natOutgoing masquerade
+//	pi-/po-<policy>, ri-/ro-<profile>: one chain per policy direction
+//
+// A policy chain signals Allow and Pass to its endpoint chain with mark
+// bits (MarkAccept, MarkPass) and a return; Deny drops at once; Log logs
+// and goes on. An endpoint chain walks the tiers in order: after each
+// policy, an accepted packet returns to the dispatcher; a passed one skips
+// the rest of its tier; a tier that matched nothing ends in its default
+// action. Profiles follow the tiers; nothing matched is dropped.
+//
+// Usage:
+//
+//	nft := dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return nftables.New() })
+//	h, _ := netlink.NewHandle()
+//	dp, err := dataplane.New(dataplane.Options{Logger: log, NFT: nft, Routes: h, Sysctl: dataplane.ProcSysctl{}})
+//	if err != nil { ... }
+//	graph := calc.New(dp)     // the graph calls dp's hoststate.Callbacks
+//	go dp.Run(ctx)            // applies after updates, resyncs periodically
+//
+// Tests use NewFakeNFT, NewFakeRoutes and NewFakeSysctl, strict fakes that
+// fail on anything the kernel would refuse, and call Apply directly.
+package dataplane
