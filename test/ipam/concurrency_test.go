@@ -1,0 +1,300 @@
+// Package ipam_test runs IPAM as a cluster does: separate processes on
+// several (simulated) hosts allocating at once against one real etcd, then
+// checks the result with servalctl's own ipam commands.
+//
+// The test binary re-executes itself as the worker processes: with
+// SERVAL_IPAM_CHILD set, TestMain runs one worker instead of the tests.
+package ipam_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/cli"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/datastore/embedetcd"
+	"github.com/servalnet/serval/internal/ipam"
+)
+
+const (
+	envChild    = "SERVAL_IPAM_CHILD" // "alloc" or "release"
+	envEndpoint = "SERVAL_ETCD_ENDPOINTS"
+	envHost     = "SERVAL_IPAM_HOST"
+	envProc     = "SERVAL_IPAM_PROC"
+	envCount    = "SERVAL_IPAM_COUNT"
+)
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(envChild); mode != "" {
+		if err := child(mode); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// child is one worker process: it says "ready", waits for "go" on stdin
+// (so that all workers start together), then allocates (one handle per
+// simulated workload) or releases, printing each address it got.
+func child(mode string) error {
+	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{os.Getenv(envEndpoint)}})
+	if err != nil {
+		return err
+	}
+	defer ds.Close()
+	host, proc := os.Getenv(envHost), os.Getenv(envProc)
+	n, err := strconv.Atoi(os.Getenv(envCount))
+	if err != nil {
+		return fmt.Errorf("%s: %w", envCount, err)
+	}
+	c := ipam.New(ds, ipam.Config{})
+	ctx := context.Background()
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return fmt.Errorf("waiting for go: %w", err)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	for i := range n {
+		handle := fmt.Sprintf("serval-net.p%s-w%d", proc, i)
+		switch mode {
+		case "alloc":
+			res, err := c.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: handle, Node: host,
+				Attrs: map[string]string{ipam.AttrNode: host, ipam.AttrWorkload: fmt.Sprintf("w%d", i)}})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out, res.IPv4[0])
+		case "release":
+			if err := c.ReleaseByHandle(ctx, handle); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unknown mode %q", mode)
+		}
+	}
+	return nil
+}
+
+type worker struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	stderr bytes.Buffer
+	host   string
+}
+
+// startWorkers starts procs workers, two per host, and returns once all
+// are ready.
+func startWorkers(t *testing.T, endpoint, mode string, procs, each int) []*worker {
+	t.Helper()
+	var ws []*worker
+	for i := range procs {
+		w := &worker{host: fmt.Sprintf("host%d", i/2)}
+		w.cmd = exec.Command(os.Args[0], "-test.run=^$")
+		w.cmd.Env = append(os.Environ(), envChild+"="+mode, envEndpoint+"="+endpoint, envHost+"="+w.host,
+			envProc+"="+strconv.Itoa(i), envCount+"="+strconv.Itoa(each))
+		var err error
+		if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		out, err := w.cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.stdout = bufio.NewReader(out)
+		w.cmd.Stderr = &w.stderr
+		if err := w.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.cmd.Process.Kill(); _ = w.cmd.Wait() })
+		ws = append(ws, w)
+	}
+	for i, w := range ws {
+		if line, err := w.stdout.ReadString('\n'); err != nil || line != "ready\n" {
+			t.Fatalf("worker %d did not get ready: %q, %v\n%s", i, line, err, w.stderr.String())
+		}
+	}
+	return ws
+}
+
+// run releases the workers at once and returns what each printed.
+func run(t *testing.T, ws []*worker) [][]string {
+	t.Helper()
+	for _, w := range ws {
+		if _, err := io.WriteString(w.stdin, "go\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := make([][]string, len(ws))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Go(func() {
+			rest, _ := io.ReadAll(w.stdout)
+			lines[i] = strings.Fields(string(rest))
+		})
+	}
+	wg.Wait()
+	for i, w := range ws {
+		if err := w.cmd.Wait(); err != nil {
+			t.Errorf("worker %d (%s): %v\n%s", i, w.host, err, w.stderr.String())
+		}
+	}
+	return lines
+}
+
+func servalctl(t *testing.T, endpoint string, args ...string) (string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := cli.Main(context.Background(), append(args, "--etcd-endpoints", endpoint), cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
+	return out.String() + errOut.String(), code
+}
+
+var poolLine = regexp.MustCompile(`(?m)^IP Pool\s+10\.65\.0\.0/16\s+65536\s+(\d+) \(`)
+
+func inUse(t *testing.T, endpoint string) int {
+	t.Helper()
+	out, code := servalctl(t, endpoint, "ipam", "show")
+	m := poolLine.FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("ipam show: exit %d, output:\n%s", code, out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// TestConcurrentProcesses: 8 processes on 4 hosts allocate 250 addresses
+// each, all at once, from one /16 pool in /26 blocks.
+func TestConcurrentProcesses(t *testing.T) {
+	const procs, each = 8, 250
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: t.TempDir(),
+		ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	endpoint := srv.ClientURL()
+	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	pool := netip.MustParsePrefix("10.65.0.0/16")
+	if _, err := ds.Create(ctx, &api.IPPool{TypeMeta: api.TypeMeta{Kind: "IPPool"}, ObjectMeta: api.ObjectMeta{Name: "pool1"},
+		Spec: api.IPPoolSpec{CIDR: pool.String(), BlockSize: 26}}); err != nil {
+		t.Fatal(err)
+	}
+	for h := range procs / 2 {
+		if _, err := ds.Create(ctx, &api.Node{TypeMeta: api.TypeMeta{Kind: "Node"}, ObjectMeta: api.ObjectMeta{Name: fmt.Sprint("host", h)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ws := startWorkers(t, endpoint, "alloc", procs, each)
+	start := time.Now()
+	lines := run(t, ws)
+	elapsed := time.Since(start)
+	t.Logf("%d processes allocated %d addresses in %v (%.0f/s)", procs, procs*each, elapsed.Round(time.Millisecond), float64(procs*each)/elapsed.Seconds())
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	res, err := ds.List(ctx, datastore.ListOptions{Kind: "IPAMBlock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := map[netip.Prefix]string{}
+	for _, r := range res.Items {
+		b := r.(*api.IPAMBlock)
+		owner[netip.MustParsePrefix(b.Spec.CIDR)] = strings.TrimPrefix(*b.Spec.Affinity, api.AffinityPrefix)
+	}
+	seen := map[netip.Addr]int{}
+	for i, ls := range lines {
+		if len(ls) != each {
+			t.Errorf("worker %d printed %d addresses, want %d", i, len(ls), each)
+		}
+		for _, l := range ls {
+			a, err := netip.ParseAddr(l)
+			if err != nil {
+				t.Fatalf("worker %d printed %q", i, l)
+			}
+			if prev, dup := seen[a]; dup {
+				t.Errorf("%s handed to worker %d and worker %d", a, prev, i)
+			}
+			seen[a] = i
+			if !pool.Contains(a) {
+				t.Errorf("%s is outside the pool %s", a, pool)
+			}
+			if o := owner[netip.PrefixFrom(a, 26).Masked()]; o != ws[i].host {
+				t.Errorf("%s of worker %d on %s is in a block affine to %q", a, i, ws[i].host, o)
+			}
+		}
+	}
+	if len(seen) != procs*each {
+		t.Errorf("%d distinct addresses, want %d", len(seen), procs*each)
+	}
+	perHost := map[string]int{}
+	for _, o := range owner {
+		perHost[o]++
+	}
+	t.Logf("blocks per host: %v", perHost)
+	for h, n := range perHost {
+		if n < 8 { // 500 addresses need at least 8 blocks of 64
+			t.Errorf("%s owns %d blocks, fewer than its 500 addresses need", h, n)
+		}
+	}
+
+	if n := inUse(t, endpoint); n != procs*each {
+		t.Errorf("ipam show says %d in use, want %d", n, procs*each)
+	}
+	out, code := servalctl(t, endpoint, "ipam", "show", "--show-blocks")
+	if code != 0 || strings.Count(out, "\nBlock ") != len(owner) {
+		t.Errorf("ipam show --show-blocks (exit %d) does not list %d blocks:\n%s", code, len(owner), out)
+	}
+	var some netip.Addr
+	for a := range seen {
+		some = a
+		break
+	}
+	out, _ = servalctl(t, endpoint, "ipam", "show", "--ip", some.String())
+	if !strings.Contains(out, "is in use, held by handle \"serval-net.p") || !strings.Contains(out, "node: "+ws[seen[some]].host) {
+		t.Errorf("ipam show --ip %s:\n%s", some, out)
+	}
+	// No endpoints were written: check reports every address as leaked.
+	out, code = servalctl(t, endpoint, "ipam", "check")
+	if code != 1 || strings.Count(out, "leaked: ") != procs*each {
+		t.Errorf("ipam check before release: exit %d, %d leaked lines; want 1 and %d", code, strings.Count(out, "leaked: "), procs*each)
+	}
+
+	ws = startWorkers(t, endpoint, "release", procs, each)
+	start = time.Now()
+	run(t, ws)
+	t.Logf("%d processes released %d handles in %v", procs, procs*each, time.Since(start).Round(time.Millisecond))
+	if n := inUse(t, endpoint); n != 0 {
+		t.Errorf("ipam show after release says %d in use, want 0", n)
+	}
+	if out, code := servalctl(t, endpoint, "ipam", "check"); code != 0 || !strings.Contains(out, "no problems found") {
+		t.Errorf("ipam check after release: exit %d\n%s", code, out)
+	}
+	hs, err := ds.List(ctx, datastore.ListOptions{Kind: "IPAMHandle"})
+	if err != nil || len(hs.Items) != 0 {
+		t.Errorf("%d handles left after release (%v)", len(hs.Items), err)
+	}
+}
