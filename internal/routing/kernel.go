@@ -1,0 +1,245 @@
+package routing
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Netlink is the part of a netlink handle the speaker uses.
+// *netlink.Handle implements it; FakeNetlink is the in-memory double.
+type Netlink interface {
+	RouteListFiltered(family int, filter *netlink.Route, filterMask uint64) ([]netlink.Route, error)
+	RouteReplace(route *netlink.Route) error
+	RouteDel(route *netlink.Route) error
+	RouteGet(destination net.IP) ([]netlink.Route, error)
+}
+
+// nexthop is one resolved next hop of a kernel route.
+type nexthop struct {
+	gw   netip.Addr
+	link int
+}
+
+func compareNexthop(a, b nexthop) int {
+	if c := a.gw.Compare(b.gw); c != 0 {
+		return c
+	}
+	return a.link - b.link
+}
+
+// kernel programs the routes the speaker learned. It owns exactly the
+// routes of the main table that carry its protocol number AND are unicast
+// routes through a gateway: the CNI plugin and the dataplane use the same
+// protocol number for workload routes (link scope, no gateway) and block
+// blackholes, and those are never touched. Any route for the same
+// destination that is not ours (another protocol, or one of those) makes
+// the learned route stand aside: a learned route never replaces a local
+// one.
+type kernel struct {
+	nl    Netlink
+	proto netlink.RouteProtocol
+	log   *slog.Logger
+}
+
+// KernelResult says what an apply did, for logs, status and tests.
+type KernelResult struct {
+	Replaced, Deleted int
+	// Shadowed are learned prefixes left out because a route that is not
+	// ours exists for the same destination.
+	Shadowed []netip.Prefix
+	// Unresolved are learned prefixes none of whose next hops is reachable.
+	Unresolved []netip.Prefix
+}
+
+func (k *kernel) owns(r *netlink.Route) bool {
+	return r.Protocol == k.proto && r.Type == unix.RTN_UNICAST && (r.Gw != nil || len(r.MultiPath) > 0)
+}
+
+func routeDst(r *netlink.Route, family int) netip.Prefix {
+	if r.Dst == nil {
+		if family == netlink.FAMILY_V6 {
+			return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	}
+	a, _ := netip.AddrFromSlice(r.Dst.IP)
+	ones, _ := r.Dst.Mask.Size()
+	if family == netlink.FAMILY_V4 {
+		a = a.Unmap()
+	}
+	return netip.PrefixFrom(a, ones)
+}
+
+func ipOf(a netip.Addr) net.IP { return net.IP(a.AsSlice()) }
+
+func routeNexthops(r *netlink.Route) []nexthop {
+	var out []nexthop
+	if r.Gw != nil {
+		a, _ := netip.AddrFromSlice(r.Gw)
+		out = append(out, nexthop{a.Unmap(), r.LinkIndex})
+	}
+	for _, m := range r.MultiPath {
+		if m.Gw == nil {
+			continue
+		}
+		a, _ := netip.AddrFromSlice(m.Gw)
+		out = append(out, nexthop{a.Unmap(), m.LinkIndex})
+	}
+	slices.SortFunc(out, compareNexthop)
+	return out
+}
+
+// resolve finds how the kernel reaches a BGP next hop: directly (the next
+// hop itself on the interface of the connected route) or through a
+// gateway, as BIRD's "gateway recursive" does. It lets a route learned
+// from a peer several hops away (a route reflector's client behind a
+// router) be programmed with a next hop the kernel accepts.
+func (k *kernel) resolve(nh netip.Addr, cache map[netip.Addr]*nexthop) *nexthop {
+	if r, ok := cache[nh]; ok {
+		return r
+	}
+	var res *nexthop
+	routes, err := k.nl.RouteGet(ipOf(nh))
+	if err == nil && len(routes) > 0 {
+		r := routes[0]
+		switch {
+		case r.Type != 0 && r.Type != unix.RTN_UNICAST && r.Type != unix.RTN_LOCAL:
+			// unreachable, blackhole, prohibit: no way there
+		case r.Gw != nil:
+			a, _ := netip.AddrFromSlice(r.Gw)
+			res = &nexthop{a.Unmap(), r.LinkIndex}
+		default:
+			res = &nexthop{nh, r.LinkIndex}
+		}
+	}
+	cache[nh] = res
+	return res
+}
+
+// apply makes the kernel's routes of ours match want (prefix → BGP next
+// hops). Routes of ours that are not wanted are deleted only when
+// allowDelete is set (it is not during the startup hold, so that a
+// restarting speaker does not remove routes its peers are about to send
+// again). Every difference is attempted; the errors are joined.
+func (k *kernel) apply(want map[netip.Prefix][]netip.Addr, allowDelete bool) (KernelResult, error) {
+	var res KernelResult
+	var errs []error
+	type have struct {
+		route *netlink.Route
+		nhs   []nexthop
+	}
+	ours := map[netip.Prefix]have{}
+	foreign := map[netip.Prefix]bool{}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := k.nl.RouteListFiltered(fam, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return res, fmt.Errorf("listing routes (family %d): %w", fam, err)
+		}
+		for i := range routes {
+			r := &routes[i]
+			dst := routeDst(r, fam)
+			if k.owns(r) {
+				if _, dup := ours[dst]; dup {
+					// Two of ours for one destination (different metrics):
+					// keep the first, remove the other.
+					if allowDelete {
+						if err := k.nl.RouteDel(r); err != nil {
+							errs = append(errs, fmt.Errorf("deleting duplicate route %s: %w", dst, err))
+						}
+					}
+					continue
+				}
+				ours[dst] = have{r, routeNexthops(r)}
+			} else {
+				foreign[dst] = true
+			}
+		}
+	}
+	prefixes := make([]netip.Prefix, 0, len(want))
+	for p := range want {
+		prefixes = append(prefixes, p)
+	}
+	slices.SortFunc(prefixes, comparePrefix)
+	cache := map[netip.Addr]*nexthop{}
+	keep := map[netip.Prefix]bool{}
+	for _, p := range prefixes {
+		if foreign[p] {
+			res.Shadowed = append(res.Shadowed, p)
+			continue
+		}
+		var nhs []nexthop
+		for _, gw := range want[p] {
+			if r := k.resolve(gw, cache); r != nil {
+				nhs = append(nhs, *r)
+			}
+		}
+		slices.SortFunc(nhs, compareNexthop)
+		nhs = slices.Compact(nhs)
+		if len(nhs) == 0 {
+			res.Unresolved = append(res.Unresolved, p)
+			continue
+		}
+		keep[p] = true
+		if h, ok := ours[p]; ok && slices.Equal(h.nhs, nhs) {
+			continue
+		}
+		r := k.build(p, nhs)
+		if err := k.nl.RouteReplace(r); err != nil {
+			errs = append(errs, fmt.Errorf("programming route %s via %s: %w", p, nexthopsString(nhs), err))
+			continue
+		}
+		res.Replaced++
+	}
+	if allowDelete {
+		for p, h := range ours {
+			if keep[p] {
+				continue
+			}
+			if err := k.nl.RouteDel(h.route); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("deleting route %s: %w", p, err))
+				continue
+			}
+			res.Deleted++
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+func (k *kernel) build(p netip.Prefix, nhs []nexthop) *netlink.Route {
+	r := &netlink.Route{
+		Dst:      &net.IPNet{IP: ipOf(p.Addr()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Protocol: k.proto,
+		Table:    unix.RT_TABLE_MAIN,
+		Type:     unix.RTN_UNICAST,
+		Scope:    netlink.SCOPE_UNIVERSE,
+	}
+	if p.Addr().Is4() {
+		r.Family = netlink.FAMILY_V4
+	} else {
+		r.Family = netlink.FAMILY_V6
+	}
+	if len(nhs) == 1 {
+		r.Gw, r.LinkIndex = ipOf(nhs[0].gw), nhs[0].link
+		return r
+	}
+	for _, nh := range nhs {
+		r.MultiPath = append(r.MultiPath, &netlink.NexthopInfo{LinkIndex: nh.link, Gw: ipOf(nh.gw)})
+	}
+	return r
+}
+
+func nexthopsString(nhs []nexthop) string {
+	s := make([]string, len(nhs))
+	for i, nh := range nhs {
+		s[i] = fmt.Sprintf("%s dev#%d", nh.gw, nh.link)
+	}
+	return strings.Join(s, ", ")
+}
