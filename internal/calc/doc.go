@@ -64,14 +64,23 @@
 // # Use
 //
 //	g := calc.New(hostname, dataplaneQueue, logger)
-//	syncer := datastore.NewSyncer(ds, g, datastore.SyncerConfig{Kinds: calc.Kinds})
+//	syncer := datastore.NewSyncer(ds, g, datastore.SyncerConfig{Kinds: calc.Kinds()})
 //	go syncer.Run(ctx)
 package calc
 
+import "github.com/servalnet/serval/internal/api"
+
 // Kinds lists the kinds the graph consumes, for datastore.SyncerConfig.
-// BlockAffinity is read when the IPAM package registers it.
-var Kinds = []string{
-	"WorkloadEndpoint", "HostEndpoint", "NetworkSet", "GlobalNetworkSet",
-	"NetworkPolicy", "GlobalNetworkPolicy", "Tier", "Profile",
-	"FelixConfiguration", "IPPool",
+// BlockAffinity is included once a package registers it (the syncer
+// refuses kinds it does not know).
+func Kinds() []string {
+	ks := []string{
+		"WorkloadEndpoint", "HostEndpoint", "NetworkSet", "GlobalNetworkSet",
+		"NetworkPolicy", "GlobalNetworkPolicy", "Tier", "Profile",
+		"FelixConfiguration", "IPPool",
+	}
+	if _, ok := api.LookupKind(blockAffinityKind); ok {
+		ks = append(ks, blockAffinityKind)
+	}
+	return ks
 }

@@ -148,7 +148,10 @@ func TestGraph(t *testing.T) {
 		{
 			name: "policy in a tier that does not exist is not active until the tier is created",
 			initial: []any{wep("prod", "a", host, "app=web", "10.0.0.1/32"),
-				gnp("s1", "all()", func(s *api.GlobalNetworkPolicySpec) { s.Tier = "security"; s.Ingress = []api.Rule{allowFrom("role == 'x'")} })},
+				gnp("s1", "all()", func(s *api.GlobalNetworkPolicySpec) {
+					s.Tier = "security"
+					s.Ingress = []api.Rule{allowFrom("role == 'x'")}
+				})},
 			steps: [][]any{{tierRes("security", 10, api.Deny)}},
 			want: []string{
 				`policy security/GlobalNetworkPolicy/s1 in=[Allow srcsets=s:role == "x"] out=[]`,
@@ -159,7 +162,10 @@ func TestGraph(t *testing.T) {
 		{
 			name: "deleting a tier deactivates its policies",
 			initial: []any{wep("prod", "a", host, "app=web", "10.0.0.1/32"), tierRes("security", 10, api.Deny),
-				gnp("s1", "all()", func(s *api.GlobalNetworkPolicySpec) { s.Tier = "security"; s.Ingress = []api.Rule{allowFrom("role == 'x'")} })},
+				gnp("s1", "all()", func(s *api.GlobalNetworkPolicySpec) {
+					s.Tier = "security"
+					s.Ingress = []api.Rule{allowFrom("role == 'x'")}
+				})},
 			steps: [][]any{{del(tierRes("security", 10, api.Deny))}},
 			want: []string{
 				"policy-remove security/GlobalNetworkPolicy/s1",
@@ -406,7 +412,10 @@ func TestGraph(t *testing.T) {
 			initial: []any{hep("h1", host, "role=node", "eth0", "192.168.1.1"),
 				wep("prod", "a", host, "role=node", "10.0.0.1/32"),
 				gnp("normal", "role == 'node'", ingress(api.Rule{Action: api.Allow})),
-				gnp("fwd", "role == 'node'", func(s *api.GlobalNetworkPolicySpec) { s.ApplyOnForward = true; s.Ingress = []api.Rule{{Action: api.Allow}} }),
+				gnp("fwd", "role == 'node'", func(s *api.GlobalNetworkPolicySpec) {
+					s.ApplyOnForward = true
+					s.Ingress = []api.Rule{{Action: api.Allow}}
+				}),
 				gnp("raw", "role == 'node'", func(s *api.GlobalNetworkPolicySpec) {
 					s.DoNotTrack, s.ApplyOnForward = true, true
 					s.Ingress = []api.Rule{{Action: api.Allow}}
@@ -646,7 +655,7 @@ type blockAffinity struct {
 	} `json:"spec"`
 }
 
-func (b *blockAffinity) SetDefaults()           {}
+func (b *blockAffinity) SetDefaults()            {}
 func (b *blockAffinity) Validate() api.ErrorList { return nil }
 
 func blockAff(name, node, cidr, state string) *blockAffinity {

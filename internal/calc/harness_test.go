@@ -28,7 +28,9 @@ func newRecorder() *recorder {
 	return &recorder{names: map[string]string{}, sets: map[string]bool{}, policies: map[string]bool{}, profiles: map[string]bool{}}
 }
 
-func (r *recorder) add(format string, args ...any) { r.lines = append(r.lines, fmt.Sprintf(format, args...)) }
+func (r *recorder) add(format string, args ...any) {
+	r.lines = append(r.lines, fmt.Sprintf(format, args...))
+}
 
 func (r *recorder) setName(id string) string {
 	if n, ok := r.names[id]; ok {
@@ -238,10 +240,10 @@ func (r *recorder) OnIPPoolUpdate(name string, p hoststate.IPPool) {
 	r.add("pool %s %s nat=%v disabled=%v", name, p.CIDR, p.NATOutgoing, p.Disabled)
 }
 
-func (r *recorder) OnIPPoolRemove(name string)           { r.add("pool-remove %s", name) }
-func (r *recorder) OnLocalBlockUpdate(c netip.Prefix)    { r.add("block %s", c) }
-func (r *recorder) OnLocalBlockRemove(c netip.Prefix)    { r.add("block-remove %s", c) }
-func (r *recorder) OnInSync()                            { r.add("insync") }
+func (r *recorder) OnIPPoolRemove(name string)        { r.add("pool-remove %s", name) }
+func (r *recorder) OnLocalBlockUpdate(c netip.Prefix) { r.add("block %s", c) }
+func (r *recorder) OnLocalBlockRemove(c netip.Prefix) { r.add("block-remove %s", c) }
+func (r *recorder) OnInSync()                         { r.add("insync") }
 func (r *recorder) OnConfigUpdate(c hoststate.Config) {
 	pp := func(ps []hoststate.ProtoPort) string {
 		var out []string
