@@ -124,9 +124,11 @@ func BenchmarkInitialSync250Local100kRemote2000(b *testing.B) {
 	var g *Graph
 	var c counter
 	for b.Loop() {
+		b.StopTimer()
 		g = nil
 		runtime.GC()
 		c = counter{}
+		b.StartTimer()
 		g = syncGraph(us, &c)
 	}
 	runtime.GC()

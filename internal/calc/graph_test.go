@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/servalnet/serval/internal/datastore"
+
 	"github.com/servalnet/serval/internal/api"
 )
 
@@ -663,4 +665,79 @@ func blockAff(name, node, cidr, state string) *blockAffinity {
 	b.Name = name
 	b.Spec.Node, b.Spec.CIDR, b.Spec.State = node, cidr, state
 	return b
+}
+
+// The calls arrive in the order hoststate promises: sets, then policies,
+// then endpoints; on the way out, endpoints, then policies, then sets.
+func TestCallbackOrder(t *testing.T) {
+	rec := newRecorder()
+	g := New(host, rec, nil)
+	rec.g = g
+	g.OnUpdates(toUpdates([]any{wep("prod", "a", host, "app=web", "10.0.0.1/32"), allowDB}))
+	if len(rec.lines) != 0 {
+		t.Fatalf("sent before InSync: %v", rec.lines)
+	}
+	g.OnStatus(datastore.InSync)
+	want := []string{"config", "set", "policy", "wep", "insync"}
+	if got := kinds(rec.lines); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("sync order = %v, want %v", got, want)
+	}
+	rec.lines = nil
+	g.OnUpdates(toUpdates([]any{del(wep("prod", "a", host, "app=web", "10.0.0.1/32"))}))
+	want = []string{"wep-remove", "policy-remove", "set-remove"}
+	if got := kinds(rec.lines); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("removal order = %v, want %v", got, want)
+	}
+}
+
+func kinds(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		k, _, _ := strings.Cut(l, " ")
+		out = append(out, k)
+	}
+	return out
+}
+
+// Garbage in the datastore must not crash the graph.
+func TestNoPanicOnBadInput(t *testing.T) {
+	rec := newRecorder()
+	g := New(host, rec, nil)
+	rec.g = g
+	g.OnStatus(datastore.InSync)
+	bad := []datastore.Update{
+		{Type: datastore.Added, Key: api.Key{Kind: "GlobalNetworkPolicy", Name: "x"}, Object: &api.Profile{}},
+		{Type: datastore.Added, Key: api.Key{Kind: "Profile", Name: "x"}, Object: &api.Tier{}},
+		{Type: datastore.Added, Key: api.Key{Kind: "WorkloadEndpoint", Name: "x"}, Object: nil},
+		{Type: datastore.Deleted, Key: api.Key{Kind: "Tier", Name: "nope"}},
+		{Type: datastore.Deleted, Key: api.Key{Kind: "GlobalNetworkPolicy", Name: "nope"}},
+		{Type: datastore.Added, Key: api.Key{Kind: "IPPool", Name: "p"}, Object: &api.IPPool{Spec: api.IPPoolSpec{CIDR: "junk"}}},
+		{Type: datastore.Added, Key: api.Key{Kind: "BlockAffinity", Name: "b"}, Object: blockAff("b", host, "junk", "")},
+	}
+	bad = append(bad, toUpdates([]any{
+		wep("prod", "a", host, "app=web", "not-an-ip", "10.0.0.1/33"),
+		hep("h", host, "", "eth0", "bogus"),
+		netset("", "n", "a=b", "300.0.0.0/8"),
+		gnp("g", "app == 'web'", ingress(
+			api.Rule{Action: "Explode"},
+			api.Rule{Action: api.Allow, Protocol: proto("bogus")},
+			api.Rule{Action: api.Allow, Source: api.EntityRule{Nets: []string{"nope"}}},
+			api.Rule{Action: api.Allow, Source: api.EntityRule{NamespaceSelector: "((("}},
+			api.Rule{Action: api.Allow, Source: api.EntityRule{NotSelector: "a =="}},
+			api.Rule{Action: api.Allow, IPVersion: ptr(5)},
+			api.Rule{Action: api.Allow, ICMP: &api.ICMPFields{Type: ptr(999)}},
+			api.Rule{Action: api.Allow, Destination: api.EntityRule{Services: &api.ServiceMatch{Name: "s"}}},
+		)),
+		gnp("g2", "all()", func(s *api.GlobalNetworkPolicySpec) { s.NamespaceSelector = "bad selector" }),
+		felixCfg("default", func(s *api.FelixConfigurationSpec) {
+			s.FailsafeInboundHostPorts = &[]api.ProtoPort{{Protocol: "gre", Port: 1}, {Protocol: "tcp", Port: 2, Net: "x"}}
+		}),
+	})...)
+	g.OnUpdates(bad)
+	got := strings.Join(rec.take(), "\n")
+	for _, want := range []string{"policy default/GlobalNetworkPolicy/g in=[] out=[]", "config prefixes=cali toHost=Drop in= "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
 }
