@@ -147,6 +147,27 @@ func confErr(field, format string, args ...any) error {
 // a *ConfigError.
 func LoadNetConf(data []byte) (*NetConf, error) {
 	c := &NetConf{}
+	// encoding/json does not say which key a custom decoder rejected, so
+	// the booleans are checked first, by name.
+	var pre struct {
+		IPAM struct {
+			AssignIPv4 json.RawMessage `json:"assign_ipv4"`
+			AssignIPv6 json.RawMessage `json:"assign_ipv6"`
+		} `json:"ipam"`
+	}
+	if json.Unmarshal(data, &pre) == nil {
+		for _, f := range []struct {
+			key string
+			raw json.RawMessage
+		}{{"ipam.assign_ipv4", pre.IPAM.AssignIPv4}, {"ipam.assign_ipv6", pre.IPAM.AssignIPv6}} {
+			var b Bool
+			if f.raw != nil {
+				if err := b.UnmarshalJSON(f.raw); err != nil {
+					return nil, confErr(f.key, "%v", err)
+				}
+			}
+		}
+	}
 	if err := json.Unmarshal(data, c); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError

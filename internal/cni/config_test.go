@@ -28,7 +28,7 @@ func TestLoadNetConf(t *testing.T) {
 		{"v6 cidr in v4 pools", `{` + base + `,"ipam":{"type":"serval-ipam","ipv4_pools":["fd00::/48"]}}`, "ipam.ipv4_pools[0]", "not an IPv4 CIDR"},
 		{"bad pool name", `{` + base + `,"ipam":{"type":"serval-ipam","ipv6_pools":["Not_A_Pool"]}}`, "ipam.ipv6_pools[0]", "neither a CIDR nor a pool name"},
 		{"nothing to assign", `{` + base + `,"ipam":{"type":"serval-ipam","assign_ipv4":"false"}}`, "ipam.assign_ipv4", "both false"},
-		{"bad boolean", `{` + base + `,"ipam":{"type":"serval-ipam","assign_ipv4":"yes"}}`, "", "not a boolean"},
+		{"bad boolean", `{` + base + `,"ipam":{"type":"serval-ipam","assign_ipv4":"yes"}}`, "ipam.assign_ipv4", "not a boolean"},
 		{"bad log level", `{` + base + `,"log_level":"loud","ipam":{"type":"serval-ipam"}}`, "log_level", "not a log level"},
 		{"bad label", `{` + base + `,"labels":{"app":"not ok!"},"ipam":{"type":"serval-ipam"}}`, "", `labels["app"]`},
 		{"bad runtime profile", `{` + base + `,"runtimeConfig":{"profiles":["UPPER"]},"ipam":{"type":"serval-ipam"}}`, "runtimeConfig.profiles[0]", "not a valid profile name"},

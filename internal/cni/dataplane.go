@@ -431,12 +431,11 @@ func (d *NetlinkDataplane) Check(s *LinkSpec) error {
 		bad("interface %s in %s: %v", s.IfName, s.Netns, err)
 		return done()
 	}
-	if v, ok := cl.(*netlink.Veth); ok {
-		if peer, err := netlink.VethPeerIndex(v); err != nil || peer != ha.Index {
-			bad("%s in %s is not the peer of host interface %s", s.IfName, s.Netns, s.HostVeth)
-		}
-	} else {
+	if cl.Type() != "veth" {
 		bad("%s in %s is a %s, not a veth", s.IfName, s.Netns, cl.Type())
+	} else if cl.Attrs().ParentIndex != ha.Index || ha.ParentIndex != cl.Attrs().Index {
+		// A veth's IFLA_LINK is its peer's index (in the peer's namespace).
+		bad("%s in %s is not the peer of host interface %s", s.IfName, s.Netns, s.HostVeth)
 	}
 	if cl.Attrs().Flags&net.FlagUp == 0 {
 		bad("%s in %s is down", s.IfName, s.Netns)
