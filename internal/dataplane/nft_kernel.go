@@ -113,6 +113,8 @@ func kSet(name string, kind setKind) *nftables.Set {
 		s.KeyType, s.Concatenation = typeAddrPort6, true
 	case kindIfaceVmap:
 		s.KeyType, s.IsMap, s.DataType = nftables.TypeIFName, true, nftables.TypeVerdict
+		// nft prints string keys only when told their byte order.
+		s.KeyByteOrder = binaryutil.NativeEndian
 	}
 	return s
 }
@@ -515,7 +517,9 @@ func (k *KernelNFT) Read() (*Snapshot, error) {
 
 func kindOf(s *nftables.Set) setKind {
 	switch {
-	case s.IsMap && s.KeyType.Name == nftables.TypeIFName.Name:
+	case s.IsMap && (s.KeyType.Name == nftables.TypeIFName.Name || s.KeyType.Name == nftables.TypeVerdict.Name):
+		// v0.3.0 reports a verdict map's data type as its key type; the
+		// only maps in our table are interface verdict maps.
 		return kindIfaceVmap
 	case s.IsMap:
 		return 0
