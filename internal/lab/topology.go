@@ -113,7 +113,8 @@ func LoadTopology(path string) (*Topology, error) {
 func ParseTopology(source string, data []byte) (*Topology, error) {
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not valid YAML: %w", source, err)
+		// One line per error, each naming the file.
+		return nil, fmt.Errorf("%s: not valid YAML: %s", source, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	var raw any
 	if err := json.Unmarshal(js, &raw); err != nil {
