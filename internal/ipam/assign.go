@@ -100,7 +100,19 @@ func (c *Client) assignFamily(ctx context.Context, s *snapshot, args AutoAssignA
 	take := func(cidr netip.Prefix, affineTo string) error {
 		addrs, err := c.allocFromBlock(ctx, cidr, n-len(got), args, s.reserved, affineTo)
 		got = append(got, addrs...)
+		if len(addrs) > 0 && affineTo != "" {
+			c.setHint(affineTo, cidr)
+		}
 		return err
+	}
+
+	// 0. The block this client used last for the node, if it still
+	// belongs to the node and has room: the common case, in one read.
+	hinted := c.hint(args.Node, bitLen)
+	if _, ok := poolOfBlock(pools, hinted); hinted.IsValid() && ok {
+		if err := take(hinted, args.Node); err != nil || len(got) == n {
+			return got, err
+		}
 	}
 
 	// 1. The node's own blocks.
@@ -119,7 +131,7 @@ func (c *Client) assignFamily(ctx context.Context, s *snapshot, args AutoAssignA
 		if len(got) == n || a.Spec.State == api.AffinityPendingDeletion {
 			continue
 		}
-		if _, ok := poolOfBlock(pools, cidr); !ok {
+		if _, ok := poolOfBlock(pools, cidr); !ok || (cidr == hinted && a.Spec.State == api.AffinityConfirmed) {
 			continue
 		}
 		if a.Spec.State == api.AffinityPending {

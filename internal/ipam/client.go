@@ -58,6 +58,28 @@ type Client struct {
 
 	mu  sync.Mutex
 	rnd *rand.Rand
+	// hints remembers, per node and family, the block this client last
+	// allocated from, so that the next request tries it before listing
+	// the node's affinities (a list that grows with the cluster). It is
+	// only a guess: the block is read and its affinity checked as always.
+	hints map[hintKey]netip.Prefix
+}
+
+type hintKey struct {
+	node   string
+	bitLen int
+}
+
+func (c *Client) hint(node string, bitLen int) netip.Prefix {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hints[hintKey{node, bitLen}]
+}
+
+func (c *Client) setHint(node string, cidr netip.Prefix) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hints[hintKey{node, cidr.Addr().BitLen()}] = cidr
 }
 
 var _ Interface = (*Client)(nil)
@@ -66,7 +88,8 @@ var _ Interface = (*Client)(nil)
 func New(ds datastore.Interface, cfg Config) *Client {
 	c := &Client{ds: ds, log: cfg.Logger, clock: cfg.Clock, maxAttempts: cfg.MaxAttempts,
 		base: cfg.BackoffBase, max: cfg.BackoffMax,
-		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+		rnd:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		hints: map[hintKey]netip.Prefix{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -1,0 +1,98 @@
+package ipam_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/datastore/embedetcd"
+	"github.com/servalnet/serval/internal/ipam"
+)
+
+// benchEtcd starts an embedded etcd with one /16 pool and returns a
+// datastore on it.
+func benchEtcd(b *testing.B) datastore.Interface {
+	b.Helper()
+	ctx := context.Background()
+	srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: b.TempDir(),
+		ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{srv.ClientURL()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ds.Close() })
+	if _, err := ds.Create(ctx, ippool("bench", "10.0.0.0/12", 26)); err != nil {
+		b.Fatal(err)
+	}
+	return ds
+}
+
+// BenchmarkAutoAssignEtcd measures allocations per second (one address,
+// one handle each) on an embedded etcd: sequentially, and from 8
+// goroutines on 4 hosts. Run with:
+//
+//	go test -run '^$' -bench AutoAssignEtcd -benchtime 2000x ./internal/ipam/
+func BenchmarkAutoAssignEtcd(b *testing.B) {
+	for _, bc := range []struct{ workers, hosts int }{{1, 1}, {8, 4}, {8, 8}} {
+		workers, hosts := bc.workers, bc.hosts
+		b.Run(fmt.Sprintf("goroutines=%d/hosts=%d", workers, hosts), func(b *testing.B) {
+			ds := benchEtcd(b)
+			c := ipam.New(ds, ipam.Config{})
+			ctx := context.Background()
+			var next atomic.Int64
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					host := fmt.Sprint("host", w%hosts)
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						if _, err := c.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: fmt.Sprint("h", i), Node: host}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "allocs/s")
+		})
+	}
+}
+
+// BenchmarkDatastoreOpsEtcd is the floor under IPAM's figures: one
+// datastore read and one conditional write of a block-sized resource.
+func BenchmarkDatastoreOpsEtcd(b *testing.B) {
+	ds := benchEtcd(b)
+	ctx := context.Background()
+	key := api.Key{Kind: "IPPool", Name: "bench"}
+	b.Run("get", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ds.Get(ctx, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("update", func(b *testing.B) {
+		r, _ := ds.Get(ctx, key)
+		for b.Loop() {
+			var err error
+			if r, err = ds.Update(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
