@@ -441,6 +441,15 @@ func (c *Client) writeBlock(ctx context.Context, b *block) error {
 // creating it when missing and deleting it when it holds nothing.
 func (c *Client) changeHandle(ctx context.Context, handle string, delta map[string]int) error {
 	key := api.Key{Kind: "IPAMHandle", Name: api.IPAMHandleName(handle)}
+	// A workload's first allocation creates its handle: try that in one
+	// write before reading.
+	if fresh := positive(delta); fresh != nil {
+		_, err := c.ds.Create(ctx, &api.IPAMHandle{TypeMeta: api.TypeMeta{Kind: "IPAMHandle", APIVersion: api.APIVersion},
+			ObjectMeta: api.ObjectMeta{Name: key.Name}, Spec: api.IPAMHandleSpec{HandleID: handle, Block: fresh}})
+		if !errors.Is(err, datastore.ErrAlreadyExists) {
+			return err
+		}
+	}
 	return c.retry(ctx, fmt.Sprintf("updating IPAM handle %q", handle), func() error {
 		r, err := c.ds.Get(ctx, key)
 		var h *api.IPAMHandle
@@ -490,6 +499,19 @@ func (c *Client) changeHandle(ctx context.Context, handle string, delta map[stri
 		}
 		return err
 	})
+}
+
+// positive returns delta when every change is an increase, else nil.
+func positive(delta map[string]int) map[string]int {
+	for _, d := range delta {
+		if d <= 0 {
+			return nil
+		}
+	}
+	if len(delta) == 0 {
+		return nil
+	}
+	return delta
 }
 
 // startOffset is where a node starts looking for a free block in a pool
