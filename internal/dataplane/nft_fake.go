@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 )
 
 // FakeNFT is a strict in-memory nftables for unit tests. It holds a table
@@ -14,6 +15,7 @@ import (
 // absent, rules naming sets or chains that do not exist. It records every
 // transaction. Not safe for concurrent use.
 type FakeNFT struct {
+	mu     sync.Mutex // lets a test poll while Run owns the dataplane
 	exists bool
 	chains map[string]*fakeChain
 	sets   map[string]*set
@@ -37,6 +39,8 @@ func NewFakeNFT() *FakeNFT {
 
 // Apply implements NFT.
 func (f *FakeNFT) Apply(ops []Op) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if err := f.FailNext; err != nil {
 		f.FailNext = nil
 		return err
@@ -199,6 +203,8 @@ func (f *FakeNFT) chainUsed(name string) bool {
 
 // Read implements NFT.
 func (f *FakeNFT) Read() (*Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	s := newSnapshot()
 	s.Exists = f.exists
 	for n, c := range f.chains {
@@ -213,6 +219,8 @@ func (f *FakeNFT) Read() (*Snapshot, error) {
 // Dump prints the fake's table in the same format as the dataplane's
 // desired-state dump, for golden comparisons.
 func (f *FakeNFT) Dump() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if !f.exists {
 		return ""
 	}

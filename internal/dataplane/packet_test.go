@@ -195,7 +195,9 @@ func TestPackets(t *testing.T) {
 		try   func() error
 		allow bool
 	}
-	to := func(port int) func() error { return func() error { return dial(tp.w1, "", fmt.Sprintf("10.65.0.2:%d", port)) } }
+	to := func(port int) func() error {
+		return func() error { return dial(tp.w1, "", fmt.Sprintf("10.65.0.2:%d", port)) }
+	}
 	cases := []struct {
 		name     string
 		tiers    []hoststate.TierPolicies
