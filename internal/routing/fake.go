@@ -161,3 +161,10 @@ func (f *FakeNetlink) Dump() string {
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
 }
+
+// Len is the number of routes in the table.
+func (f *FakeNetlink) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.routes)
+}

@@ -21,7 +21,7 @@ import (
 // with its own BGP port, described by the same resources serval-node
 // would read from the datastore.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	nodes   []*api.Node
 	configs []*api.BGPConfiguration
 	peers   []*api.BGPPeer
@@ -30,7 +30,7 @@ type cluster struct {
 	secrets MapSecrets
 }
 
-func freePort(t *testing.T, ip string) uint16 {
+func freePort(t testing.TB, ip string) uint16 {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
@@ -40,7 +40,7 @@ func freePort(t *testing.T, ip string) uint16 {
 	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
-func newCluster(t *testing.T, mesh bool) *cluster {
+func newCluster(t testing.TB, mesh bool) *cluster {
 	c := &cluster{t: t, blocks: map[string][]netip.Prefix{}, secrets: MapSecrets{}}
 	c.configs = append(c.configs, &api.BGPConfiguration{
 		ObjectMeta: api.ObjectMeta{Name: "default"},
@@ -76,7 +76,7 @@ func (c *cluster) desired(name string) Desired {
 	return d
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("SERVAL_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -113,7 +113,7 @@ func (c *cluster) reconcile(ss ...*testSpeaker) {
 
 // eventually polls cond until it returns "" or the deadline passes; the
 // last non-empty answer says what was still wrong.
-func eventually(t *testing.T, within time.Duration, cond func() string) {
+func eventually(t testing.TB, within time.Duration, cond func() string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var last string

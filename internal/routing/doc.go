@@ -1,0 +1,51 @@
+// Package routing is Serval's BGP: it decides what this host's BGP speaker
+// should look like, runs an embedded GoBGP server to match, and programs
+// the routes it learns into the kernel.
+//
+// Two halves, kept apart so that the first is pure:
+//
+//	datastore resources ──▶ Compute (pure) ──▶ Desired ──▶ Speaker.Reconcile
+//	 Nodes, BGPConfigurations,                               │ GoBGP (one goroutine owns it)
+//	 BGPPeers, IPPools, this                                 │  sessions: mesh / global / node specific,
+//	 host's blocks + borrowed IPs                            │  route reflector clients, MD5, GR, GTSM
+//	                                                         ▼
+//	                                   best paths ─▶ ECMP sets ─▶ kernel routes (proto netconst.RouteProtocol)
+//
+// Compute follows Calico's semantics: local AS from the Node, else the
+// "default" BGPConfiguration, else 64512; a node-to-node mesh unless
+// nodeToNodeMeshEnabled is false; BGPPeers per node, per nodeSelector or
+// global, to a peerIP or to the nodes a peerSelector picks; a node with a
+// routeReflectorClusterID reflects to every Serval node peer outside its
+// cluster. It advertises the host's blocks (as block CIDRs), /32 (/128)
+// routes for borrowed addresses, nothing from disableBGPExport pools, and
+// the service ranges, with the communities prefixAdvertisements ask for.
+// Problems with single resources are reported in Desired.Problems and do
+// not stop the rest.
+//
+// The Speaker owns its GoBGP server on one goroutine; methods send it
+// closures. It programs learned routes inside the IP pools, with ECMP over
+// paths equal up to the tie-breakers, and only ever touches unicast
+// gateway routes of its own protocol: a route of another protocol, or a
+// workload (link-scope) or blackhole route of Serval's protocol, for the
+// same destination wins and the learned route stands aside.
+//
+// Use (serval-node):
+//
+//	sp := routing.NewSpeaker(routing.Config{
+//		Logger:      logger,
+//		Netlink:     nlHandle, // *netlink.Handle
+//		StartupHold: 2 * time.Minute,
+//	})
+//	defer sp.Stop()
+//	secrets := routing.SecretSources{routing.FileSecrets{Dir: "/etc/serval/secrets"}, routing.EnvSecrets{}}
+//	// on every relevant datastore change (merged through a size-1 trigger):
+//	d, err := routing.Compute(routing.Input{
+//		NodeName: name, Nodes: nodes, BGPConfigs: cfgs, Peers: peers, Pools: pools,
+//		OwnedBlocks: blocks, BorrowedIPs: borrowed,
+//	}, secrets)
+//	if err != nil { ... }
+//	for _, p := range d.Problems { logger.Warn("BGP configuration", "problem", p) }
+//	if err := sp.Reconcile(ctx, d); err != nil { ... } // retried on the next change
+//	// servalctl node status:
+//	peers, err := sp.Status(ctx)
+package routing
