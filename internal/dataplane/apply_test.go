@@ -111,7 +111,6 @@ func TestIncrementalOps(t *testing.T) {
 	}
 }
 
-
 func TestNoDeletesBeforeInSync(t *testing.T) {
 	d := newTestDP(t)
 	// What a previous run left: a policy chain and a set nobody wants now.

@@ -33,7 +33,7 @@
 //
 // Usage:
 //
-//	nft := dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return nftables.New() })
+//	nft := dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn() })
 //	h, _ := netlink.NewHandle()
 //	dp, err := dataplane.New(dataplane.Options{Logger: log, NFT: nft, Routes: h, Sysctl: dataplane.ProcSysctl{}})
 //	if err != nil { ... }

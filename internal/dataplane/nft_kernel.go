@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	mnetlink "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,6 +46,33 @@ type KernelNFT struct {
 // nftables.WithNetNSFd for another network namespace.
 func NewKernelNFT(newConn func() (Conn, error)) *KernelNFT {
 	return &KernelNFT{newConn: newConn}
+}
+
+// NewConn opens an nftables connection fit for Serval's transactions. A
+// cold start at scale is one batch of tens of thousands of messages sent
+// in one sendmsg, with as many acks coming back, far beyond the default
+// socket buffers; so both are raised (forced past the sysctl limits, which
+// root may do), and a failure to raise them is not fatal.
+func NewConn(extra ...nftables.ConnOption) (Conn, error) {
+	opts := append([]nftables.ConnOption{nftables.WithSockOptions(bigBuffers)}, extra...)
+	return nftables.New(opts...)
+}
+
+const socketBuffer = 256 << 20
+
+func bigBuffers(c *mnetlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	_ = rc.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], socketBuffer) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], socketBuffer)
+			}
+		}
+	})
+	return nil
 }
 
 var kTable = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
