@@ -268,6 +268,14 @@ func (c *Client) claimFreeBlock(ctx context.Context, s *snapshot, node string, p
 		for _, b := range blocks {
 			existing[b.cidr] = b
 		}
+		// Another process of this host may have claimed a block since
+		// this request listed the host's affinities: use it rather than
+		// claim one more.
+		for _, b := range blocks {
+			if _, ok := poolOfBlock(pools, b.cidr); ok && b.affineTo(node) && b.freeFor(s.reserved) > 0 {
+				return b.cidr, nil
+			}
+		}
 		cidr := s.findFreeBlock(node, pools, existing)
 		if !cidr.IsValid() {
 			return cidr, nil
