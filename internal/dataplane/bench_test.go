@@ -99,3 +99,12 @@ func BenchmarkPolicyChangeKernel(b *testing.B) {
 	_, h := newNetns(b, "bp")
 	benchChange(b, kernelNFT(h))
 }
+
+// nullNFT accepts every transaction without keeping anything: it measures
+// the dataplane's own cost (render, diff, plan) without a backend's.
+type nullNFT struct{}
+
+func (nullNFT) Apply([]Op) error         { return nil }
+func (nullNFT) Read() (*Snapshot, error) { return newSnapshot(), nil }
+
+func BenchmarkPolicyChangeNull(b *testing.B) { benchChange(b, nullNFT{}) }
