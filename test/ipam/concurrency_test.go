@@ -298,3 +298,59 @@ func TestConcurrentProcesses(t *testing.T) {
 		t.Errorf("%d handles left after release (%v)", len(hs.Items), err)
 	}
 }
+
+// TestReleaseCommand: servalctl ipam release refuses an address a
+// WorkloadEndpoint uses unless --force, and says when there is nothing
+// to release.
+func TestReleaseCommand(t *testing.T) {
+	ctx := context.Background()
+	srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: t.TempDir(),
+		ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	endpoint := srv.ClientURL()
+	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	if _, err := ds.Create(ctx, &api.IPPool{TypeMeta: api.TypeMeta{Kind: "IPPool"}, ObjectMeta: api.ObjectMeta{Name: "pool1"},
+		Spec: api.IPPoolSpec{CIDR: "10.65.0.0/16", BlockSize: 26}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ds.Create(ctx, &api.Node{TypeMeta: api.TypeMeta{Kind: "Node"}, ObjectMeta: api.ObjectMeta{Name: "host1"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := ipam.New(ds, ipam.Config{})
+	res, err := c.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "net.c1", Node: "host1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := res.IPv4[0].String()
+	if _, err := ds.Create(ctx, &api.WorkloadEndpoint{TypeMeta: api.TypeMeta{Kind: "WorkloadEndpoint"},
+		ObjectMeta: api.ObjectMeta{Namespace: "default", Name: api.WorkloadEndpointName("host1", "k8s", "web", "eth0")},
+		Spec: api.WorkloadEndpointSpec{Node: "host1", Orchestrator: "k8s", Pod: "web", Endpoint: "eth0", IPNetworks: []string{ip + "/32"}}}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"ipam", "check"}, 0, "no problems found"},
+		{[]string{"ipam", "release", "--ip", ip}, 1, "is used by WorkloadEndpoint default/host1-k8s-web-eth0: not released"},
+		{[]string{"ipam", "release", "--ip", ip, "--force"}, 0, `Released ` + ip + ` (was held by handle "net.c1")`},
+		{[]string{"ipam", "release", "--ip", ip}, 1, "is not allocated: nothing to release"},
+		{[]string{"ipam", "check"}, 1, "not-allocated: WorkloadEndpoint default/host1-k8s-web-eth0 has " + ip},
+		{[]string{"ipam", "release", "--ip", "nonsense"}, 2, `--ip "nonsense" is not an IP address`},
+		{[]string{"ipam", "show", "--ip", "192.0.2.1"}, 0, "IP 192.0.2.1 is not in any IP pool"},
+	}
+	for _, s := range steps {
+		out, code := servalctl(t, endpoint, s.args...)
+		if code != s.code || !strings.Contains(out, s.want) {
+			t.Errorf("servalctl %s: exit %d, want %d saying %q; output:\n%s", strings.Join(s.args, " "), code, s.code, s.want, out)
+		}
+	}
+}
