@@ -19,9 +19,11 @@ import (
 )
 
 var (
-	binDir  string // the built binaries
-	repo    string // repository root
-	buildOK bool
+	binDir string // the built binaries
+	// fakeBinDir has the same binaries, with test/e2e/fakeagent as serval-node.
+	fakeBinDir string
+	repo       string // repository root
+	buildOK    bool
 )
 
 func TestMain(m *testing.M) {
@@ -56,6 +58,25 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "e2e: built %s in %s\n", strings.Join(cmds, " "), time.Since(start).Round(100*time.Millisecond))
+	// A second directory where serval-node is the fake agent, for the
+	// agent-control test, which must not wait for the real one.
+	fakeBinDir = filepath.Join(dir, "fake")
+	if err := os.Mkdir(fakeBinDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for _, b := range []string{"servalctl", "serval", "serval-ipam", "serval-lab"} {
+		if err := os.Symlink(filepath.Join(dir, b), filepath.Join(fakeBinDir, b)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	build = exec.Command("go", "build", "-o", filepath.Join(fakeBinDir, lab.AgentBinary), "./test/e2e/fakeagent")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building the fake agent: %v\n%s", err, out)
+		return 1
+	}
 	buildOK = true
 	return m.Run()
 }
