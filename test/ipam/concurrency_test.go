@@ -331,7 +331,7 @@ func TestReleaseCommand(t *testing.T) {
 	ip := res.IPv4[0].String()
 	if _, err := ds.Create(ctx, &api.WorkloadEndpoint{TypeMeta: api.TypeMeta{Kind: "WorkloadEndpoint"},
 		ObjectMeta: api.ObjectMeta{Namespace: "default", Name: api.WorkloadEndpointName("host1", "k8s", "web", "eth0")},
-		Spec: api.WorkloadEndpointSpec{Node: "host1", Orchestrator: "k8s", Pod: "web", Endpoint: "eth0", IPNetworks: []string{ip + "/32"}}}); err != nil {
+		Spec:       api.WorkloadEndpointSpec{Node: "host1", Orchestrator: "k8s", Pod: "web", Endpoint: "eth0", IPNetworks: []string{ip + "/32"}}}); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
