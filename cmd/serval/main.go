@@ -6,13 +6,23 @@
 package main
 
 import (
+	"log/slog"
+
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/servalnet/serval/internal/cni"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/ipam"
 	"github.com/servalnet/serval/internal/version"
 )
 
 func main() {
-	p := &cni.Plugin{}
+	p := &cni.Plugin{
+		// serval-ipam runs in this process (no second exec); other IPAM
+		// types are delegated.
+		NewIPAM: func(ds datastore.Interface, log *slog.Logger) (ipam.Interface, error) {
+			return ipam.New(ds, ipam.Config{Logger: log}), nil
+		},
+	}
 	skel.PluginMainFuncs(p.Funcs(), cni.SupportedVersions, "Serval CNI plugin "+version.Version)
 }

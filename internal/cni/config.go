@@ -65,6 +65,10 @@ type NetConf struct {
 	// MTU of the workload interface; 0 takes the MTU of the interface of
 	// the host's default route.
 	MTU int `json:"mtu"`
+	// ExecIPAM makes the serval plugin run serval-ipam as a separate
+	// process through CNI delegation even though it could run it in
+	// process (Serval's own key; other IPAM types are always delegated).
+	ExecIPAM bool `json:"exec_ipam"`
 	// InterfacePrefix starts the host-side veth names ("cali" when empty).
 	InterfacePrefix string `json:"interface_prefix"`
 

@@ -152,36 +152,6 @@ func (d *fakeDataplane) Check(s *LinkSpec) error {
 	return nil
 }
 
-// inProcessIPAM is the IPAM delegation done by calling serval-ipam in the
-// same process with the same arguments, as CNI delegation would.
-type inProcessIPAM struct {
-	p    *IPAMPlugin
-	args *skel.CmdArgs
-}
-
-func (d *inProcessIPAM) run(f func(*skel.CmdArgs) error, stdin []byte) error {
-	a := *d.args
-	a.StdinData = stdin
-	return f(&a)
-}
-
-func (d *inProcessIPAM) Add(_ context.Context, _ string, stdin []byte) (types.Result, error) {
-	var out bytes.Buffer
-	d.p.Stdout = &out
-	if err := d.run(d.p.Add, stdin); err != nil {
-		return nil, err
-	}
-	return current.NewResult(out.Bytes())
-}
-
-func (d *inProcessIPAM) Del(_ context.Context, _ string, stdin []byte) error {
-	return d.run(d.p.Del, stdin)
-}
-
-func (d *inProcessIPAM) Check(_ context.Context, _ string, stdin []byte) error {
-	return d.run(d.p.Check, stdin)
-}
-
 // flakyStore fails writes of WorkloadEndpoints when told to.
 type flakyStore struct {
 	datastore.Interface
@@ -215,7 +185,7 @@ func newRig(t *testing.T, n4, n6 int) *rig {
 	r.args = &skel.CmdArgs{ContainerID: "c1", Netns: "/var/run/netns/w1", IfName: "eth0"}
 	ip := &IPAMPlugin{Log: log, OpenDatastore: open,
 		NewIPAM: func(datastore.Interface, *slog.Logger) (ipam.Interface, error) { return r.ipam, nil }}
-	r.plugin = &Plugin{Log: log, Stdout: &r.out, OpenDatastore: open, IPAM: &inProcessIPAM{p: ip, args: r.args}, Dataplane: r.dp}
+	r.plugin = &Plugin{Log: log, Stdout: &r.out, OpenDatastore: open, IPAM: &InProcessIPAM{Plugin: ip, Args: r.args}, Dataplane: r.dp}
 	return r
 }
 
@@ -403,7 +373,7 @@ func (downStore) Close() error { return nil }
 
 func TestIPAMPluginRequestedAndCheck(t *testing.T) {
 	r := newRig(t, 4, 0)
-	ip := r.plugin.IPAM.(*inProcessIPAM).p
+	ip := r.plugin.IPAM.(*InProcessIPAM).Plugin
 	var out bytes.Buffer
 	ip.Stdout = &out
 	conf := `{"cniVersion":"0.4.0","name":"net1","type":"bridge","nodename":"host1","ipam":{"type":"serval-ipam"}}`
@@ -433,5 +403,24 @@ func TestIPAMPluginRequestedAndCheck(t *testing.T) {
 	sort.Strings(keys)
 	if fmt.Sprint(keys) != "[net1.c9]" {
 		t.Errorf("handles = %v", keys)
+	}
+}
+
+// TestAddOlderVersions: results reach older callers in their version,
+// through the in-process IPAM as through delegation.
+func TestAddOlderVersions(t *testing.T) {
+	for _, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.1.0"} {
+		r := newRig(t, 2, 2)
+		conf := strings.Replace(testConf, `"1.0.0"`, `"`+v+`"`, 1)
+		if err := r.cmd(r.plugin.Add, conf, "c1", ""); err != nil {
+			t.Fatalf("%s ADD: %v", v, err)
+		}
+		var got struct {
+			CNIVersion string `json:"cniVersion"`
+			IPs        []any  `json:"ips"`
+		}
+		if err := json.Unmarshal(r.out.Bytes(), &got); err != nil || got.CNIVersion != v || len(got.IPs) != 2 {
+			t.Errorf("%s result: %+v (%v)\n%s", v, got, err, r.out.String())
+		}
 	}
 }

@@ -534,3 +534,28 @@ func TestOtherIPAM(t *testing.T) {
 		}
 	})
 }
+
+// TestExecIPAM: with exec_ipam the serval plugin runs bin/serval-ipam
+// through CNI delegation instead of in its own process; the result is the
+// same.
+func TestExecIPAM(t *testing.T) {
+	requireRoot(t)
+	h := newHost(t)
+	l := h.netConf(t, "1.1.0", "net-exec", `,"exec_ipam":true`, `,"assign_ipv6":"true"`)
+	rt, _ := workload(t)
+	res, err := h.add(t, l, rt)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	addrs := resultAddrs(t, res)
+	if held, _ := ipamc.IPsByHandle(context.Background(), "net-exec."+rt.ContainerID); len(addrs) != 2 || fmt.Sprint(held) != fmt.Sprint(addrs) {
+		t.Errorf("result %v, handle holds %v", addrs, held)
+	}
+	if err := h.check(t, l, rt); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	if err := h.del(t, l, rt); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	assertGone(t, h, "net-exec", rt)
+}

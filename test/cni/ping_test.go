@@ -16,9 +16,9 @@ import (
 
 func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
-// ping sends ICMP echo requests from inside netns to dst until one is
-// answered or the attempts run out.
-func ping(from ns.NetNS, dst netip.Addr) error {
+// ping sends up to attempts ICMP echo requests from inside netns to dst,
+// one a second, until one is answered.
+func ping(from ns.NetNS, dst netip.Addr, attempts int) error {
 	return from.Do(func(ns.NetNS) error {
 		network, laddr, proto := "ip4:icmp", "0.0.0.0", 1
 		var typ icmp.Type = ipv4.ICMPTypeEcho
@@ -32,7 +32,7 @@ func ping(from ns.NetNS, dst netip.Addr) error {
 		defer c.Close()
 		id := os.Getpid() & 0xffff
 		var last error
-		for seq := 1; seq <= 5; seq++ {
+		for seq := 1; seq <= attempts; seq++ {
 			msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("serval")}}
 			b, _ := msg.Marshal(nil)
 			if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
@@ -83,10 +83,10 @@ func TestPingBetweenWorkloads(t *testing.T) {
 	t.Cleanup(func() { _ = h.del(t, l, rtB) })
 	a, b := resultAddrs(t, resA), resultAddrs(t, resB)
 	for i, fam := range []string{"IPv4", "IPv6"} {
-		if err := ping(nsA, b[i]); err != nil {
+		if err := ping(nsA, b[i], 5); err != nil {
 			t.Errorf("%s A %s -> B %s: %v", fam, a[i], b[i], err)
 		}
-		if err := ping(nsB, a[i]); err != nil {
+		if err := ping(nsB, a[i], 5); err != nil {
 			t.Errorf("%s B %s -> A %s: %v", fam, b[i], a[i], err)
 		}
 	}
@@ -94,7 +94,7 @@ func TestPingBetweenWorkloads(t *testing.T) {
 	if err := h.del(t, l, rtB); err != nil {
 		t.Fatal(err)
 	}
-	if err := ping(nsA, b[0]); err == nil {
+	if err := ping(nsA, b[0], 1); err == nil {
 		t.Errorf("A still reaches %s after B's DEL", b[0])
 	}
 }
