@@ -376,3 +376,33 @@ func TestSpeakerStatusTypes(t *testing.T) {
 		t.Errorf("status\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestSpeakerLifecycle(t *testing.T) {
+	c := newCluster(t, true)
+	c.addNode("a", 81, nil, "")
+	c.addNode("b", 82, nil, "")
+	a, b := c.start("a"), c.start("b")
+	eventually(t, 20*time.Second, established(a, 1))
+
+	// A new AS restarts the server; the session comes back (b learns
+	// a's new AS through the same Node resources).
+	c.nodes[0].Spec.BGP.ASNumber = asn(65099)
+	c.reconcile(a, b)
+	eventually(t, 20*time.Second, established(b, 1))
+	st, _ := b.Status(context.Background())
+	if st[0].ASN != 65099 {
+		t.Errorf("b sees AS %d, want 65099", st[0].ASN)
+	}
+
+	// Not a speaker any more: the server stops.
+	c.nodes[0].Spec.BGP = nil
+	c.reconcile(a)
+	if st, err := a.Status(context.Background()); err != nil || len(st) != 0 {
+		t.Errorf("disabled speaker status %v, %v", st, err)
+	}
+	a.Stop()
+	a.Stop() // idempotent
+	if err := a.Reconcile(context.Background(), c.desired("b")); err != ErrStopped {
+		t.Errorf("Reconcile after Stop: %v, want ErrStopped", err)
+	}
+}
