@@ -111,6 +111,7 @@ The datastore is etcd v3, given by --etcd-endpoints or SERVAL_ETCD_ENDPOINTS
 		newSelectorCommand(g),
 		newDatastoreCommand(g),
 		newIPAMCommand(g),
+		newNodeCommand(g),
 		newVersionCommand(g),
 	)
 	return root

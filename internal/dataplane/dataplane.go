@@ -36,6 +36,17 @@ type Options struct {
 	// ResyncInterval is how often Run reads the kernel back and repairs
 	// differences; zero means 90 seconds.
 	ResyncInterval time.Duration
+	// AfterApply, when set, is called by Run after every Apply, from Run's
+	// goroutine: serval-node turns it into readiness and metrics.
+	AfterApply func(ApplyResult)
+}
+
+// ApplyResult is what Run reports after each Apply.
+type ApplyResult struct {
+	Err    error
+	Stats  ApplyStats
+	InSync bool // the datastore's whole state had arrived before this Apply
+	Resync bool // this Apply read the kernel back first
 }
 
 // Dataplane programs one host's kernel from the calculation graph's output.
@@ -52,6 +63,7 @@ type Dataplane struct {
 	routes         *routeManager
 	ifaces         *ifaceManager
 	resyncInterval time.Duration
+	afterApply     func(ApplyResult)
 
 	mu      sync.Mutex
 	pending []func()
@@ -130,7 +142,7 @@ func New(o Options) (*Dataplane, error) {
 	}
 	log := o.Logger.With("component", "dataplane")
 	d := &Dataplane{
-		log: log, clock: o.Clock, nft: o.NFT, resyncInterval: o.ResyncInterval,
+		log: log, clock: o.Clock, nft: o.NFT, resyncInterval: o.ResyncInterval, afterApply: o.AfterApply,
 		trigger:  make(chan struct{}, 1),
 		ipsets:   map[string]*ipsetState{},
 		policies: map[string]hoststate.Policy{}, profiles: map[string]hoststate.Profile{},
@@ -422,7 +434,12 @@ func (d *Dataplane) Run(ctx context.Context) error {
 		case <-retry:
 			retry = nil
 		}
-		if err := d.Apply(ctx); err != nil {
+		resyncing := d.needRead
+		err := d.Apply(ctx)
+		if d.afterApply != nil && ctx.Err() == nil {
+			d.afterApply(ApplyResult{Err: err, Stats: d.stats, InSync: d.inSync, Resync: resyncing})
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

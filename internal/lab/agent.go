@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -23,13 +24,19 @@ const AgentHealthPort = 9099
 // AgentCommand is serval-node's command line for host h of a lab whose
 // datastore is at etcd. It is the one place to change when serval-node's
 // flags change.
-func AgentCommand(bin string, h Host, etcd string) []string {
+func AgentCommand(bin string, h Host, etcd, socket string) []string {
 	return []string{bin,
 		"--nodename", h.Name,
 		"--etcd-endpoints", etcd,
 		"--ip", h.Address,
+		// Hosts share the machine's filesystem: each agent needs a status
+		// socket of its own.
+		"--status-socket", socket,
 	}
 }
+
+// AgentSocket is where the agent of host answers `servalctl node status`.
+func (l *Lab) AgentSocket(host string) string { return filepath.Join(l.Dir, "agents", host+".sock") }
 
 // HasAgent says whether serval-node has been built. Until it has, the lab
 // still builds hosts, the datastore, the router and workloads, but nothing
@@ -70,7 +77,7 @@ func (l *Lab) AgentStart(ctx context.Context, host string) error {
 		return fmt.Errorf("serval-node already runs on %s (pid %d)", host, pid)
 	}
 	l.log.Info("starting serval-node", "host", host)
-	if _, err := l.startDaemon(l.Netns(host), agentID(host), AgentCommand(l.bin(AgentBinary), *h, l.State.EtcdEndpoint)); err != nil {
+	if _, err := l.startDaemon(l.Netns(host), agentID(host), AgentCommand(l.bin(AgentBinary), *h, l.State.EtcdEndpoint, l.AgentSocket(host))); err != nil {
 		return err
 	}
 	return l.waitFor(ctx, "serval-node on "+host, agentID(host), 60*time.Second, func() error {

@@ -98,7 +98,7 @@ func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 			fmt.Fprintln(w, "   no serval-node running, so no BGP speaker")
 			continue
 		}
-		out, err := l.HostServalctl(ctx, h.Name, "node", "status")
+		out, err := l.HostServalctl(ctx, h.Name, "node", "status", "--socket", l.AgentSocket(h.Name))
 		if err != nil {
 			fmt.Fprintf(w, "   servalctl node status failed: %v\n", err)
 			continue

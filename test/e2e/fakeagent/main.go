@@ -21,6 +21,7 @@ func main() {
 	etcd := flag.String("etcd-endpoints", "", "")
 	ip := flag.String("ip", "", "")
 	port := flag.Int("health-port", 9099, "")
+	_ = flag.String("status-socket", "", "")
 	flag.Parse()
 	if *nodename == "" || *etcd == "" || *ip == "" {
 		fmt.Fprintln(os.Stderr, "fakeagent: --nodename, --etcd-endpoints and --ip are required")

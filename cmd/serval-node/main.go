@@ -1,0 +1,124 @@
+// Command serval-node is the per-host agent: it registers the host, turns
+// the datastore's policy into the host's firewall and routes, and speaks
+// BGP. All logic lives in internal/node; this file reads the configuration
+// and wires the kernel-facing parts.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/servalnet/serval/internal/dataplane"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/node"
+	"github.com/servalnet/serval/internal/routing"
+	"github.com/servalnet/serval/internal/version"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+// env returns the environment variable's value, or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func run() int {
+	host, _ := os.Hostname()
+	var cfg node.Config
+	var etcd datastore.EtcdConfig
+	var endpoints, logLevel, secretsDir string
+	var showVersion bool
+	fs := flag.NewFlagSet("serval-node", flag.ContinueOnError)
+	fs.StringVar(&cfg.NodeName, "nodename", env("SERVAL_NODENAME", host), "this host's Node name [$SERVAL_NODENAME]")
+	fs.StringVar(&endpoints, "etcd-endpoints", env("SERVAL_ETCD_ENDPOINTS", "http://127.0.0.1:2379"), "etcd endpoints, comma-separated [$SERVAL_ETCD_ENDPOINTS]")
+	fs.StringVar(&etcd.CertFile, "etcd-cert-file", env("SERVAL_ETCD_CERT_FILE", ""), "etcd client certificate [$SERVAL_ETCD_CERT_FILE]")
+	fs.StringVar(&etcd.KeyFile, "etcd-key-file", env("SERVAL_ETCD_KEY_FILE", ""), "etcd client key [$SERVAL_ETCD_KEY_FILE]")
+	fs.StringVar(&etcd.CAFile, "etcd-ca-cert-file", env("SERVAL_ETCD_CA_CERT_FILE", ""), "CA of etcd's server certificate [$SERVAL_ETCD_CA_CERT_FILE]")
+	fs.StringVar(&etcd.Username, "etcd-username", env("SERVAL_ETCD_USERNAME", ""), "etcd user [$SERVAL_ETCD_USERNAME]")
+	fs.StringVar(&etcd.Password, "etcd-password", env("SERVAL_ETCD_PASSWORD", ""), "etcd password [$SERVAL_ETCD_PASSWORD]")
+	fs.StringVar(&cfg.IPv4, "ip", env("IP", "autodetect"), "IPv4 address with prefix length, autodetect or none [$IP]")
+	fs.StringVar(&cfg.IPv6, "ip6", env("IP6", "none"), "IPv6 address with prefix length, autodetect or none [$IP6]")
+	fs.StringVar(&cfg.IPv4Method, "ip-autodetection-method", env("IP_AUTODETECTION_METHOD", "first-found"),
+		"first-found, interface=REGEX, skip-interface=REGEX, can-reach=DEST or cidr=CIDR [$IP_AUTODETECTION_METHOD]")
+	fs.StringVar(&cfg.IPv6Method, "ip6-autodetection-method", env("IP6_AUTODETECTION_METHOD", "first-found"), "as --ip-autodetection-method, for IPv6 [$IP6_AUTODETECTION_METHOD]")
+	fs.StringVar(&cfg.ASNumber, "as", env("AS", ""), "this node's AS number (default: the cluster's) [$AS]")
+	fs.StringVar(&cfg.HealthListen, "health-listen", env("SERVAL_HEALTH_LISTEN", "127.0.0.1:9099"), "address for /liveness and /readiness; empty disables [$SERVAL_HEALTH_LISTEN]")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", env("SERVAL_METRICS_LISTEN", "127.0.0.1:9091"), "address for Prometheus /metrics; empty disables [$SERVAL_METRICS_LISTEN]")
+	fs.StringVar(&cfg.StatusSocket, "status-socket", env("SERVAL_STATUS_SOCKET", node.DefaultStatusSocket), "unix socket for 'servalctl node status' [$SERVAL_STATUS_SOCKET]")
+	fs.BoolVar(&cfg.BGP, "bgp", env("SERVAL_BGP", "true") == "true", "run the embedded BGP speaker [$SERVAL_BGP]")
+	fs.StringVar(&secretsDir, "secrets-dir", env("SERVAL_SECRETS_DIR", "/etc/serval/secrets"), "directory of BGP password secrets (<dir>/<secret>/<key>) [$SERVAL_SECRETS_DIR]")
+	fs.StringVar(&logLevel, "log-level", env("SERVAL_LOG_LEVEL", "info"), "debug, info, warn or error [$SERVAL_LOG_LEVEL]")
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	if showVersion {
+		fmt.Printf("serval-node %s (commit %s)\n", version.Version, version.GitCommit)
+		return 0
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "serval-node: --log-level %q: %v\n", logLevel, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	etcd.Endpoints = strings.Split(endpoints, ",")
+	etcd.DialTimeout = 5 * time.Second
+	etcd.Logger = log
+	ds, err := datastore.NewEtcd(etcd)
+	if err != nil {
+		log.Error("connecting to the datastore", "endpoints", endpoints, "err", err)
+		return 1
+	}
+	defer ds.Close()
+
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		log.Error("opening netlink", "err", err)
+		return 1
+	}
+	deps := node.Deps{
+		Logger:    log,
+		Datastore: ds,
+		NewDataplane: func(after func(dataplane.ApplyResult)) (*dataplane.Dataplane, error) {
+			return dataplane.New(dataplane.Options{
+				Logger:     log,
+				NFT:        dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn() }),
+				Routes:     nl,
+				Sysctl:     dataplane.ProcSysctl{},
+				AfterApply: after,
+			})
+		},
+		Secrets: routing.SecretSources{routing.FileSecrets{Dir: secretsDir}, routing.EnvSecrets{}},
+	}
+	if cfg.BGP {
+		deps.Speaker = routing.NewSpeaker(routing.Config{Logger: log, Netlink: nl, StartupHold: routing.DefaultRestartTime})
+	}
+	agent, err := node.New(cfg, deps)
+	if err != nil {
+		log.Error("configuration", "err", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := agent.Run(ctx); err != nil {
+		log.Error("serval-node stopped", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,336 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/servalnet/serval/internal/addrdetect"
+	"github.com/servalnet/serval/internal/calc"
+	"github.com/servalnet/serval/internal/dataplane"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/hoststate"
+	"github.com/servalnet/serval/internal/routing"
+)
+
+// Config is what serval-node is told on its command line or environment.
+type Config struct {
+	NodeName string
+	// IPv4 and IPv6 are "autodetect", "none", or an address with its
+	// prefix length ("172.17.8.101/24"). IPv4 defaults to autodetect,
+	// IPv6 to none, as in Calico.
+	IPv4, IPv6             string
+	IPv4Method, IPv6Method string // addrdetect methods; "" is first-found
+	ASNumber               string // "" keeps the Node's or the cluster's
+	HealthListen           string // e.g. "127.0.0.1:9099"; "" disables
+	MetricsListen          string // e.g. "127.0.0.1:9091"; "" disables
+	StatusSocket           string // unix socket for `servalctl node status`; "" disables
+	BGP                    bool   // run the embedded BGP speaker
+}
+
+// Deps are the parts the agent drives, made by the caller so that tests can
+// substitute them.
+type Deps struct {
+	Logger    *slog.Logger
+	Datastore datastore.Interface
+	// NewDataplane builds the dataplane with the hook the agent needs.
+	NewDataplane func(afterApply func(dataplane.ApplyResult)) (*dataplane.Dataplane, error)
+	Speaker      *routing.Speaker // nil when BGP is off
+	Secrets      routing.SecretSource
+	Host         addrdetect.Host
+	Now          func() time.Time
+}
+
+// Agent is serval-node: it registers the host, follows the datastore,
+// programs the kernel and speaks BGP.
+type Agent struct {
+	cfg     Config
+	d       Deps
+	log     *slog.Logger
+	Health  *Health
+	Metrics *Metrics
+}
+
+// New checks the configuration and returns an agent ready to Run.
+func New(cfg Config, d Deps) (*Agent, error) {
+	if cfg.NodeName == "" {
+		return nil, errors.New("node name is empty: give --nodename or set SERVAL_NODENAME")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Host == nil {
+		d.Host = addrdetect.Netlink{}
+	}
+	return &Agent{
+		cfg: cfg, d: d, log: d.Logger.With("component", "node"),
+		Health: NewHealth(d.Now, 2*time.Minute), Metrics: NewMetrics(),
+	}, nil
+}
+
+// Run works until ctx ends. It never flushes what it programmed when it
+// stops: a restarted agent reads the kernel back and changes only what
+// differs, so traffic and policy carry on while it is down.
+func (a *Agent) Run(ctx context.Context) error {
+	id, err := a.identity()
+	if err != nil {
+		return err
+	}
+	a.log.Info("starting", "node", id.Name, "ipv4", id.IPv4, "ipv6", id.IPv6)
+	if err := a.register(ctx, id); err != nil {
+		return err
+	}
+
+	var servers []*http.Server
+	defer func() {
+		for _, s := range servers {
+			_ = s.Close()
+		}
+	}()
+	if a.cfg.HealthListen != "" {
+		s, err := serveTCP(a.cfg.HealthListen, a.Health.Handler())
+		if err != nil {
+			return fmt.Errorf("health endpoint: %w", err)
+		}
+		servers = append(servers, s)
+	}
+	if a.cfg.MetricsListen != "" {
+		s, err := serveTCP(a.cfg.MetricsListen, a.Metrics.Handler())
+		if err != nil {
+			return fmt.Errorf("metrics endpoint: %w", err)
+		}
+		servers = append(servers, s)
+	}
+	if a.cfg.StatusSocket != "" {
+		s, err := serveUnix(a.cfg.StatusSocket, a.statusHandler())
+		if err != nil {
+			return fmt.Errorf("status socket: %w", err)
+		}
+		servers = append(servers, s)
+	}
+
+	dp, err := a.d.NewDataplane(a.afterApply)
+	if err != nil {
+		return fmt.Errorf("creating the dataplane: %w", err)
+	}
+	obs := &observer{Dataplane: dp, m: a.Metrics, weps: map[hoststate.EndpointID]bool{},
+		heps: map[hoststate.EndpointID]bool{}, pols: map[hoststate.PolicyID]bool{}}
+	graph := &statusTap{Graph: calc.New(id.Name, obs, a.d.Logger), h: a.Health}
+	syncer := datastore.NewSyncer(a.d.Datastore, graph, datastore.SyncerConfig{Kinds: calc.Kinds(), Logger: a.d.Logger})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	go func() { errc <- syncer.Run(ctx) }()
+	go func() { errc <- dp.Run(ctx) }()
+	if a.d.Speaker != nil {
+		b := newBGPLoop(id.Name, a.d.Speaker, a.d.Secrets, a.d.Logger, a.Metrics)
+		bs := datastore.NewSyncer(a.d.Datastore, b, datastore.SyncerConfig{Kinds: bgpKinds, Logger: a.d.Logger})
+		go func() { errc <- bs.Run(ctx) }()
+		go b.run(ctx)
+	}
+
+	beat := time.NewTicker(10 * time.Second)
+	defer beat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.log.Info("stopping; the kernel keeps what was programmed")
+			return nil
+		case err := <-errc:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case <-beat.C:
+			a.Health.Beat()
+		}
+	}
+}
+
+func (a *Agent) afterApply(r dataplane.ApplyResult) {
+	a.Health.Beat()
+	a.Metrics.ApplySeconds.Observe(r.Stats.Duration.Seconds())
+	if r.Resync {
+		a.Metrics.Resyncs.Inc()
+	}
+	if r.Err != nil {
+		a.Metrics.Errors.WithLabelValues("dataplane").Inc()
+		a.Health.SetProgrammed(r.Err)
+		return
+	}
+	if r.InSync {
+		a.Health.SetProgrammed(nil)
+	}
+}
+
+// identity works out the host's addresses.
+func (a *Agent) identity() (Identity, error) {
+	id := Identity{Name: a.cfg.NodeName, ASNumber: a.cfg.ASNumber}
+	var err error
+	if id.IPv4, err = a.address(a.cfg.IPv4, "autodetect", a.cfg.IPv4Method, addrdetect.IPv4); err != nil {
+		return id, err
+	}
+	if id.IPv6, err = a.address(a.cfg.IPv6, "none", a.cfg.IPv6Method, addrdetect.IPv6); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+func (a *Agent) address(v, def, method string, fam addrdetect.Family) (netip.Prefix, error) {
+	if v == "" {
+		v = def
+	}
+	switch v {
+	case "none":
+		return netip.Prefix{}, nil
+	case "autodetect":
+		m, err := addrdetect.ParseMethod(method)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		p, err := addrdetect.Detect(a.d.Host, m, fam)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("detecting this host's IPv%d address: %w", fam, err)
+		}
+		return p, nil
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		addr, aerr := netip.ParseAddr(v)
+		if aerr != nil {
+			return netip.Prefix{}, fmt.Errorf("IPv%d address %q: want autodetect, none or an address like 172.17.8.101/24", fam, v)
+		}
+		p = netip.PrefixFrom(addr, addr.BitLen())
+	}
+	if (fam == addrdetect.IPv4) != p.Addr().Is4() {
+		return netip.Prefix{}, fmt.Errorf("IPv%d address %q is of the other family", fam, v)
+	}
+	return p, nil
+}
+
+// register writes the Node, retrying while the datastore is not there yet
+// (a host may boot before its datastore).
+func (a *Agent) register(ctx context.Context, id Identity) error {
+	backoff := 200 * time.Millisecond
+	for {
+		_, err := Register(ctx, a.d.Datastore, id)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, datastore.ErrUnavailable) {
+			return err
+		}
+		a.Metrics.Errors.WithLabelValues("datastore").Inc()
+		a.log.Warn("datastore not available; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func serveTCP(addr string, h http.Handler) (*http.Server, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return serve(l, h), nil
+}
+
+// serveUnix listens on a unix socket only root can use: it answers
+// questions about this host's BGP sessions.
+func serveUnix(path string, h http.Handler) (*http.Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	_ = os.Remove(path) // a socket left by a previous run
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return serve(l, h), nil
+}
+
+func serve(l net.Listener, h http.Handler) *http.Server {
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.Serve(l) }()
+	return s
+}
+
+// statusTap lets readiness follow the syncer: a resync makes the host
+// unready until the graph has the whole state again.
+type statusTap struct {
+	*calc.Graph
+	h *Health
+}
+
+func (t *statusTap) OnStatus(s datastore.Status) {
+	t.Graph.OnStatus(s)
+	t.h.SetInSync(s == datastore.InSync)
+}
+
+// observer counts what the graph sends the dataplane, for metrics.
+type observer struct {
+	*dataplane.Dataplane
+	m          *Metrics
+	weps, heps map[hoststate.EndpointID]bool
+	pols       map[hoststate.PolicyID]bool
+}
+
+func (o *observer) count() {
+	o.m.LocalEndpoints.Set(float64(len(o.weps) + len(o.heps)))
+	o.m.ActivePolicies.Set(float64(len(o.pols)))
+}
+
+func (o *observer) OnWorkloadEndpointUpdate(ep hoststate.WorkloadEndpoint) {
+	o.weps[ep.ID] = true
+	o.count()
+	o.Dataplane.OnWorkloadEndpointUpdate(ep)
+}
+
+func (o *observer) OnWorkloadEndpointRemove(id hoststate.EndpointID) {
+	delete(o.weps, id)
+	o.count()
+	o.Dataplane.OnWorkloadEndpointRemove(id)
+}
+
+func (o *observer) OnHostEndpointUpdate(ep hoststate.HostEndpoint) {
+	o.heps[ep.ID] = true
+	o.count()
+	o.Dataplane.OnHostEndpointUpdate(ep)
+}
+
+func (o *observer) OnHostEndpointRemove(id hoststate.EndpointID) {
+	delete(o.heps, id)
+	o.count()
+	o.Dataplane.OnHostEndpointRemove(id)
+}
+
+func (o *observer) OnPolicyUpdate(p hoststate.Policy) {
+	o.pols[p.ID] = true
+	o.count()
+	o.Dataplane.OnPolicyUpdate(p)
+}
+
+func (o *observer) OnPolicyRemove(id hoststate.PolicyID) {
+	delete(o.pols, id)
+	o.count()
+	o.Dataplane.OnPolicyRemove(id)
+}

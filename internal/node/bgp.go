@@ -1,0 +1,172 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/routing"
+)
+
+// bgpKinds are what the BGP configuration is computed from.
+var bgpKinds = []string{"Node", "BGPConfiguration", "BGPPeer", "IPPool", "BlockAffinity", "WorkloadEndpoint"}
+
+// bgpLoop keeps the speaker matching the datastore. The syncer's goroutine
+// records resources (OnUpdates) and pokes a size-1 trigger; run, on its own
+// goroutine, computes the desired configuration from a snapshot and
+// reconciles the speaker, so a slow reconcile never holds up the syncer
+// and a burst of changes costs one reconcile.
+type bgpLoop struct {
+	node    string
+	speaker *routing.Speaker
+	secrets routing.SecretSource
+	log     *slog.Logger
+	metrics *Metrics
+	trigger chan struct{}
+
+	mu      sync.Mutex
+	synced  bool
+	objects map[api.Key]api.Resource
+}
+
+func newBGPLoop(node string, sp *routing.Speaker, secrets routing.SecretSource, log *slog.Logger, m *Metrics) *bgpLoop {
+	return &bgpLoop{node: node, speaker: sp, secrets: secrets, log: log.With("component", "bgp"),
+		metrics: m, trigger: make(chan struct{}, 1), objects: map[api.Key]api.Resource{}}
+}
+
+func (b *bgpLoop) OnStatus(s datastore.Status) {
+	if s == datastore.InSync {
+		b.mu.Lock()
+		b.synced = true
+		b.mu.Unlock()
+		b.poke()
+	}
+}
+
+func (b *bgpLoop) OnUpdates(us []datastore.Update) {
+	b.mu.Lock()
+	for _, u := range us {
+		if u.Type == datastore.Deleted {
+			delete(b.objects, u.Key)
+		} else {
+			b.objects[u.Key] = u.Object
+		}
+	}
+	b.mu.Unlock()
+	b.poke()
+}
+
+func (b *bgpLoop) poke() {
+	select {
+	case b.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (b *bgpLoop) run(ctx context.Context) {
+	defer b.speaker.Stop()
+	var last routing.Desired
+	var retry <-chan time.Time
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.trigger:
+		case <-retry:
+			retry = nil
+		}
+		in, ok := b.input()
+		if !ok {
+			continue // not in sync yet: an empty view would tear sessions down
+		}
+		d, err := routing.Compute(in, b.secrets)
+		if err != nil {
+			b.log.Error("computing the BGP configuration", "err", err)
+			b.metrics.Errors.WithLabelValues("bgp").Inc()
+			continue
+		}
+		if reflect.DeepEqual(d, last) && backoff == 0 {
+			continue
+		}
+		for _, p := range d.Problems {
+			b.log.Warn("BGP configuration problem", "problem", p)
+		}
+		if err := b.speaker.Reconcile(ctx, d); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+			b.log.Warn("reconciling the BGP speaker; retrying", "err", err, "in", backoff)
+			b.metrics.Errors.WithLabelValues("bgp").Inc()
+			retry = time.After(backoff)
+			continue
+		}
+		backoff, last = 0, d
+	}
+}
+
+// input builds the calculator's input from the current snapshot: this
+// host's blocks from its confirmed affinities, and as borrowed addresses
+// those of its workloads that lie outside every one of its blocks.
+func (b *bgpLoop) input() (routing.Input, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.synced {
+		return routing.Input{}, false
+	}
+	in := routing.Input{NodeName: b.node}
+	var local []netip.Prefix
+	for _, r := range b.objects {
+		switch o := r.(type) {
+		case *api.Node:
+			in.Nodes = append(in.Nodes, o)
+		case *api.BGPConfiguration:
+			in.BGPConfigs = append(in.BGPConfigs, o)
+		case *api.BGPPeer:
+			in.Peers = append(in.Peers, o)
+		case *api.IPPool:
+			in.Pools = append(in.Pools, o)
+		case *api.BlockAffinity:
+			if o.Spec.Node == b.node && o.Spec.State == api.AffinityConfirmed {
+				if p, err := netip.ParsePrefix(o.Spec.CIDR); err == nil {
+					in.OwnedBlocks = append(in.OwnedBlocks, p.Masked())
+				}
+			}
+		case *api.WorkloadEndpoint:
+			if o.Spec.Node != b.node {
+				continue
+			}
+			for _, n := range o.Spec.IPNetworks {
+				if p, err := netip.ParsePrefix(n); err == nil && p.IsSingleIP() {
+					local = append(local, p)
+				}
+			}
+		}
+	}
+	for _, p := range local {
+		if !insideAny(p.Addr(), in.OwnedBlocks) {
+			in.BorrowedIPs = append(in.BorrowedIPs, p.Addr())
+		}
+	}
+	// Map order is random; the calculator sorts what it outputs, but sort
+	// here too so that logs and problems come out the same each time.
+	sort.Slice(in.Nodes, func(i, j int) bool { return in.Nodes[i].Name < in.Nodes[j].Name })
+	sort.Slice(in.BorrowedIPs, func(i, j int) bool { return in.BorrowedIPs[i].Less(in.BorrowedIPs[j]) })
+	return in, true
+}
+
+func insideAny(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
