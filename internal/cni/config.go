@@ -69,6 +69,9 @@ type NetConf struct {
 	// process through CNI delegation even though it could run it in
 	// process (Serval's own key; other IPAM types are always delegated).
 	ExecIPAM bool `json:"exec_ipam"`
+	// IPAMLockFile is the file serval-ipam locks to serialise allocations
+	// on this host (DefaultIPAMLockFile when empty).
+	IPAMLockFile string `json:"ipam_lock_file"`
 	// InterfacePrefix starts the host-side veth names ("cali" when empty).
 	InterfacePrefix string `json:"interface_prefix"`
 

@@ -65,6 +65,7 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()
 
+	defer lockIPAM(c.conf.IPAMLockFile, c.log)()
 	requested := append([]netip.Addr(nil), c.args.IPs...)
 	for _, s := range c.conf.RuntimeConfig.IPs {
 		ad, _ := parseAddr(s) // checked by LoadNetConf
@@ -162,6 +163,7 @@ func (p *IPAMPlugin) Del(a *skel.CmdArgs) error {
 	defer c.done()
 	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()
+	defer lockIPAM(c.conf.IPAMLockFile, c.log)()
 	if err := im.ReleaseByHandle(ctx, c.id.Handle); err != nil {
 		return cniError("releasing handle "+c.id.Handle, ErrIPAM, err)
 	}
