@@ -210,7 +210,8 @@ func (r *rig) endpoints(t *testing.T) []*api.WorkloadEndpoint {
 	return out
 }
 
-const testConf = `{"cniVersion":"1.0.0","name":"net1","type":"serval","nodename":"host1",
+// The IPAM lock is a temporary file, not the host's.
+const testConf = `{"cniVersion":"1.0.0","name":"net1","type":"serval","nodename":"host1","ipam_lock_file":"/tmp/svt-cni-unit-ipam.lock",
 	"labels":{"env":"prod"},"profiles":["base"],
 	"ipam":{"type":"serval-ipam","assign_ipv6":"true"}}`
 
@@ -326,7 +327,7 @@ func TestAddFailureUndoes(t *testing.T) {
 // must not remove what the pod's new container uses.
 func TestDelLeavesNewerContainer(t *testing.T) {
 	r := newRig(t, 4, 0)
-	conf := `{"cniVersion":"1.0.0","name":"net1","type":"serval","nodename":"host1","ipam":{"type":"serval-ipam"}}`
+	conf := `{"cniVersion":"1.0.0","name":"net1","type":"serval","nodename":"host1","ipam_lock_file":"/tmp/svt-cni-unit-ipam.lock","ipam":{"type":"serval-ipam"}}`
 	pod := "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0"
 	if err := r.cmd(r.plugin.Add, conf, "old", pod); err != nil {
 		t.Fatal(err)
@@ -376,7 +377,7 @@ func TestIPAMPluginRequestedAndCheck(t *testing.T) {
 	ip := r.plugin.IPAM.(*InProcessIPAM).Plugin
 	var out bytes.Buffer
 	ip.Stdout = &out
-	conf := `{"cniVersion":"0.4.0","name":"net1","type":"bridge","nodename":"host1","ipam":{"type":"serval-ipam"}}`
+	conf := `{"cniVersion":"0.4.0","name":"net1","type":"bridge","nodename":"host1","ipam_lock_file":"/tmp/svt-cni-unit-ipam.lock","ipam":{"type":"serval-ipam"}}`
 	args := &skel.CmdArgs{ContainerID: "c9", IfName: "eth0", Args: "IP=10.99.0.7", StdinData: []byte(conf)}
 	if err := ip.Add(args); err != nil {
 		t.Fatal(err)

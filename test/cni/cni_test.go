@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -504,12 +505,39 @@ func TestOtherIPAM(t *testing.T) {
 			t.Errorf("veth left after DEL")
 		}
 	})
+	t.Run("datastore down after host-local allocated", func(t *testing.T) {
+		// The endpoint write is what fails: the veth made and the address
+		// host-local allocated must both be undone.
+		dataDir := t.TempDir()
+		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net-hl2","plugins":[{"type":"serval","etcd_endpoints":%q,"nodename":%q,
+			"datastore_timeout":1,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.79.1.0/24"}]]}}]}`,
+			relayToNowhere(t, h), nodeName, dataDir)
+		l, err := libcni.NetworkConfFromBytes([]byte(conf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, _ := workload(t)
+		_, err = h.add(t, l, rt)
+		var te *types.Error
+		if !errors.As(err, &te) || te.Code != types.ErrTryAgainLater || !strings.Contains(te.Msg, "writing WorkloadEndpoint") {
+			t.Fatalf("ADD = %v, want code 11 naming the endpoint write", err)
+		}
+		if linkExists(t, h, cni.VethName("cali", rt.ContainerID)) {
+			t.Errorf("veth left behind")
+		}
+		entries, _ := os.ReadDir(filepath.Join(dataDir, "net-hl2"))
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "10.79.1.") {
+				t.Errorf("host-local still holds %s", e.Name())
+			}
+		}
+	})
 	t.Run("bridge with serval-ipam", func(t *testing.T) {
 		// serval-ipam reads etcd_endpoints and nodename at the top level,
 		// as Calico's IPAM plugin does; bridge passes its whole
 		// configuration on.
 		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net-br","plugins":[{"type":"bridge","bridge":"svtbr0",
-			"etcd_endpoints":%q,"nodename":%q,"ipam":{"type":"serval-ipam"}}]}`, h.etcd, nodeName)
+			"etcd_endpoints":%q,"nodename":%q,"ipam_lock_file":%q,"ipam":{"type":"serval-ipam"}}]}`, h.etcd, nodeName, h.ipamLock())
 		l, err := libcni.NetworkConfFromBytes([]byte(conf))
 		if err != nil {
 			t.Fatal(err)

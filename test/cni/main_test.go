@@ -238,8 +238,8 @@ func relay(t testing.TB, netns ns.NetNS, addr string) string {
 func (h *host) netConf(t testing.TB, version, name string, extra, ipamExtra string) *libcni.NetworkConfigList {
 	t.Helper()
 	plugin := fmt.Sprintf(`{"type":"serval","etcd_endpoints":%q,"nodename":%q,"log_level":"debug","log_file_path":%q,
-		"datastore_timeout":3%s,"ipam":{"type":"serval-ipam"%s}}`,
-		h.etcd, nodeName, filepath.Join(h.cacheDir, "cni.log"), extra, ipamExtra)
+		"ipam_lock_file":%q,"datastore_timeout":3%s,"ipam":{"type":"serval-ipam"%s}}`,
+		h.etcd, nodeName, filepath.Join(h.cacheDir, "cni.log"), h.ipamLock(), extra, ipamExtra)
 	list := fmt.Sprintf(`{"cniVersion":%q,"name":%q,"plugins":[%s]}`, version, name, plugin)
 	l, err := libcni.NetworkConfFromBytes([]byte(list))
 	if err != nil {
@@ -247,6 +247,10 @@ func (h *host) netConf(t testing.TB, version, name string, extra, ipamExtra stri
 	}
 	return l
 }
+
+// ipamLock is this host's IPAM lock file (each simulated host has its own,
+// as real hosts do).
+func (h *host) ipamLock() string { return filepath.Join(h.cacheDir, "ipam.lock") }
 
 func (h *host) do(t testing.TB, f func() error) error {
 	t.Helper()
