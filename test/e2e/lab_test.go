@@ -23,6 +23,7 @@ workloads:
   - {name: A, host: host1, address: 192.168.1.1, labels: {group: GROUP1}, profiles: [group1]}
   - {name: B, host: host1, labels: {group: GROUP2}}
   - {name: C, host: host2, namespace: prod, labels: {role: db}}
+manifests: [testdata/open.yaml]
 `
 
 // TestLabUpDown brings up two hosts, a BIRD router and three workloads,
@@ -181,6 +182,7 @@ hosts: [{name: h1, address: 10.99.0.11/24}]
 workloads:
   - {name: A, host: h1}
   - {name: B, host: h1}
+manifests: [testdata/open.yaml]
 `)
 	tests := []struct {
 		name     string
