@@ -394,32 +394,48 @@ func (p *Plugin) Del(a *skel.CmdArgs) error {
 	// interface and endpoint of the one that replaced it: the endpoint
 	// records which container it belongs to.
 	key := api.Key{Kind: "WorkloadEndpoint", Namespace: c.id.Namespace, Name: c.id.EndpointName}
-	ours := true
 	var errs []*types.Error
-	var stale bool
+	owner := a.ContainerID // the container the endpoint and veth belong to, "" when unknown
 	r, err := c.ds.Get(ctx, key)
 	switch {
 	case errors.Is(err, datastore.ErrNotFound):
 	case err != nil:
+		owner = ""
 		errs = append(errs, cniError("reading "+key.String(), ErrDatastore, err))
 	default:
-		if w, ok := r.(*api.WorkloadEndpoint); ok && w.Spec.ContainerID != "" && w.Spec.ContainerID != a.ContainerID {
-			ours, stale = false, true
-			c.log.Info("endpoint belongs to another container: leaving it and its interface", "owner", w.Spec.ContainerID)
+		if w, ok := r.(*api.WorkloadEndpoint); ok && w.Spec.ContainerID != "" {
+			owner = w.Spec.ContainerID
 		}
 	}
-	if ours && err == nil {
+	if owner != a.ContainerID && owner != "" {
+		c.log.Info("endpoint belongs to another container: leaving it and its interface", "owner", owner)
+	}
+	// A plain container's veth is named after the container, so it is
+	// always this DEL's to remove; a pod's is shared by the pod's
+	// successive containers, so it is removed only when the endpoint says
+	// it is ours (or there is no endpoint).
+	removeVeth := owner == a.ContainerID || (owner == "" && c.id.Orchestrator != OrchestratorK8s)
+
+	// Removing a veth waits for the kernel's RCU grace periods (10-20 ms);
+	// the datastore work does not depend on it, so both run at once.
+	vethDone := make(chan error, 1)
+	go func() {
+		if !removeVeth {
+			vethDone <- nil
+			return
+		}
+		vethDone <- p.dataplane(c.log).Teardown(c.id.HostVeth)
+	}()
+	if owner == a.ContainerID && err == nil {
 		if _, err := c.ds.Delete(ctx, key, r.GetObjectMeta().ResourceVersion); err != nil && !errors.Is(err, datastore.ErrNotFound) {
 			errs = append(errs, cniError("deleting "+key.String(), ErrDatastore, err))
 		}
 	}
-	if !stale {
-		if err := p.dataplane(c.log).Teardown(c.id.HostVeth); err != nil {
-			errs = append(errs, cniError("removing the workload's interface", ErrDataplane, err))
-		}
-	}
 	if err := p.ipamFor(c, a).Del(ctx, c.conf.IPAM.Type, a.StdinData); err != nil {
 		errs = append(errs, cniError("releasing addresses with IPAM plugin "+c.conf.IPAM.Type, ErrIPAM, err))
+	}
+	if err := <-vethDone; err != nil {
+		errs = append(errs, cniError("removing the workload's interface", ErrDataplane, err))
 	}
 	if len(errs) > 0 {
 		e := errs[0]
