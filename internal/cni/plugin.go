@@ -265,6 +265,7 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 	var undo undoStack
 	ipamType := c.conf.IPAM.Type
 	ipamDel := p.ipamFor(c, a)
+	tIPAM := time.Now()
 	raw, err := ipamDel.Add(ctx, ipamType, a.StdinData)
 	if err != nil {
 		return failAdd(&undo, cniError("allocating addresses with IPAM plugin "+ipamType, ErrIPAM, err))
@@ -292,6 +293,7 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 	log.Debug("addresses allocated", "addresses", addrs)
 
 	spec := &LinkSpec{HostVeth: c.id.HostVeth, IfName: a.IfName, Netns: a.Netns, MTU: mtu, Addrs: addrs}
+	tDP := time.Now()
 	info, err := dp.Setup(spec)
 	if err != nil {
 		return failAdd(&undo, cniError("setting up the workload's interface", ErrDataplane, err))
@@ -302,6 +304,7 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 		wep.Spec.IPNetworks = append(wep.Spec.IPNetworks, netip.PrefixFrom(ad, ad.BitLen()).String())
 	}
 	wep.Spec.MAC = info.ContainerMAC
+	tDS := time.Now()
 	created, err := writeEndpoint(ctx, c.ds, wep)
 	if err != nil {
 		return failAdd(&undo, cniError("writing WorkloadEndpoint "+api.KeyOf(wep).String(), ErrDatastore, err))
@@ -324,7 +327,8 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 	if err := out.PrintTo(p.stdout()); err != nil {
 		return failAdd(&undo, types.NewError(types.ErrIOFailure, fmt.Sprintf("writing the result: %v", err), ""))
 	}
-	log.Info("workload attached", "interface", spec.HostVeth, "addresses", addrs, "mtu", mtu, "took", time.Since(start))
+	log.Info("workload attached", "interface", spec.HostVeth, "addresses", addrs, "mtu", mtu, "took", time.Since(start),
+		"ipam", tDP.Sub(tIPAM), "dataplane", tDS.Sub(tDP), "endpoint", time.Since(tDS))
 	return nil
 }
 
