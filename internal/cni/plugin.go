@@ -397,6 +397,7 @@ func (p *Plugin) Del(a *skel.CmdArgs) error {
 	// A DEL for an older container of the same pod must not remove the
 	// interface and endpoint of the one that replaced it: the endpoint
 	// records which container it belongs to.
+	start := time.Now()
 	key := api.Key{Kind: "WorkloadEndpoint", Namespace: c.id.Namespace, Name: c.id.EndpointName}
 	var errs []*types.Error
 	owner := a.ContainerID // the container the endpoint and veth belong to, "" when unknown
@@ -430,14 +431,17 @@ func (p *Plugin) Del(a *skel.CmdArgs) error {
 		}
 		vethDone <- p.dataplane(c.log).Teardown(c.id.HostVeth)
 	}()
+	tDS := time.Now()
 	if owner == a.ContainerID && err == nil {
 		if _, err := c.ds.Delete(ctx, key, r.GetObjectMeta().ResourceVersion); err != nil && !errors.Is(err, datastore.ErrNotFound) {
 			errs = append(errs, cniError("deleting "+key.String(), ErrDatastore, err))
 		}
 	}
+	tIPAM := time.Now()
 	if err := p.ipamFor(c, a).Del(ctx, c.conf.IPAM.Type, a.StdinData); err != nil {
 		errs = append(errs, cniError("releasing addresses with IPAM plugin "+c.conf.IPAM.Type, ErrIPAM, err))
 	}
+	tVeth := time.Now()
 	if err := <-vethDone; err != nil {
 		errs = append(errs, cniError("removing the workload's interface", ErrDataplane, err))
 	}
@@ -448,7 +452,8 @@ func (p *Plugin) Del(a *skel.CmdArgs) error {
 		}
 		return e
 	}
-	c.log.Info("workload detached", "interface", c.id.HostVeth)
+	c.log.Info("workload detached", "interface", c.id.HostVeth, "took", time.Since(start),
+		"endpoint", tIPAM.Sub(tDS), "ipam", tVeth.Sub(tIPAM), "waiting for veth removal", time.Since(tVeth))
 	return nil
 }
 
