@@ -81,6 +81,11 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 			}
 			addrs = append(addrs, ad)
 		}
+	} else if held, err := im.IPsByHandle(ctx, c.id.Handle); err == nil && coversWanted(held, c.conf.IPAM) {
+		// A retried ADD of the same attachment gets the addresses it was
+		// given the first time rather than a second set.
+		c.log.Info("reusing the handle's addresses", "handle", c.id.Handle, "addresses", held)
+		addrs = held
 	} else {
 		args := ipam.AutoAssignArgs{
 			Handle: c.id.Handle, Node: c.id.Node, Attrs: c.id.IPAMAttrs(),
@@ -122,6 +127,19 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 	}
 	c.log.Info("addresses allocated", "handle", c.id.Handle, "addresses", addrs)
 	return nil
+}
+
+// coversWanted says whether held has an address of every family the
+// configuration asks for.
+func coversWanted(held []netip.Addr, conf IPAMConf) bool {
+	if len(held) == 0 {
+		return false
+	}
+	v4, v6 := false, false
+	for _, a := range held {
+		v4, v6 = v4 || a.Is4(), v6 || a.Is6()
+	}
+	return (v4 || !conf.WantIPv4()) && (v6 || !conf.WantIPv6())
 }
 
 func describeWant(a ipam.AutoAssignArgs) string {

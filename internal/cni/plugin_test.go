@@ -425,3 +425,24 @@ func TestAddOlderVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedAdd: a second ADD of the same attachment keeps its
+// addresses and leaves one endpoint and one interface.
+func TestRepeatedAdd(t *testing.T) {
+	r := newRig(t, 4, 4)
+	var first string
+	for i := range 2 {
+		if err := r.cmd(r.plugin.Add, testConf, "c1", ""); err != nil {
+			t.Fatalf("ADD %d: %v", i+1, err)
+		}
+		weps := r.endpoints(t)
+		if len(weps) != 1 || len(r.dp.links) != 1 || r.ipam.held() != 2 {
+			t.Fatalf("after ADD %d: %d endpoints, links %v, %d addresses held", i+1, len(weps), r.dp.links, r.ipam.held())
+		}
+		if i == 0 {
+			first = fmt.Sprint(weps[0].Spec.IPNetworks)
+		} else if got := fmt.Sprint(weps[0].Spec.IPNetworks); got != first {
+			t.Errorf("addresses changed from %s to %s", first, got)
+		}
+	}
+}
