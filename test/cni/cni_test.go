@@ -274,16 +274,28 @@ func TestCheckFindsDamage(t *testing.T) {
 	}
 }
 
-// TestDelIdempotent: DEL twice, DEL after the namespace is gone, DEL of
-// something never added.
+// TestDelIdempotent: ADD twice, DEL twice, DEL after the namespace is
+// gone, DEL of something never added.
 func TestDelIdempotent(t *testing.T) {
 	requireRoot(t)
 	h := newHost(t)
 	l := h.netConf(t, "1.0.0", "net-del", "", "")
 
 	rt, _ := workload(t)
-	if _, err := h.add(t, l, rt); err != nil {
+	res1, err := h.add(t, l, rt)
+	if err != nil {
 		t.Fatalf("ADD: %v", err)
+	}
+	// A retried ADD replaces the veth and keeps the address.
+	res2, err := h.add(t, l, rt)
+	if err != nil {
+		t.Fatalf("second ADD: %v", err)
+	}
+	if a1, a2 := resultAddrs(t, res1), resultAddrs(t, res2); fmt.Sprint(a1) != fmt.Sprint(a2) {
+		t.Errorf("second ADD gave %v, first %v", a2, a1)
+	}
+	if err := h.check(t, l, rt); err != nil {
+		t.Errorf("CHECK after the second ADD: %v", err)
 	}
 	for i := range 2 {
 		if err := h.del(t, l, rt); err != nil {
