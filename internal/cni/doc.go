@@ -6,9 +6,14 @@
 //
 // ADD, in order, each step undone if a later one fails:
 //
-//  1. addresses from the IPAM plugin named in ipam.type, through CNI
-//     delegation (serval-ipam, host-local, ...); serval-ipam allocates
-//     with handle "<network name>.<container ID>";
+//  1. addresses from the IPAM plugin named in ipam.type: any type through
+//     CNI delegation (host-local, ...), except that serval-ipam runs inside
+//     the serval process (the same code as bin/serval-ipam, which saves a
+//     process start and a datastore connection per command; "exec_ipam":
+//     true delegates it too). serval-ipam allocates with handle
+//     "<network name>.<container ID>", serialised on the host by a lock
+//     file ("ipam_lock_file", default /run/serval/ipam.lock), and gives a
+//     retried ADD the addresses its handle already holds;
 //  2. a veth: host end <prefix><11 hex digits of sha1(identity)> made in
 //     the host namespace (MAC ee:ee:ee:ee:ee:ee, proxy_arp, proxy_delay 0,
 //     forwarding), the other end made directly inside the workload's
@@ -35,6 +40,10 @@
 // answer (try again), 50 STATUS with the datastore down, 100 IPAM, 101
 // interfaces and routes, 102 the datastore refused a write, 103 CHECK
 // found a difference, 999 other.
+//
+// Serval's own keys besides Calico's: "datastore_timeout" (seconds per
+// datastore request, default 5), "interface_prefix", "exec_ipam",
+// "ipam_lock_file", "labels", "profiles".
 //
 // A network configuration (keys as Calico's):
 //
