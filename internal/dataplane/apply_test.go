@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -187,9 +188,10 @@ func TestFailedApplyRetries(t *testing.T) {
 
 func TestRoutes(t *testing.T) {
 	d := newTestDP(t)
-	d.routes.AddRoute(netlink.Route{Dst: prefixIPNet(netip.MustParsePrefix("10.65.9.9/32")), LinkIndex: 2, Protocol: RouteProtocol})  // stale
-	d.routes.AddRoute(netlink.Route{Dst: prefixIPNet(netip.MustParsePrefix("192.0.2.0/24")), LinkIndex: 2, Protocol: 4})              // not ours
-	d.routes.AddRoute(netlink.Route{Dst: prefixIPNet(netip.MustParsePrefix("10.65.0.2/32")), LinkIndex: 11, Protocol: RouteProtocol}) // CNI's, endpoint not known yet
+	d.routes.AddRoute(netlink.Route{Dst: prefixIPNet(netip.MustParsePrefix("10.65.9.9/32")), LinkIndex: 2, Protocol: RouteProtocol})                                  // stale
+	d.routes.AddRoute(netlink.Route{Dst: prefixIPNet(netip.MustParsePrefix("192.0.2.0/24")), LinkIndex: 2, Protocol: 4})                                              // not ours
+	d.routes.AddRoute(netlink.Route{Dst: prefixIPNet(netip.MustParsePrefix("10.65.0.2/32")), LinkIndex: 11, Protocol: RouteProtocol})                                 // CNI's, endpoint not known yet
+	d.routes.AddRoute(netlink.Route{Dst: prefixIPNet(netip.MustParsePrefix("10.66.0.0/26")), LinkIndex: 2, Gw: net.ParseIP("172.17.8.102"), Protocol: RouteProtocol}) // learned by BGP: the speaker's
 	d.OnWorkloadEndpointUpdate(wep("ns/w1", "cali1", pfx("10.65.0.1/32", "fd00::1/128"), nil))
 	d.OnWorkloadEndpointUpdate(wep("ns/w3", "cali3", pfx("10.65.0.3/32"), nil)) // veth not there yet
 	d.OnLocalBlockUpdate(netip.MustParsePrefix("10.65.0.0/26"))
@@ -199,6 +201,7 @@ func TestRoutes(t *testing.T) {
 		"10.65.0.1/32 dev cali1 scope link proto 80",
 		"10.65.0.2/32 dev cali2 scope link proto 80",
 		"10.65.9.9/32 dev eth0 scope link proto 80", // not removed before in sync
+		"10.66.0.0/26 via 172.17.8.102 dev eth0 proto 80",
 		"192.0.2.0/24 dev eth0 scope link proto 4",
 		"blackhole 10.65.0.0/26 proto 80",
 		"fd00::1/128 dev cali1 scope link proto 80",
@@ -213,6 +216,7 @@ func TestRoutes(t *testing.T) {
 		"10.65.0.1/32 dev cali1 scope link proto 80",
 		"10.65.0.2/32 dev cali2 scope link proto 80", // CNI's route to a live workload veth stays
 		"10.65.0.3/32 dev cali3 scope link proto 80",
+		"10.66.0.0/26 via 172.17.8.102 dev eth0 proto 80", // BGP's route stays
 		"192.0.2.0/24 dev eth0 scope link proto 4",
 		"blackhole 10.65.0.0/26 proto 80",
 		"fd00::1/128 dev cali1 scope link proto 80",

@@ -135,6 +135,12 @@ func (m *routeManager) apply(inSync bool) error {
 		if r.LinkIndex > 0 && m.isWorkloadLink(r.LinkIndex) {
 			continue
 		}
+		// A route with a next hop is one the BGP speaker learned from a
+		// peer: it shares our protocol number but is the speaker's to
+		// withdraw, not ours.
+		if r.Gw != nil || len(r.MultiPath) > 0 {
+			continue
+		}
 		rr := r
 		if err := m.h.RouteDel(&rr); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("removing stale route %s: %w", p, err))
@@ -295,6 +301,9 @@ func (f *FakeRoutes) routeText(r netlink.Route) string {
 	p, _ := routeDst(r)
 	if r.Type == unix.RTN_BLACKHOLE {
 		return fmt.Sprintf("blackhole %s proto %d", p, r.Protocol)
+	}
+	if r.Gw != nil {
+		return fmt.Sprintf("%s via %s dev %s proto %d", p, r.Gw, f.linkName(r.LinkIndex), r.Protocol)
 	}
 	return fmt.Sprintf("%s dev %s scope link proto %d", p, f.linkName(r.LinkIndex), r.Protocol)
 }

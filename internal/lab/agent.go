@@ -6,11 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/servalnet/serval/internal/netconst"
 )
 
 // AgentBinary is the node agent's file name in the binaries directory.
@@ -140,4 +147,80 @@ func (l *Lab) AgentStop(host string, kill bool) error {
 		return errors.New("serval-node on " + host + " did not stop within 15s of SIGTERM and was killed")
 	}
 	return nil
+}
+
+// waitRoutes returns once every host routes to every workload of the other
+// hosts through a route its agent learned by BGP, so that what the lab
+// shows right after up is the converged network, not the first seconds of
+// it. Without serval-node there is nothing to wait for.
+func (l *Lab) waitRoutes(ctx context.Context) error {
+	if !l.HasAgent() {
+		return nil
+	}
+	return l.waitFor(ctx, "BGP routes to every workload", "", 60*time.Second, func() error {
+		var missing []string
+		for _, h := range l.State.Topology.Hosts {
+			var remote []netip.Addr
+			for _, w := range l.State.Topology.Workloads {
+				ws := l.State.Workloads[w.Name]
+				if w.Host == h.Name || ws == nil {
+					continue
+				}
+				a, err := netip.ParseAddr(ws.IP)
+				if err != nil {
+					return fmt.Errorf("workload %s: address %q: %w", w.Name, ws.IP, err)
+				}
+				remote = append(remote, a)
+			}
+			err := InNetns(l.Netns(h.Name), func() error {
+				routes, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
+				if err != nil {
+					return err
+				}
+				for _, a := range remote {
+					if r := longestMatch(routes, a); r == nil || r.Protocol != netconst.RouteProtocol || r.Gw == nil && len(r.MultiPath) == 0 {
+						missing = append(missing, h.Name+"→"+a.String())
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("reading the routes of %s: %w", h.Name, err)
+			}
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			return fmt.Errorf("no learned route yet for %s", strings.Join(missing, ", "))
+		}
+		return nil
+	})
+}
+
+// longestMatch is the kernel's choice among routes for a, in the main table.
+func longestMatch(routes []netlink.Route, a netip.Addr) *netlink.Route {
+	var best *netlink.Route
+	bestLen := -1
+	for i := range routes {
+		r := &routes[i]
+		if r.Table != 0 && r.Table != unix.RT_TABLE_MAIN {
+			continue
+		}
+		p := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if a.Is6() {
+			p = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
+		if r.Dst != nil {
+			ip, ok := netip.AddrFromSlice(r.Dst.IP)
+			if !ok {
+				continue
+			}
+			ones, _ := r.Dst.Mask.Size()
+			p = netip.PrefixFrom(ip.Unmap(), ones)
+		}
+		if p.Addr().Is4() != a.Is4() || !p.Contains(a) || p.Bits() <= bestLen {
+			continue
+		}
+		best, bestLen = r, p.Bits()
+	}
+	return best
 }

@@ -71,6 +71,7 @@ func Up(ctx context.Context, t *Topology, opts Options) (*Lab, error) {
 		{"starting the router", l.startRouter},
 		{"starting serval-node on every host", l.startAgents},
 		{"creating workloads through serval-cni", l.createWorkloads},
+		{"waiting for BGP routes to every workload", l.waitRoutes},
 	}
 	for _, s := range steps {
 		start := time.Now()
