@@ -3,9 +3,11 @@ package lab
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/servalnet/serval/internal/netconst"
+	"github.com/servalnet/serval/internal/node"
 )
 
 // AgentBinary is the node agent's file name in the binaries directory.
@@ -149,7 +152,36 @@ func (l *Lab) AgentStop(host string, kill bool) error {
 	return nil
 }
 
-// waitRoutes returns once every host routes to every workload of the other
+// sessionsEstablished asks the agent of host, over its status socket (a
+// unix socket works across network namespaces), whether all its BGP
+// sessions are up.
+func (l *Lab) sessionsEstablished(host string) error {
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", l.AgentSocket(host))
+		}}}
+	resp, err := c.Get("http://serval-node/status")
+	if err != nil {
+		return fmt.Errorf("asking serval-node on %s: %w", host, err)
+	}
+	defer resp.Body.Close()
+	var rep node.StatusReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return fmt.Errorf("reading the status of serval-node on %s: %w", host, err)
+	}
+	if rep.BGP == nil {
+		return nil
+	}
+	for _, p := range rep.BGP.Peers {
+		if p.Info != "Established" {
+			return fmt.Errorf("BGP session %s -> %s is %s", host, p.Address, p.Info)
+		}
+	}
+	return nil
+}
+
+// waitRoutes returns once every BGP session is up and every host routes to every workload of the other
 // hosts through a route its agent learned by BGP, so that what the lab
 // shows right after up is the converged network, not the first seconds of
 // it. Without serval-node there is nothing to wait for.
@@ -160,6 +192,9 @@ func (l *Lab) waitRoutes(ctx context.Context) error {
 	return l.waitFor(ctx, "BGP routes to every workload", "", 60*time.Second, func() error {
 		var missing []string
 		for _, h := range l.State.Topology.Hosts {
+			if err := l.sessionsEstablished(h.Name); err != nil {
+				return err
+			}
 			var remote []netip.Addr
 			for _, w := range l.State.Topology.Workloads {
 				ws := l.State.Workloads[w.Name]

@@ -58,6 +58,7 @@ protocol kernel {
 template bgp serval_host {
 	local %s as %d;
 	graceful restart on;
+	connect retry time 5;
 	ipv4 {
 		import all;
 		export all;

@@ -167,6 +167,7 @@ protocol kernel {
 template bgp serval_host {
 	local 172.17.8.1 as 64513;
 	graceful restart on;
+	connect retry time 5;
 	ipv4 {
 		import all;
 		export all;

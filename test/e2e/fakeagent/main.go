@@ -1,16 +1,18 @@
 // Command fakeagent stands in for serval-node in the lab's agent-control
-// test, until the real one exists: it takes serval-node's flags, prints
-// them, and serves /readiness (200 after a short start-up) on the port the
-// lab polls. It programs nothing.
+// test: it takes serval-node's flags, prints them, serves /readiness (200
+// after a short start-up) on the port the lab polls, and answers /status on
+// its status socket as an agent without BGP. It programs nothing.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,7 +23,7 @@ func main() {
 	etcd := flag.String("etcd-endpoints", "", "")
 	ip := flag.String("ip", "", "")
 	port := flag.Int("health-port", 9099, "")
-	_ = flag.String("status-socket", "", "")
+	socket := flag.String("status-socket", "", "")
 	flag.Parse()
 	if *nodename == "" || *etcd == "" || *ip == "" {
 		fmt.Fprintln(os.Stderr, "fakeagent: --nodename, --etcd-endpoints and --ip are required")
@@ -38,6 +40,20 @@ func main() {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if *socket != "" {
+		_ = os.MkdirAll(filepath.Dir(*socket), 0o755)
+		_ = os.Remove(*socket)
+		l, err := net.Listen("unix", *socket)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fakeagent:", err)
+			os.Exit(1)
+		}
+		status := http.NewServeMux()
+		status.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintf(w, `{"node":%q,"health":{"live":true,"ready":true}}`, *nodename)
+		})
+		go func() { _ = http.Serve(l, status) }()
+	}
 	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", *port), Handler: mux}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
