@@ -59,6 +59,9 @@ func TestValidate(t *testing.T) {
 			`err:GlobalNetworkPolicy "allow-db": spec.ingress[0].source.nets[0]: "10.0.0.0/33" is not a valid CIDR`,
 			`err:document 2 (line 17): IPPool "Bad_Name": metadata.name: "Bad_Name" must consist of lower case`,
 			`err:IPPool "Bad_Name": spec.blockSize: "19" is not a valid IPv4 block size (20-32)`}},
+		{"directory without -R reads no subdirectories", []string{"-f", "testdata"}, 1, []string{"err:no resources found in testdata"}},
+		{"directory with -R reads them all", []string{"-R", "-f", "testdata"}, 1, []string{
+			`err:testdata/bad/many.yaml: document 1`, `err:testdata/bad/unknown-kind.yaml`, "err:nothing was written"}},
 		{"missing file", []string{"-f", "testdata/nope.yaml"}, 1, []string{"err:testdata/nope.yaml"}},
 		{"no input", nil, 1, []string{"err:no input"}},
 	}
