@@ -2,6 +2,12 @@
 // the datastore's policy into the host's firewall and routes, and speaks
 // BGP. All logic lives in internal/node; this file reads the configuration
 // and wires the kernel-facing parts.
+
+// Go 1.24+ makes listeners MPTCP by default, and the kernel refuses TCP MD5
+// keys on MPTCP sockets (ENOPROTOOPT), so BGPPeer passwords would fail on
+// GoBGP's listener. BGP runs over plain TCP.
+//
+//go:debug multipathtcp=0
 package main
 
 import (
@@ -41,7 +47,7 @@ func run() int {
 	var cfg node.Config
 	var etcd datastore.EtcdConfig
 	var endpoints, logLevel, secretsDir string
-	var showVersion bool
+	var showVersion, programOutsidePools bool
 	fs := flag.NewFlagSet("serval-node", flag.ContinueOnError)
 	fs.StringVar(&cfg.NodeName, "nodename", env("SERVAL_NODENAME", host), "this host's Node name [$SERVAL_NODENAME]")
 	fs.StringVar(&endpoints, "etcd-endpoints", env("SERVAL_ETCD_ENDPOINTS", "http://127.0.0.1:2379"), "etcd endpoints, comma-separated [$SERVAL_ETCD_ENDPOINTS]")
@@ -60,6 +66,11 @@ func run() int {
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", env("SERVAL_METRICS_LISTEN", "127.0.0.1:9091"), "address for Prometheus /metrics; empty disables [$SERVAL_METRICS_LISTEN]")
 	fs.StringVar(&cfg.StatusSocket, "status-socket", env("SERVAL_STATUS_SOCKET", node.DefaultStatusSocket), "unix socket for 'servalctl node status' [$SERVAL_STATUS_SOCKET]")
 	fs.BoolVar(&cfg.BGP, "bgp", env("SERVAL_BGP", "true") == "true", "run the embedded BGP speaker [$SERVAL_BGP]")
+	// Calico's BIRD programs every route it learns, so a default route or a
+	// prefix a top-of-rack router advertises is usable by the host; false
+	// keeps BGP to the IP pools (for hosts whose own routing owns the rest).
+	fs.BoolVar(&programOutsidePools, "program-outside-pools", env("SERVAL_PROGRAM_OUTSIDE_POOLS", "true") == "true",
+		"also program learned routes outside the IP pools, as Calico does [$SERVAL_PROGRAM_OUTSIDE_POOLS]")
 	fs.StringVar(&secretsDir, "secrets-dir", env("SERVAL_SECRETS_DIR", "/etc/serval/secrets"), "directory of BGP password secrets (<dir>/<secret>/<key>) [$SERVAL_SECRETS_DIR]")
 	fs.StringVar(&logLevel, "log-level", env("SERVAL_LOG_LEVEL", "info"), "debug, info, warn or error [$SERVAL_LOG_LEVEL]")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
@@ -107,7 +118,7 @@ func run() int {
 		Secrets: routing.SecretSources{routing.FileSecrets{Dir: secretsDir}, routing.EnvSecrets{}},
 	}
 	if cfg.BGP {
-		deps.Speaker = routing.NewSpeaker(routing.Config{Logger: log, Netlink: nl, StartupHold: routing.DefaultRestartTime})
+		deps.Speaker = routing.NewSpeaker(routing.Config{Logger: log, Netlink: nl, StartupHold: routing.DefaultRestartTime, ProgramOutsidePools: programOutsidePools})
 	}
 	agent, err := node.New(cfg, deps)
 	if err != nil {

@@ -297,7 +297,9 @@ func TestSpeakerGracefulRestartConfig(t *testing.T) {
 }
 
 // md5Supported reports whether this kernel lets a listening socket carry
-// a TCP MD5 key (some sandboxes refuse with ENOPROTOOPT).
+// a TCP MD5 key. It refuses with ENOPROTOOPT on MPTCP sockets, which Go
+// listeners are by default unless multipathtcp=0 (see godebug_test.go); a
+// kernel without CONFIG_TCP_MD5SIG refuses the same way.
 func md5Supported(t *testing.T) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
