@@ -258,6 +258,36 @@ func (s *store) Update(ctx context.Context, r api.Resource) (api.Resource, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	// A resource just read from the store carries its resourceVersion,
+	// UID and creation time: when the entry is still at that revision it
+	// is the very object read, so the UID and creation time already are
+	// the stored ones and one compare-and-swap does it, without a read
+	// first (IPAM writes a block this way on every allocation). Only a
+	// lost compare-and-swap reads, to tell NotFound from Conflict.
+	if want != 0 && m.UID != "" && m.CreationTimestamp != nil {
+		m.Generation++
+		val, err := encode(obj)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		rev, ok, err := s.kv.update(ctx, path, val, want)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if ok {
+			m.ResourceVersion = strconv.FormatInt(rev, 10)
+			return obj, nil
+		}
+		cur, err := s.kv.get(ctx, path)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w", op, err)
+		case cur == nil:
+			return nil, fmt.Errorf("%s: %w", op, ErrNotFound)
+		default:
+			return nil, fmt.Errorf("%s: %w (stored %d, given %d)", op, ErrConflict, cur.ModRev, want)
+		}
+	}
 	// Read, carry over what the datastore owns, then write only if the
 	// entry is still the one read. An unconditional update retries when
 	// someone else wrote in between, so that it never clobbers a UID it
