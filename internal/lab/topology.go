@@ -26,6 +26,10 @@ type Topology struct {
 	Router    *Router    `json:"router,omitempty"`
 	Hosts     []Host     `json:"hosts"`
 	Workloads []Workload `json:"workloads,omitempty"`
+	// ExternalHosts are plain machines ("non-virtual devices") on a segment
+	// of their own behind the router: no agent, a default route via the
+	// router, so they reach workloads only through what BGP taught it.
+	ExternalHosts []ExternalHost `json:"externalHosts,omitempty"`
 	// Manifests are servalctl resource files applied at bring-up, paths
 	// relative to the topology file (made absolute by LoadTopology).
 	Manifests []string `json:"manifests,omitempty"`
@@ -40,6 +44,10 @@ type Datastore struct {
 	// Address of the datastore namespace on the fabric (ADDR/PREFIX);
 	// defaults to the highest free address of the fabric subnet.
 	Address string `json:"address,omitempty"`
+	// MemberAddresses are the addresses (ADDR/PREFIX) of an etcd-cluster's
+	// members, all in the datastore namespace; the first is Address. When
+	// unset, validation takes the free addresses just below Address.
+	MemberAddresses []string `json:"memberAddresses,omitempty"`
 }
 
 // Router is the optional top-of-rack router every host peers with.
@@ -52,10 +60,19 @@ type Router struct {
 	// (nil: true), as servers have towards their top-of-rack. Set it false
 	// when the router should advertise the default route by BGP instead.
 	DefaultRoute *bool `json:"defaultRoute,omitempty"`
+	// ExternalAddress is the router's address on the external hosts'
+	// segment (ADDR/PREFIX); defaults to the first address of their subnet.
+	ExternalAddress string `json:"externalAddress,omitempty"`
+}
+
+// ExternalHost is a machine behind the router that runs no Serval.
+type ExternalHost struct {
+	Name    string `json:"name"`
+	Address string `json:"address"` // ADDR/PREFIX on the external segment
 }
 
 // HostsDefaultViaRouter says whether hosts get a static default route via
-// the router.
+// the router. When they do not, the router advertises 0.0.0.0/0 by BGP.
 func (r *Router) HostsDefaultViaRouter() bool { return r.DefaultRoute == nil || *r.DefaultRoute }
 
 // Host is one server: a namespace on the fabric that runs serval-node.
@@ -156,11 +173,12 @@ func ParseTopology(source string, data []byte) (*Topology, error) {
 // the decoded document so an unknown or misspelt key is reported with its
 // path (hosts[1].adress), which encoding/json cannot do.
 var fields = map[string][]string{
-	"":          {"name", "datastore", "router", "hosts", "workloads", "manifests"},
-	"datastore": {"kind", "members", "address"},
-	"router":    {"name", "kind", "asNumber", "address", "defaultRoute"},
-	"hosts":     {"name", "address", "asNumber"},
-	"workloads": {"name", "host", "namespace", "address", "labels", "profiles"},
+	"":              {"name", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests"},
+	"datastore":     {"kind", "members", "address", "memberAddresses"},
+	"router":        {"name", "kind", "asNumber", "address", "defaultRoute", "externalAddress"},
+	"externalHosts": {"name", "address"},
+	"hosts":         {"name", "address", "asNumber"},
+	"workloads":     {"name", "host", "namespace", "address", "labels", "profiles"},
 }
 
 func checkShape(raw any, errs *[]string) {
@@ -180,7 +198,7 @@ func checkShape(raw any, errs *[]string) {
 			checkKeys(key, m, fields[key], errs)
 		}
 	}
-	for _, key := range []string{"hosts", "workloads"} {
+	for _, key := range []string{"hosts", "workloads", "externalHosts"} {
 		v, ok := top[key]
 		if !ok || v == nil {
 			continue
@@ -307,9 +325,7 @@ func (t *Topology) validate() []string {
 		}
 		useName("router.name", r.Name)
 		switch r.Kind {
-		case "bird":
-		case "frr":
-			bad("router.kind", "frr is not supported by this version of serval-lab yet (use bird)")
+		case "bird", "frr":
 		case "":
 			bad("router.kind", "required (bird or frr)")
 		default:
@@ -325,6 +341,8 @@ func (t *Topology) validate() []string {
 		}
 	}
 
+	t.validateExternal(bad, useName, used)
+
 	d := &t.Datastore
 	switch d.Kind {
 	case "", "embedded":
@@ -333,7 +351,12 @@ func (t *Topology) validate() []string {
 			bad("datastore.members", "an embedded datastore has one member")
 		}
 	case "etcd-cluster":
-		bad("datastore.kind", "etcd-cluster is not supported by this version of serval-lab yet (use embedded)")
+		if d.Members == 0 {
+			d.Members = 3
+		}
+		if d.Members < 1 || d.Members > 7 {
+			bad("datastore.members", "%d: an etcd cluster here has 1 to 7 members", d.Members)
+		}
 	default:
 		bad("datastore.kind", "%q is not a datastore kind (embedded or etcd-cluster)", d.Kind)
 	}
@@ -348,6 +371,9 @@ func (t *Topology) validate() []string {
 				break
 			}
 		}
+	}
+	if d.Kind == "etcd-cluster" && d.Address != "" && fabric.IsValid() {
+		errs = append(errs, clusterAddresses(d, fabric, used, useAddr)...)
 	}
 
 	hosts := map[string]bool{}
@@ -390,6 +416,77 @@ func (t *Topology) validate() []string {
 		}
 	}
 	return errs
+}
+
+// validateExternal checks the external hosts: one subnet of their own, off
+// the fabric, behind a router that gets an address on it.
+func (t *Topology) validateExternal(bad func(path, format string, a ...any), useName func(path, name string), used map[netip.Addr]string) {
+	if len(t.ExternalHosts) == 0 {
+		if t.Router != nil && t.Router.ExternalAddress != "" {
+			bad("router.externalAddress", "set, but there are no externalHosts")
+		}
+		return
+	}
+	if t.Router == nil {
+		bad("externalHosts", "need a router (they sit on a segment behind it)")
+		return
+	}
+	var fabric netip.Prefix
+	if len(t.Hosts) > 0 {
+		if p, err := netip.ParsePrefix(t.Hosts[0].Address); err == nil {
+			fabric = p.Masked()
+		}
+	}
+	var ext netip.Prefix
+	use := func(path, s string) {
+		p, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil || !p.Addr().Is4() || p.Bits() > 30:
+			bad(path, "%q is not an IPv4 address with a prefix length of 30 or shorter (like 10.200.0.10/24)", s)
+		case p.Addr() == p.Masked().Addr() || p.Addr() == lastAddr(p):
+			bad(path, "%q is the subnet's network or broadcast address", s)
+		case fabric.IsValid() && fabric.Overlaps(p.Masked()):
+			bad(path, "%q overlaps the fabric %s (external hosts sit on a segment of their own)", s, fabric)
+		case ext.IsValid() && ext != p.Masked():
+			bad(path, "%q is not on the external subnet %s (external hosts share one segment)", s, ext)
+		case used[p.Addr()] != "":
+			bad(path, "%s is already used by %s", p.Addr(), used[p.Addr()])
+		default:
+			used[p.Addr()] = path
+			ext = p.Masked()
+		}
+	}
+	for i := range t.ExternalHosts {
+		e := &t.ExternalHosts[i]
+		path := fmt.Sprintf("externalHosts[%d]", i)
+		useName(path+".name", e.Name)
+		if e.Address == "" {
+			bad(path+".address", "required (like 10.200.0.10/24)")
+		} else {
+			use(path+".address", e.Address)
+		}
+	}
+	r := t.Router
+	if r.ExternalAddress != "" {
+		use("router.externalAddress", r.ExternalAddress)
+	} else if ext.IsValid() {
+		for a := ext.Addr().Next(); ext.Contains(a) && a != lastAddr(ext); a = a.Next() {
+			if used[a] == "" {
+				r.ExternalAddress = netip.PrefixFrom(a, ext.Bits()).String()
+				used[a] = "router.externalAddress"
+				break
+			}
+		}
+	}
+}
+
+// ExternalPrefix is the external hosts' subnet (invalid without any).
+func (t *Topology) ExternalPrefix() netip.Prefix {
+	if len(t.ExternalHosts) == 0 {
+		return netip.Prefix{}
+	}
+	p, _ := netip.ParsePrefix(t.ExternalHosts[0].Address)
+	return p.Masked()
 }
 
 // lastAddr is the broadcast address of p.

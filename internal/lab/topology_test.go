@@ -77,7 +77,6 @@ func TestParseTopologyInvalid(t *testing.T) {
 		{"router off the fabric", "router: {kind: bird, asNumber: 1, address: 10.9.0.2/24}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{"router.address", "not on the fabric"}},
 		{"router name clash", "router: {name: h, kind: bird, asNumber: 1, address: 10.0.0.2/24}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{`router.name: "h" is already used by hosts[0].name`}},
 		{"datastore kind", "datastore: {kind: consul}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{`datastore.kind: "consul" is not a datastore kind`}},
-		{"etcd cluster not yet", "datastore: {kind: etcd-cluster, members: 3}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{"datastore.kind: etcd-cluster is not supported"}},
 		{"workload without host", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A}]", []string{"workloads[0].host: required"}},
 		{"workload on unknown host", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A, host: nope}]", []string{`workloads[0].host: "nope" is not one of the hosts`}},
 		{"workload address with prefix", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A, host: h, address: 192.168.1.1/32}]", []string{`workloads[0].address: "192.168.1.1/32" is not an IPv4 address`}},

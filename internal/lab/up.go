@@ -53,8 +53,7 @@ func Up(ctx context.Context, t *Topology, opts Options) (*Lab, error) {
 			return nil, fmt.Errorf("creating run directory: %w", err)
 		}
 	}
-	dsAddr, _ := netip.ParsePrefix(t.Datastore.Address)
-	l.State.EtcdEndpoint = fmt.Sprintf("http://%s:2379", dsAddr.Addr())
+	l.State.EtcdEndpoint = EtcdEndpoints(t)
 	// Written first, so that even a lab that dies half-built can be
 	// inspected; Down does not need it.
 	if err := l.saveState(); err != nil {
@@ -66,7 +65,7 @@ func Up(ctx context.Context, t *Topology, opts Options) (*Lab, error) {
 		fn   func(context.Context) error
 	}{
 		{"creating the fabric and the hosts", l.createFabric},
-		{"starting the datastore (embedded etcd)", l.startDatastore},
+		{"starting the datastore (" + t.Datastore.Kind + " etcd)", l.startDatastore},
 		{"applying the IP pool, nodes and manifests", l.applyResources},
 		{"starting the router", l.startRouter},
 		{"starting serval-node on every host", l.startAgents},
@@ -111,6 +110,11 @@ func (l *Lab) preflight() error {
 	if t.Router != nil && t.Router.Kind == "bird" {
 		if _, err := exec.LookPath("bird"); err != nil {
 			missing = append(missing, "bird (the router; install the Debian package bird2, or run scripts/install-deps.sh)")
+		}
+	}
+	if t.Datastore.Kind == "etcd-cluster" {
+		if _, err := exec.LookPath(EtcdBinary); err != nil {
+			missing = append(missing, "etcd (the etcd-cluster datastore; install the Debian package etcd-server, or run scripts/install-deps.sh)")
 		}
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
@@ -199,22 +203,6 @@ func (l *Lab) createFabric(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (l *Lab) startDatastore(ctx context.Context) error {
-	a, _ := netip.ParsePrefix(l.State.Topology.Datastore.Address)
-	argv := []string{l.bin("servalctl"), "datastore", "serve",
-		"--data-dir", l.Dir + "/etcd",
-		"--listen-client", l.State.EtcdEndpoint,
-		"--listen-peer", fmt.Sprintf("http://%s:2380", a.Addr()),
-	}
-	if _, err := l.startDaemon(l.Netns("datastore"), "datastore", argv); err != nil {
-		return err
-	}
-	return l.waitFor(ctx, "datastore at "+l.State.EtcdEndpoint, "datastore", 30*time.Second, func() error {
-		_, err := l.Servalctl(ctx, nil, "--timeout", "2s", "get", "ippools")
-		return err
-	})
 }
 
 // applyResources writes, in order: the default IP pool (when no manifest
