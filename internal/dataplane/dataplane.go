@@ -111,6 +111,8 @@ type Dataplane struct {
 	lastResync time.Time
 
 	stats ApplyStats
+
+	rb runBook // compiled runs (compile.go)
 }
 
 type ipsetState struct {
@@ -156,6 +158,7 @@ func New(o Options) (*Dataplane, error) {
 		objChains: map[string][]string{}, objMapElems: map[string]map[string]elem{}, wildcard: map[string]map[string]string{},
 		dirtyChains: map[string]bool{}, dirtySets: map[string]bool{},
 		have: newSnapshot(), needRead: true, fullDiff: true, allDirty: true,
+		rb: newRunBook(),
 	}
 	if o.Routes != nil {
 		d.routes = newRouteManager(o.Routes, log)
@@ -577,6 +580,9 @@ func (d *Dataplane) render() {
 		d.allDirty = false
 	}
 	for id := range d.dirtyIPSets {
+		for r := range d.rb.ofSet[id] {
+			d.rb.dirty[r] = true // members matter to compiled runs
+		}
 		st := d.ipsets[id]
 		if st == nil {
 			d.dropSet(ipSetName(id, v4))
@@ -595,6 +601,12 @@ func (d *Dataplane) render() {
 	for k := range d.dirtyPolicies {
 		p, ok := d.policies[k]
 		user := "p:" + k
+		if d.updateShape(k, p, ok) {
+			d.markUsers(d.polUsers[k])
+		}
+		for r := range d.rb.ofPolicy[k] {
+			d.rb.dirty[r] = true
+		}
 		d.registerSetUsers(user, nil)
 		if !ok {
 			d.setObjChains(user, nil)
@@ -630,6 +642,7 @@ func (d *Dataplane) render() {
 		d.renderHEP(id)
 	}
 	clear(d.dirtyHEPs)
+	d.renderRuns()
 	if d.ifaces != nil {
 		d.ifaces.setPrefixes(prefixesOf(d.cfg))
 	}
@@ -730,6 +743,7 @@ func (d *Dataplane) renderWEP(id hoststate.EndpointID) {
 		d.registerEPRefs(key, nil, nil)
 		d.setObjChains(key, nil)
 		d.setObjMapElems(key, nil)
+		d.setEPRuns(key)
 		if d.routes != nil {
 			d.routes.setWorkload(key, nil)
 		}
@@ -739,15 +753,17 @@ func (d *Dataplane) renderWEP(id hoststate.EndpointID) {
 		return
 	}
 	d.registerEPRefs(key, [][]hoststate.TierPolicies{ep.Tiers}, ep.ProfileIDs)
+	comp := d.compiler()
+	defer d.setEPRuns(key)
 	from := &chain{Name: fromWorkloadChainName(id)}
 	from.Rules = append(from.Rules, antiSpoof(ep)...)
 	from.Rules = append(from.Rules, clearMarks())
-	from.Rules = append(from.Rules, renderTiers(ep.Tiers, tierOpts{endOfTierDrop: true}, d.policyKnown)...)
+	from.Rules = append(from.Rules, renderTiers(ep.Tiers, tierOpts{endOfTierDrop: true}, d.policyKnown, comp)...)
 	from.Rules = append(from.Rules, renderProfiles(ep.ProfileIDs, false, d.profileKnown)...)
 	from.Rules = append(from.Rules, rule{Stmts: []stmt{vDrop}, Comment: "no policy or profile allowed"})
 	to := &chain{Name: toWorkloadChainName(id)}
 	to.Rules = append(to.Rules, clearMarks())
-	to.Rules = append(to.Rules, renderTiers(ep.Tiers, tierOpts{inbound: true, endOfTierDrop: true}, d.policyKnown)...)
+	to.Rules = append(to.Rules, renderTiers(ep.Tiers, tierOpts{inbound: true, endOfTierDrop: true}, d.policyKnown, comp)...)
 	to.Rules = append(to.Rules, renderProfiles(ep.ProfileIDs, true, d.profileKnown)...)
 	to.Rules = append(to.Rules, rule{Stmts: []stmt{vDrop}, Comment: "no policy or profile allowed"})
 	d.setObjChains(key, []*chain{from, to})
@@ -775,9 +791,12 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 		d.registerEPRefs(key, nil, nil)
 		d.setObjChains(key, nil)
 		d.setObjMapElems(key, nil)
+		d.setEPRuns(key)
 		return
 	}
 	d.registerEPRefs(key, [][]hoststate.TierPolicies{ep.Tiers, ep.ForwardTiers, ep.PreDNATTiers, ep.UntrackedTiers}, ep.ProfileIDs)
+	comp := d.compiler()
+	defer d.setEPRuns(key)
 	var cs []*chain
 	elems := map[string]elem{}
 	add := func(mapName string, rules []rule) {
@@ -794,7 +813,7 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 	}
 	normal := func(inbound bool) []rule {
 		rs := []rule{clearMarks()}
-		rs = append(rs, renderTiers(ep.Tiers, tierOpts{inbound: inbound, endOfTierDrop: true}, d.policyKnown)...)
+		rs = append(rs, renderTiers(ep.Tiers, tierOpts{inbound: inbound, endOfTierDrop: true}, d.policyKnown, comp)...)
 		rs = append(rs, renderProfiles(ep.ProfileIDs, inbound, d.profileKnown)...)
 		return append(rs, rule{Stmts: []stmt{vDrop}, Comment: "no policy or profile allowed"})
 	}
@@ -817,7 +836,7 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 			continue
 		}
 		rs := []rule{clearMarks()}
-		rs = append(rs, renderTiers(f.tiers, tierOpts{inbound: f.inbound, endOfTierDrop: f.drop}, d.policyKnown)...)
+		rs = append(rs, renderTiers(f.tiers, tierOpts{inbound: f.inbound, endOfTierDrop: f.drop}, d.policyKnown, comp)...)
 		if f.drop {
 			rs = append(rs, rule{Stmts: []stmt{vDrop}, Comment: "no policy allowed"})
 		}

@@ -373,6 +373,8 @@ const (
 	kindAddrPort4                    // ipv4_addr . inet_proto . inet_service
 	kindAddrPort6                    // ipv6_addr . inet_proto . inet_service
 	kindIfaceVmap                    // ifname : verdict
+	kindRun4                         // ipv4_addr . inet_proto . inet_service, interval (compiled runs)
+	kindRun6                         // ipv6_addr . inet_proto . inet_service, interval
 )
 
 func (k setKind) String() string {
@@ -387,6 +389,10 @@ func (k setKind) String() string {
 		return "ipv6_addr . inet_proto . inet_service"
 	case kindIfaceVmap:
 		return "ifname : verdict"
+	case kindRun4:
+		return "ipv4_addr . inet_proto . inet_service; flags interval"
+	case kindRun6:
+		return "ipv6_addr . inet_proto . inet_service; flags interval"
 	}
 	return "unknown"
 }
@@ -401,12 +407,26 @@ type elem struct {
 	Port     uint16
 	Iface    string
 	Chain    string
+	// Run elements (compiled runs) are boxes: addresses From..To, one
+	// protocol, ports Port..PortTo.
+	PortTo uint16
+	Run    bool
 }
 
 func (e elem) text() string {
 	switch {
 	case e.Iface != "":
 		return strconv.Quote(e.Iface) + " : jump " + e.Chain
+	case e.Run:
+		a := e.From.String() + "-" + e.To.String()
+		if p, ok := rangeToPrefix(e.From, e.To); ok {
+			a = prefixText(p)
+		}
+		ports := strconv.Itoa(int(e.Port))
+		if e.PortTo != e.Port {
+			ports += "-" + strconv.Itoa(int(e.PortTo))
+		}
+		return a + " . " + protoName(e.Proto) + " . " + ports
 	case e.Port != 0 || e.Proto != 0:
 		return fmt.Sprintf("%s . %s . %d", e.From, protoName(e.Proto), e.Port)
 	}
@@ -451,6 +471,9 @@ func sortElems(es []elem) {
 		}
 		if a.Port != b.Port {
 			return a.Port < b.Port
+		}
+		if a.PortTo != b.PortTo {
+			return a.PortTo < b.PortTo
 		}
 		return a.Chain < b.Chain
 	})

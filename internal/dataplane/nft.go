@@ -299,6 +299,8 @@ func ruleRefs(r *rule) (sets, chains []string) {
 		switch s := s.(type) {
 		case mSet:
 			sets = append(sets, s.Set)
+		case mRun:
+			sets = append(sets, s.Set)
 		case sVmap:
 			sets = append(sets, s.Map)
 		case verdict:

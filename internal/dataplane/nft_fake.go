@@ -105,6 +105,13 @@ func (f *FakeNFT) apply(o Op) error {
 				if ok {
 					return fmt.Errorf("element %s: %w", e.text(), errExists)
 				}
+				if s.Kind == kindRun4 || s.Kind == kindRun6 {
+					for x := range s.Elems {
+						if boxesOverlap(x, e) {
+							return fmt.Errorf("element %s overlaps %s: %w", e.text(), x.text(), errExists)
+						}
+					}
+				}
 				if s.Kind == kindIfaceVmap {
 					if f.chains[e.Chain] == nil {
 						return fmt.Errorf("map element jumps to chain %s: %w", e.Chain, errNotFound)
@@ -253,4 +260,12 @@ func (f *FakeNFT) DeleteTable() {
 	f.exists = false
 	clear(f.chains)
 	clear(f.sets)
+}
+
+// boxesOverlap reports whether two compiled-run elements share a point:
+// the kernel's concatenated interval sets refuse such elements.
+func boxesOverlap(a, b elem) bool {
+	return a.Proto == b.Proto && a.From.BitLen() == b.From.BitLen() &&
+		a.From.Compare(b.To) <= 0 && b.From.Compare(a.To) <= 0 &&
+		a.Port <= b.PortTo && b.Port <= a.PortTo
 }

@@ -139,6 +139,10 @@ func kSet(name string, kind setKind) *nftables.Set {
 		s.KeyType, s.Concatenation = typeAddrPort4, true
 	case kindAddrPort6:
 		s.KeyType, s.Concatenation = typeAddrPort6, true
+	case kindRun4:
+		s.KeyType, s.Concatenation, s.Interval = typeAddrPort4, true, true
+	case kindRun6:
+		s.KeyType, s.Concatenation, s.Interval = typeAddrPort6, true, true
 	case kindIfaceVmap:
 		s.KeyType, s.IsMap, s.DataType = nftables.TypeIFName, true, nftables.TypeVerdict
 		// nft prints string keys only when told their byte order.
@@ -213,6 +217,9 @@ func elemsToKernel(es []elem) []nftables.SetElement {
 				VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Chain},
 				Comment:     e.Chain,
 			})
+		case e.Run:
+			// Concatenated intervals (pipapo) take an inclusive end key.
+			out = append(out, nftables.SetElement{Key: addrPortKey(e.From, e.Proto, e.Port), KeyEnd: addrPortKey(e.To, e.Proto, e.PortTo)})
 		case e.Proto != 0 || e.Port != 0:
 			out = append(out, nftables.SetElement{Key: addrPortKey(e.From, e.Proto, e.Port)})
 		default:
@@ -350,6 +357,17 @@ func (b *builder) stmt(s stmt) ([]expr.Any, error) {
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: rp},
 			portLoad(s.Dst, rport),
 			&expr.Lookup{SourceRegister: regAddr, SetName: s.Set, Invert: s.Neg},
+		}, nil
+	case mRun:
+		rp, rport := uint32(regProto4), uint32(regPort4)
+		if s.Fam == v6 {
+			rp, rport = regProto6, regPort6
+		}
+		return []expr.Any{
+			addrLoad(s.Fam, s.PeerDst),
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: rp},
+			portLoad(true, rport),
+			&expr.Lookup{SourceRegister: regAddr, SetName: s.Set},
 		}, nil
 	case mPorts:
 		load := portLoad(s.Dst, regAddr)
@@ -555,6 +573,10 @@ func kindOf(s *nftables.Set) setKind {
 		return kindAddr4
 	case s.KeyType.Name == nftables.TypeIP6Addr.Name && s.Interval:
 		return kindAddr6
+	case s.KeyType.Name == typeAddrPort4.Name && s.Interval:
+		return kindRun4
+	case s.KeyType.Name == typeAddrPort6.Name && s.Interval:
+		return kindRun6
 	case s.KeyType.Name == typeAddrPort4.Name:
 		return kindAddrPort4
 	case s.KeyType.Name == typeAddrPort6.Name:
@@ -583,6 +605,20 @@ func elemsFromKernel(kind setKind, es []nftables.SetElement) []elem {
 			}
 			a, _ := netip.AddrFromSlice(e.Key[:n])
 			out = append(out, elem{From: a, Proto: e.Key[n], Port: binary.BigEndian.Uint16(e.Key[n+4:])})
+		}
+	case kindRun4, kindRun6:
+		n := 4
+		if kind == kindRun6 {
+			n = 16
+		}
+		for _, e := range es {
+			if len(e.Key) < n+8 || len(e.KeyEnd) < n+8 {
+				continue
+			}
+			a, _ := netip.AddrFromSlice(e.Key[:n])
+			z, _ := netip.AddrFromSlice(e.KeyEnd[:n])
+			out = append(out, elem{From: a, To: z, Proto: e.Key[n], Port: binary.BigEndian.Uint16(e.Key[n+4:]),
+				PortTo: binary.BigEndian.Uint16(e.KeyEnd[n+4:]), Run: true})
 		}
 	case kindAddr4, kindAddr6:
 		type pt struct {

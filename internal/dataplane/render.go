@@ -349,12 +349,20 @@ type tierOpts struct {
 	endOfTierDrop bool
 }
 
+// compiler lets renderTiers compile runs of policies (see compile.go):
+// shape says how a policy direction renders, run registers a run for the
+// endpoint being rendered and returns its key.
+type compiler struct {
+	shape func(id hoststate.PolicyID, inbound bool) policyShape
+	run   func(inbound bool, pols []hoststate.PolicyID) string
+}
+
 // renderTiers renders the tier walk of one endpoint chain. Policy chains
 // return with MarkAccept (allow) or MarkPass (pass) set, or drop: after each
 // jump an accepted packet returns to the dispatcher; a passed one skips the
 // rest of its tier (the guards test the mark) and the mark is cleared at
 // the start of the next tier.
-func renderTiers(tiers []hoststate.TierPolicies, o tierOpts, policyKnown func(hoststate.PolicyID) bool) []rule {
+func renderTiers(tiers []hoststate.TierPolicies, o tierOpts, policyKnown func(hoststate.PolicyID) bool, comp *compiler) []rule {
 	var out []rule
 	for _, t := range tiers {
 		pols := t.EgressPolicies
@@ -371,13 +379,40 @@ func renderTiers(tiers []hoststate.TierPolicies, o tierOpts, policyKnown func(ho
 			continue // a tier with no policy for this endpoint is skipped
 		}
 		out = append(out, rule{Stmts: []stmt{sSetMark{Clear: MarkPass}}, Comment: "tier " + t.Name})
-		for i, p := range known {
-			j := vJump(policyChainName(p, o.inbound))
-			if i == 0 {
-				out = append(out, rule{Stmts: []stmt{j}, Comment: p.Name})
-			} else {
-				out = append(out, rule{Stmts: []stmt{mMark{Mask: MarkPass, Value: 0}, j}, Comment: p.Name})
+		first := true
+		guard := func() []stmt {
+			if first {
+				first = false
+				return nil // the pass bit was just cleared
 			}
+			return []stmt{mMark{Mask: MarkPass, Value: 0}}
+		}
+		for i := 0; i < len(known); {
+			p := known[i]
+			if comp != nil && comp.shape(p, o.inbound).Compiles {
+				// Gather the run: compiling policies with one action;
+				// those without rules match nothing and join any run.
+				j, act := i, hoststate.Action("")
+				for ; j < len(known); j++ {
+					sh := comp.shape(known[j], o.inbound)
+					if !sh.Compiles || (sh.Act != "" && act != "" && sh.Act != act) {
+						break
+					}
+					if sh.Act != "" {
+						act = sh.Act
+					}
+				}
+				pols := known[i:j]
+				i = j
+				if act == "" {
+					continue // only policies without rules: nothing to test
+				}
+				out = append(out, runRules(comp.run(o.inbound, pols), o.inbound, act, pols, guard())...)
+				continue
+			}
+			i++
+			j := vJump(policyChainName(p, o.inbound))
+			out = append(out, rule{Stmts: append(guard(), j), Comment: p.Name})
 			out = append(out, rule{Stmts: []stmt{mMark{Mask: MarkAccept, Value: MarkAccept}, vReturn}})
 		}
 		if o.endOfTierDrop && t.DefaultAction != hoststate.Pass {

@@ -1,0 +1,526 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/servalnet/serval/internal/hoststate"
+)
+
+// This file compiles runs of policies into set lookups, so that the first
+// packet of a connection costs one lookup per run instead of one jump (and
+// one mark test) per policy.
+//
+// A policy direction "compiles" when every one of its rules has the same
+// terminating action (Allow, Deny or Pass) and matches only on a protocol
+// with ports, destination ports and at most one address criterion on the
+// peer side (source for ingress, destination for egress: one net list or
+// one IP set). Consecutive compiling policies of a tier with the same
+// action form a run: whichever rule of the run matches, the outcome is the
+// action, so the run is the union of its rules, whatever their order. The
+// union is a named set of "peer address . l4proto . dport" intervals per
+// IP family, made disjoint (the kernel refuses overlapping elements), and
+// the endpoint chain tests it once. Anything else — Log rules, negations,
+// ICMP, named ports, source ports, a rule of another action in the same
+// policy — stays a jump to the policy chain, in order: a run never crosses
+// a policy that does not compile, so evaluation order is Calico's.
+//
+// Runs are named by their direction and policy list, so endpoints with the
+// same policies share one set; a policy change that keeps its shape only
+// changes set elements, and an IP set change updates the runs using it.
+
+// portProtos are the protocols whose transport header starts with ports;
+// "ports without protocol" means any of them, as in renderRules.
+var portProtos = []uint8{6, 17, 132, 136}
+
+// peerSide returns the address criteria of the peer side of a rule and
+// whether the other side has none (for ingress the peer is the source).
+func peerSide(r hoststate.Rule, inbound bool) (nets []netip.Prefix, ids []string, otherEmpty bool) {
+	if inbound {
+		return r.SrcNets, r.SrcIPSetIDs, len(r.DstNets) == 0 && len(r.DstIPSetIDs) == 0
+	}
+	return r.DstNets, r.DstIPSetIDs, len(r.SrcNets) == 0 && len(r.SrcIPSetIDs) == 0
+}
+
+// ruleCompiles reports whether one rule can be an element list of a run.
+func ruleCompiles(r hoststate.Rule, inbound bool) bool {
+	switch r.Action {
+	case hoststate.Allow, hoststate.Deny, hoststate.Pass:
+	default:
+		return false
+	}
+	if r.NotProtocol != nil || r.ICMPType != nil || r.NotICMPType != nil ||
+		len(r.NotSrcNets)+len(r.NotDstNets)+len(r.NotSrcIPSetIDs)+len(r.NotDstIPSetIDs) > 0 ||
+		len(r.SrcPorts)+len(r.NotSrcPorts)+len(r.NotDstPorts) > 0 ||
+		len(r.SrcNamedPortIPSetIDs)+len(r.NotSrcNamedPortIPSetIDs)+len(r.DstNamedPortIPSetIDs)+len(r.NotDstNamedPortIPSetIDs) > 0 {
+		return false
+	}
+	if r.IPVersion != 0 && r.IPVersion != v4 && r.IPVersion != v6 {
+		return false
+	}
+	switch {
+	case r.Protocol != nil:
+		if !slices.Contains(portProtos, *r.Protocol) {
+			// Other protocols have no port field to key on; a packet
+			// without a transport header would fail the lookup.
+			return false
+		}
+	case len(r.DstPorts) == 0:
+		return false // any protocol: not expressible as a key
+	}
+	nets, ids, otherEmpty := peerSide(r, inbound)
+	if !otherEmpty || len(ids) > 1 || (len(ids) == 1 && len(nets) > 0) {
+		return false // two address criteria are an intersection
+	}
+	return true
+}
+
+// policyShape says how one direction of a policy renders: compiled with
+// action act ("" when it has no rules and matches nothing) or not.
+type policyShape struct {
+	Act      hoststate.Action
+	Compiles bool
+}
+
+func shapeOf(rules []hoststate.Rule, inbound bool) policyShape {
+	var act hoststate.Action
+	for _, r := range rules {
+		if !ruleCompiles(r, inbound) || (act != "" && r.Action != act) {
+			return policyShape{}
+		}
+		act = r.Action
+	}
+	return policyShape{Act: act, Compiles: true}
+}
+
+// runKey names a run by its direction and policies.
+func runKey(inbound bool, pols []hoststate.PolicyID) string {
+	var b strings.Builder
+	if inbound {
+		b.WriteString("in")
+	} else {
+		b.WriteString("out")
+	}
+	for _, p := range pols {
+		b.WriteString("|" + policyKey(p))
+	}
+	return shortHash(b.String())
+}
+
+// runSetName names a run's set for a family: exact elements (one address,
+// one port) go to a hash set ("e4-"), whose updates cost O(1) per element;
+// ranges go to a concatenated interval set ("c4-"), which the kernel
+// rebuilds on each change and which refuses overlapping elements.
+func runSetName(key string, fam int, exact bool) string {
+	p := "c"
+	if exact {
+		p = "e"
+	}
+	if fam == v6 {
+		return p + "6-" + key
+	}
+	return p + "4-" + key
+}
+
+// runRules renders the endpoint-chain rules testing one run.
+func runRules(key string, inbound bool, act hoststate.Action, pols []hoststate.PolicyID, guard []stmt) []rule {
+	var action []stmt
+	switch act {
+	case hoststate.Allow:
+		action = []stmt{sSetMark{Set: MarkAccept}, vReturn}
+	case hoststate.Pass:
+		action = []stmt{sSetMark{Set: MarkPass}}
+	default:
+		action = []stmt{vDrop}
+	}
+	comment := pols[0].Name
+	if len(pols) > 1 {
+		comment = fmt.Sprintf("%d policies %s..%s", len(pols), pols[0].Name, pols[len(pols)-1].Name)
+	}
+	var out []rule
+	for _, fam := range []int{v4, v6} {
+		for _, exact := range []bool{true, false} {
+			st := slices.Clone(guard)
+			st = append(st, mNfproto{Fam: fam}, mRun{Fam: fam, PeerDst: !inbound, Set: runSetName(key, fam, exact)})
+			out = append(out, rule{Stmts: append(st, action...), Comment: comment})
+		}
+	}
+	return out
+}
+
+// box is one rule's contribution for one protocol: a peer address range
+// and a destination port range.
+type box struct {
+	from, to netip.Addr
+	p0, p1   uint16
+}
+
+// runElems computes the elements of a run's sets for one family: exact
+// ones (elements of kindAddrPort*) and disjoint ranges (kindRun*).
+// members returns an IP set's members (false for an unknown set, which
+// matches nothing, as in renderRules).
+func runElems(rules []hoststate.Rule, inbound bool, fam int, members func(id string) (map[hoststate.IPSetMember]struct{}, bool)) (exact, ranges map[elem]struct{}) {
+	byProto := map[uint8][]box{}
+	exact = map[elem]struct{}{}
+	full := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	if fam == v6 {
+		full = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	for _, r := range rules {
+		if r.IPVersion != 0 && r.IPVersion != fam {
+			continue
+		}
+		nets, ids, _ := peerSide(r, inbound)
+		var ranges []elem
+		switch {
+		case len(ids) == 1:
+			ms, ok := members(ids[0])
+			if !ok {
+				continue
+			}
+			var ps []netip.Prefix
+			for m := range ms {
+				if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
+					ps = append(ps, m.Prefix)
+				}
+			}
+			if allSingle(ps) {
+				// Endpoint addresses: no overlaps to merge, skip the sort.
+				ranges = make([]elem, len(ps))
+				for i, p := range ps {
+					ranges[i] = elem{From: p.Addr(), To: p.Addr()}
+				}
+			} else {
+				ranges = intervalsOf(ps)
+			}
+		case len(nets) > 0:
+			ranges = intervalsOf(filterFam(nets, fam))
+		default:
+			ranges = intervalsOf([]netip.Prefix{full})
+		}
+		if len(ranges) == 0 {
+			continue
+		}
+		protos := portProtos
+		if r.Protocol != nil {
+			protos = []uint8{*r.Protocol}
+		}
+		ports := []portRange{{0, 0xffff}}
+		if len(r.DstPorts) > 0 {
+			ports = normPorts(r.DstPorts)
+		}
+		for _, p := range protos {
+			for _, pr := range ports {
+				for _, a := range ranges {
+					if a.From == a.To && pr.First == pr.Last {
+						exact[elem{From: a.From, Proto: p, Port: pr.First}] = struct{}{}
+						continue
+					}
+					byProto[p] = append(byProto[p], box{from: a.From, to: a.To, p0: pr.First, p1: pr.Last})
+				}
+			}
+		}
+	}
+	out := map[elem]struct{}{}
+	for proto, bs := range byProto {
+		for _, b := range disjoint(bs) {
+			out[elem{From: b.from, To: b.to, Proto: proto, Port: b.p0, PortTo: b.p1, Run: true}] = struct{}{}
+		}
+	}
+	return exact, out
+}
+
+// disjoint turns boxes into non-overlapping boxes covering the same
+// points. Boxes are grouped by port range first; when the port ranges do
+// not overlap (the usual case: each rule its own ports, or all the same
+// ports) each group's addresses merge on their own, otherwise the port
+// axis is cut at every boundary.
+func disjoint(bs []box) []box {
+	type pr struct{ p0, p1 uint16 }
+	groups := map[pr][]elem{}
+	for _, b := range bs {
+		k := pr{b.p0, b.p1}
+		groups[k] = append(groups[k], elem{From: b.from, To: b.to})
+	}
+	keys := make([]pr, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].p0 != keys[j].p0 {
+			return keys[i].p0 < keys[j].p0
+		}
+		return keys[i].p1 < keys[j].p1
+	})
+	overlap := false
+	for i := 1; i < len(keys); i++ {
+		if keys[i].p0 <= keys[i-1].p1 {
+			overlap = true
+			break
+		}
+	}
+	var out []box
+	if !overlap {
+		for _, k := range keys {
+			for _, a := range mergeRanges(groups[k]) {
+				out = append(out, box{from: a.From, to: a.To, p0: k.p0, p1: k.p1})
+			}
+		}
+		return out
+	}
+	// Cut points: every start and every end+1.
+	var cuts []int
+	for _, k := range keys {
+		cuts = append(cuts, int(k.p0), int(k.p1)+1)
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	var prev []elem
+	segStart := -1
+	flush := func(end int) {
+		for _, a := range prev {
+			out = append(out, box{from: a.From, to: a.To, p0: uint16(segStart), p1: uint16(end)})
+		}
+	}
+	for i := 0; i+1 < len(cuts); i++ {
+		lo, hi := cuts[i], cuts[i+1]-1
+		var rs []elem
+		for _, k := range keys {
+			if int(k.p0) <= lo && int(k.p1) >= hi {
+				rs = append(rs, groups[k]...)
+			}
+		}
+		merged := mergeRanges(rs)
+		if segStart >= 0 && slices.Equal(merged, prev) {
+			continue // same addresses as the segment before: extend it
+		}
+		if segStart >= 0 {
+			flush(lo - 1)
+		}
+		prev, segStart = merged, lo
+		if len(merged) == 0 {
+			segStart = -1
+		}
+	}
+	if segStart >= 0 {
+		flush(cuts[len(cuts)-1] - 1)
+	}
+	return out
+}
+
+// mergeRanges sorts address ranges and merges overlapping ones.
+func mergeRanges(rs []elem) []elem {
+	rs = slices.Clone(rs)
+	sortElems(rs)
+	out := rs[:0]
+	for _, r := range rs {
+		if n := len(out); n > 0 && out[n-1].To.BitLen() == r.From.BitLen() && r.From.Compare(out[n-1].To) <= 0 {
+			if r.To.Compare(out[n-1].To) > 0 {
+				out[n-1].To = r.To
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// mRun: ip saddr|daddr . meta l4proto . th dport @set — the lookup of a
+// compiled run; the address is the peer's, the port always the
+// destination port.
+type mRun struct {
+	Fam     int
+	PeerDst bool
+	Set     string
+}
+
+func (m mRun) text() string {
+	return famKW(m.Fam) + " " + sd(m.PeerDst) + "addr . meta l4proto . th dport @" + m.Set
+}
+
+// runState is one compiled run the desired table holds.
+type runState struct {
+	inbound bool
+	pols    []hoststate.PolicyID
+	users   map[string]bool // endpoint keys whose chains test it
+	setIDs  []string        // IP sets its elements came from
+}
+
+// runBook is the Dataplane's bookkeeping of compiled runs.
+type runBook struct {
+	runs      map[string]*runState
+	ofPolicy  map[string]map[string]bool // policy key → run keys
+	ofSet     map[string]map[string]bool // IP set ID → run keys
+	epRuns    map[string][]string        // endpoint key → run keys
+	shapes    map[string][2]policyShape  // policy key → [outbound, inbound] shape
+	dirty     map[string]bool
+	rendering []string // runs used by the endpoint being rendered
+}
+
+func newRunBook() runBook {
+	return runBook{runs: map[string]*runState{}, ofPolicy: map[string]map[string]bool{}, ofSet: map[string]map[string]bool{},
+		epRuns: map[string][]string{}, shapes: map[string][2]policyShape{}, dirty: map[string]bool{}}
+}
+
+func addIdx(idx map[string]map[string]bool, k, v string) {
+	if idx[k] == nil {
+		idx[k] = map[string]bool{}
+	}
+	idx[k][v] = true
+}
+
+func delIdx(idx map[string]map[string]bool, k, v string) {
+	delete(idx[k], v)
+	if len(idx[k]) == 0 {
+		delete(idx, k)
+	}
+}
+
+// shape returns a policy direction's shape; unknown policies never compile.
+func (d *Dataplane) shape(id hoststate.PolicyID, inbound bool) policyShape {
+	s, ok := d.rb.shapes[policyKey(id)]
+	if !ok {
+		return policyShape{}
+	}
+	if inbound {
+		return s[1]
+	}
+	return s[0]
+}
+
+// updateShape records a rendered policy's shape and reports whether it
+// changed (its endpoints then render their tiers again).
+func (d *Dataplane) updateShape(k string, p hoststate.Policy, ok bool) bool {
+	old, had := d.rb.shapes[k]
+	if !ok {
+		delete(d.rb.shapes, k)
+		return had
+	}
+	s := [2]policyShape{shapeOf(p.OutboundRules, false), shapeOf(p.InboundRules, true)}
+	d.rb.shapes[k] = s
+	return !had || s != old
+}
+
+// useRun is compiler.run for the endpoint being rendered.
+func (d *Dataplane) useRun(inbound bool, pols []hoststate.PolicyID) string {
+	key := runKey(inbound, pols)
+	if d.rb.runs[key] == nil {
+		rs := &runState{inbound: inbound, pols: slices.Clone(pols), users: map[string]bool{}}
+		d.rb.runs[key] = rs
+		for _, p := range pols {
+			addIdx(d.rb.ofPolicy, policyKey(p), key)
+		}
+		d.rb.dirty[key] = true
+	}
+	d.rb.rendering = append(d.rb.rendering, key)
+	return key
+}
+
+func (d *Dataplane) compiler() *compiler { return &compiler{shape: d.shape, run: d.useRun} }
+
+// setEPRuns replaces the runs an endpoint uses with those collected while
+// rendering it; runs nobody uses any more go, with their sets.
+func (d *Dataplane) setEPRuns(key string) {
+	used := d.rb.rendering
+	d.rb.rendering = nil
+	for _, r := range used {
+		d.rb.runs[r].users[key] = true
+	}
+	for _, r := range d.rb.epRuns[key] {
+		if slices.Contains(used, r) {
+			continue
+		}
+		rs := d.rb.runs[r]
+		if rs == nil {
+			continue
+		}
+		delete(rs.users, key)
+		if len(rs.users) == 0 {
+			d.dropRun(r)
+		}
+	}
+	if len(used) == 0 {
+		delete(d.rb.epRuns, key)
+	} else {
+		d.rb.epRuns[key] = used
+	}
+}
+
+func (d *Dataplane) dropRun(key string) {
+	rs := d.rb.runs[key]
+	for _, p := range rs.pols {
+		delIdx(d.rb.ofPolicy, policyKey(p), key)
+	}
+	for _, id := range rs.setIDs {
+		delIdx(d.rb.ofSet, id, key)
+	}
+	delete(d.rb.runs, key)
+	delete(d.rb.dirty, key)
+	for _, fam := range []int{v4, v6} {
+		d.dropSet(runSetName(key, fam, true))
+		d.dropSet(runSetName(key, fam, false))
+	}
+}
+
+// renderRuns computes the elements of every dirty run.
+func (d *Dataplane) renderRuns() {
+	members := func(id string) (map[hoststate.IPSetMember]struct{}, bool) {
+		st := d.ipsets[id]
+		if st == nil {
+			return nil, false
+		}
+		return st.members, true
+	}
+	for key := range d.rb.dirty {
+		rs := d.rb.runs[key]
+		if rs == nil {
+			continue
+		}
+		var rules []hoststate.Rule
+		var ids []string
+		for _, p := range rs.pols {
+			pol := d.policies[policyKey(p)]
+			rr := pol.OutboundRules
+			if rs.inbound {
+				rr = pol.InboundRules
+			}
+			rules = append(rules, rr...)
+			ids = append(ids, ruleSetIDs(rr)...)
+		}
+		for _, id := range rs.setIDs {
+			delIdx(d.rb.ofSet, id, key)
+		}
+		slices.Sort(ids)
+		rs.setIDs = slices.Compact(ids)
+		for _, id := range rs.setIDs {
+			addIdx(d.rb.ofSet, id, key)
+		}
+		pols := make([]string, len(rs.pols))
+		for i, p := range rs.pols {
+			pols[i] = p.Name
+		}
+		comment := "run " + strings.Join(pols, ",")
+		for _, fam := range []int{v4, v6} {
+			ek, rk := kindAddrPort4, kindRun4
+			if fam == v6 {
+				ek, rk = kindAddrPort6, kindRun6
+			}
+			exact, ranges := runElems(rules, rs.inbound, fam, members)
+			d.putSet(&set{Name: runSetName(key, fam, true), Kind: ek, Comment: comment, Elems: exact})
+			d.putSet(&set{Name: runSetName(key, fam, false), Kind: rk, Comment: comment, Elems: ranges})
+		}
+	}
+	clear(d.rb.dirty)
+}
+
+func allSingle(ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if !p.IsSingleIP() {
+			return false
+		}
+	}
+	return true
+}
