@@ -82,6 +82,10 @@ func (l *Lab) Resolve(s string) (Endpoint, error) {
 		p, _ := netip.ParsePrefix(m.address)
 		byName[m.name] = Endpoint{m.name, l.Netns(m.name), p.Addr()}
 	}
+	for _, e := range t.ExternalHosts {
+		p, _ := netip.ParsePrefix(e.Address)
+		byName[e.Name] = Endpoint{e.Name, l.Netns(e.Name), p.Addr()}
+	}
 	if e, ok := byName[s]; ok {
 		return e, nil
 	}

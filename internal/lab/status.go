@@ -82,12 +82,16 @@ func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 
 	fmt.Fprintln(w, "\nBGP SESSIONS")
 	if r := t.Router; r != nil {
-		fmt.Fprintf(w, "-- router %s (birdc show protocols):\n", r.Name)
+		how := "birdc show protocols"
+		if r.Kind == "frr" {
+			how = "vtysh show bgp summary"
+		}
+		fmt.Fprintf(w, "-- router %s (%s):\n", r.Name, how)
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		out, err := l.Birdc(cctx, "show", "protocols")
+		out, err := l.RouterSessions(cctx)
 		cancel()
 		if err != nil {
-			fmt.Fprintf(w, "   cannot ask BIRD: %v\n", err)
+			fmt.Fprintf(w, "   cannot ask the router: %v\n", err)
 		} else {
 			fmt.Fprint(w, indent(out))
 		}

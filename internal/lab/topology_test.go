@@ -44,6 +44,42 @@ func TestParseTopologyValid(t *testing.T) {
 	}
 }
 
+func TestParseTopologyFRRExternal(t *testing.T) {
+	topo, err := ParseTopology("t.yaml", []byte(`name: x
+router: {kind: frr, asNumber: 65001, address: 10.0.0.2/24, defaultRoute: false}
+hosts: [{name: h, address: 10.0.0.1/24, asNumber: 65010}, {name: i, address: 10.0.0.3/24}]
+externalHosts: [{name: ext1, address: 10.200.0.10/24}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := topo.Router.ExternalAddress; got != "10.200.0.1/24" {
+		t.Errorf("router external address = %q, want the first of the segment, 10.200.0.1/24", got)
+	}
+	conf := FRRConfig(topo)
+	for _, want := range []string{
+		"router bgp 65001\n",
+		" neighbor 10.0.0.1 remote-as 65010\n",
+		" neighbor 10.0.0.3 remote-as 64512\n",
+		"  network 10.200.0.0/24\n",
+		"  neighbor 10.0.0.1 default-originate\n",
+		" bgp graceful-restart\n",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("FRR config lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "route-reflector-client") {
+		t.Errorf("no host shares the router's AS, yet a route-reflector client:\n%s", conf)
+	}
+	bird := BirdConfig(topo)
+	for _, want := range []string{`interface "ext0"`, "route 0.0.0.0/0 unreachable"} {
+		if !strings.Contains(bird, want) {
+			t.Errorf("BIRD config lacks %q:\n%s", want, bird)
+		}
+	}
+}
+
 func TestParseTopologyInvalid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -76,6 +112,11 @@ func TestParseTopologyInvalid(t *testing.T) {
 		{"router missing fields", "router: {kind: bird}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{"router.asNumber: required", "router.address: required"}},
 		{"router off the fabric", "router: {kind: bird, asNumber: 1, address: 10.9.0.2/24}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{"router.address", "not on the fabric"}},
 		{"router name clash", "router: {name: h, kind: bird, asNumber: 1, address: 10.0.0.2/24}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{`router.name: "h" is already used by hosts[0].name`}},
+		{"external hosts without router", "hosts: [{name: h, address: 10.0.0.1/24}]\nexternalHosts: [{name: x, address: 10.200.0.10/24}]", []string{"externalHosts: need a router"}},
+		{"external host on the fabric", "router: {kind: frr, asNumber: 1, address: 10.0.0.2/24}\nhosts: [{name: h, address: 10.0.0.1/24}]\nexternalHosts: [{name: x, address: 10.0.0.10/24}]", []string{"externalHosts[0].address", "overlaps the fabric"}},
+		{"external hosts on two subnets", "router: {kind: frr, asNumber: 1, address: 10.0.0.2/24}\nhosts: [{name: h, address: 10.0.0.1/24}]\nexternalHosts: [{name: x, address: 10.200.0.10/24}, {name: z, address: 10.201.0.10/24}]", []string{"externalHosts[1].address", "not on the external subnet"}},
+		{"external address without external hosts", "router: {kind: bird, asNumber: 1, address: 10.0.0.2/24, externalAddress: 10.200.0.1/24}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{"router.externalAddress: set, but there are no externalHosts"}},
+		{"misspelt external host field", "router: {kind: bird, asNumber: 1, address: 10.0.0.2/24}\nhosts: [{name: h, address: 10.0.0.1/24}]\nexternalHosts: [{name: x, adress: 10.200.0.10/24}]", []string{"externalHosts[0].adress: unknown field"}},
 		{"datastore kind", "datastore: {kind: consul}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{`datastore.kind: "consul" is not a datastore kind`}},
 		{"workload without host", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A}]", []string{"workloads[0].host: required"}},
 		{"workload on unknown host", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A, host: nope}]", []string{`workloads[0].host: "nope" is not one of the hosts`}},

@@ -112,6 +112,13 @@ func (l *Lab) preflight() error {
 			missing = append(missing, "bird (the router; install the Debian package bird2, or run scripts/install-deps.sh)")
 		}
 	}
+	if t.Router != nil && t.Router.Kind == "frr" {
+		need("/usr/lib/frr/zebra", "the FRR router; install the Debian package frr, or run scripts/install-deps.sh")
+		need("/usr/lib/frr/bgpd", "the FRR router; install the Debian package frr")
+		if _, err := exec.LookPath("vtysh"); err != nil {
+			missing = append(missing, "vtysh (the FRR router's CLI; install the Debian package frr)")
+		}
+	}
 	if t.Datastore.Kind == "etcd-cluster" {
 		if _, err := exec.LookPath(EtcdBinary); err != nil {
 			missing = append(missing, "etcd (the etcd-cluster datastore; install the Debian package etcd-server, or run scripts/install-deps.sh)")
@@ -172,6 +179,9 @@ func (l *Lab) createFabric(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := l.createExternal(ctx); err != nil {
+		return err
+	}
 	// Every host needs a route for 169.254.1.1, the workloads' gateway:
 	// proxy ARP answers only for addresses the host can route elsewhere,
 	// which is why Calico hosts rely on their default route. Here it
@@ -199,6 +209,44 @@ func (l *Lab) createFabric(ctx context.Context) error {
 			continue
 		}
 		if err := writeSysctl(l.Netns(m.name), "net.ipv4.ip_forward", "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createExternal builds the external hosts' segment: a second bridge (brx)
+// in the fabric namespace, the router's ext0 and each external host's eth0
+// on it, and the external hosts' default route via the router.
+func (l *Lab) createExternal(ctx context.Context) error {
+	t := l.State.Topology
+	if len(t.ExternalHosts) == 0 {
+		return nil
+	}
+	fab, rtr := l.Netns("fabric"), l.Netns(t.Router.Name)
+	ra, _ := netip.ParsePrefix(t.Router.ExternalAddress)
+	cmds := [][]string{
+		{"-n", fab, "link", "add", "brx", "type", "bridge"},
+		{"-n", fab, "link", "set", "brx", "up"},
+		{"-n", fab, "link", "add", "xrtr", "type", "veth", "peer", "name", "ext0", "netns", rtr},
+		{"-n", fab, "link", "set", "xrtr", "master", "brx", "up"},
+		{"-n", rtr, "addr", "add", t.Router.ExternalAddress, "dev", "ext0"},
+		{"-n", rtr, "link", "set", "ext0", "up"},
+	}
+	for i, e := range t.ExternalHosts {
+		ns, port := l.Netns(e.Name), fmt.Sprintf("x%d", i)
+		cmds = append(cmds,
+			[]string{"netns", "add", ns},
+			[]string{"-n", ns, "link", "set", "lo", "up"},
+			[]string{"-n", fab, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"-n", fab, "link", "set", port, "master", "brx", "up"},
+			[]string{"-n", ns, "addr", "add", e.Address, "dev", "eth0"},
+			[]string{"-n", ns, "link", "set", "eth0", "up"},
+			[]string{"-n", ns, "route", "add", "default", "via", ra.Addr().String()},
+		)
+	}
+	for _, c := range cmds {
+		if err := runIP(ctx, c...); err != nil {
 			return err
 		}
 	}
