@@ -11,7 +11,7 @@ LDFLAGS := -X github.com/servalnet/serval/internal/version.Version=$(VERSION) \
 TEST_PARALLEL ?= 2
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build test deps demo bench fmt vet clean
+.PHONY: all build test deps demo bench fmt vet clean fuzz
 
 all: build
 
@@ -33,9 +33,23 @@ test: deps
 demo: deps build
 	@lab/demo.sh
 
-## bench: Go micro-benchmarks for now; the dataplane benchmarks arrive with issue 7.
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/selector/ | tee bench-selector.txt
+## bench: every benchmark (root): writes bench/REPORT.md and bench/results.json (see bench/README.md).
+## PART=dataplane|control|cni|bgp|scale|micro runs one part into bench/REPORT.PART.md.
+PART ?=
+bench: deps build
+	$(GO) build -o bin/ ./bench/cmd/servalbench
+	bin/servalbench $(if $(PART),--part $(PART))
+
+## fuzz: run every native fuzz target for FUZZTIME each (make test runs only their seed corpora).
+## Minimisation is capped: at its default (60 s) one interesting input can eat a whole run.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./internal/selector:FuzzParse ./internal/api:FuzzLoad ./internal/cni:FuzzLoadNetConf ./internal/lab:FuzzParseTopology
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
+	done
 
 fmt:
 	gofmt -l -w .

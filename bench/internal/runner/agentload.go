@@ -1,0 +1,307 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/servalnet/serval/bench/internal/report"
+	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/datastore/embedetcd"
+)
+
+// AgentLoadSpec is one synthetic load for serval-node: Local endpoints on
+// its host, Remote endpoints on 500 other hosts, Policies global policies
+// (each selecting one tenth of the endpoints, rules drawing on 50 distinct
+// selectors, as Felix was measured).
+type agentLoadSpec struct {
+	Local, Remote, Policies int
+	Changes                 int // policy changes timed after the first start
+	Starts                  int // cold starts timed
+}
+
+func (a agentLoadSpec) name() string {
+	n := fmt.Sprintf("agent.%dlocal_%dpol", a.Local, a.Policies)
+	if a.Remote > 0 {
+		n = fmt.Sprintf("agent.%dlocal_%dremote_%dpol", a.Local, a.Remote, a.Policies)
+	}
+	return n
+}
+
+// AgentLoadResult is what one load measured, in milliseconds and MiB.
+type AgentLoadResult struct {
+	LoadSeconds float64   `json:"load_seconds"` // writing the objects into etcd
+	ColdStartMS []float64 `json:"cold_start_ms"`
+	ChangeMS    []float64 `json:"change_ms"`
+	PeakRSSMiB  float64   `json:"peak_rss_mib"`
+	Notes       []string  `json:"notes"`
+}
+
+// agentLoad runs the load in a throwaway namespace (this program again,
+// `servalbench agentload`, inside it) and records its figures.
+func (s *Suite) agentLoad(ctx context.Context, part string, a agentLoadSpec, targets bool) error {
+	ns := labName("al")
+	if _, err := s.run(ctx, "", "ip", "netns", "add", ns); err != nil {
+		return err
+	}
+	defer func() { _, _ = s.run(context.Background(), "", "ip", "netns", "del", ns) }()
+	spec, _ := json.Marshal(a)
+	out, err := s.run(ctx, part, "ip", "netns", "exec", ns, s.Self, "agentload", "--root", s.Root, "--spec", string(spec))
+	if err != nil {
+		return fmt.Errorf("agent load %s: %w", a.name(), err)
+	}
+	var r AgentLoadResult
+	if err := json.Unmarshal([]byte(lastLine(out)), &r); err != nil {
+		return fmt.Errorf("agent load %s: reading its result: %w", a.name(), err)
+	}
+	n := a.name()
+	s.Report.Add(report.Figure{Part: part, Name: n + ".cold_start", Unit: "ms", Samples: r.ColdStartMS, Stat: fmt.Sprintf("median of %d starts", len(r.ColdStartMS))})
+	s.pcts(part, n+".change", "ms", r.ChangeMS, "changes")
+	s.Report.Add(report.Figure{Part: part, Name: n + ".peak_rss", Unit: "MiB", Value: r.PeakRSSMiB, Stat: "VmHWM after the changes"})
+	s.Report.Note(part, "%s: %d objects written to the embedded etcd in %.1f s. %s", n, a.Local+a.Remote+a.Policies, r.LoadSeconds, strings.Join(r.Notes, " "))
+	if targets {
+		switch {
+		case a.Remote == 0:
+			s.Report.Check(part, "(c) cold start < 1 s at 100 local / 1,000 GNPs", n+".cold_start", false, "<", 1000, "process start, etcd list of every kind, calc graph, one big nft transaction")
+			s.Report.Check(part, "(c) policy change p99 < 30 ms at 100 / 1,000", n+".change.p99", false, "<", 30, "watch event → calc → nft transaction")
+			s.Report.Check(part, "(c) peak RSS < 100 MiB at 100 / 1,000", n+".peak_rss", false, "<", 100, "")
+		default:
+			s.Report.Check(part, "(c) cold start < 5 s at 250 local / 100k remote / 2,000 policies", n+".cold_start", false, "<", 5000, "listing and decoding 100k endpoints from etcd, then set members for every rule selector")
+			s.Report.Check(part, "(c) peak RSS < 300 MiB at 250 / 100k / 2,000", n+".peak_rss", false, "<", 300, "")
+		}
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// RunAgentLoad is `servalbench agentload`: it runs inside a fresh network
+// namespace, starts an embedded etcd on its loopback, writes the synthetic
+// load, starts serval-node (nodeBin) against it, and times cold starts and
+// policy changes. The result is one JSON line on out.
+func RunAgentLoad(ctx context.Context, specJSON, nodeBin string, out io.Writer) error {
+	var a agentLoadSpec
+	if err := json.Unmarshal([]byte(specJSON), &a); err != nil {
+		return fmt.Errorf("--spec: %w", err)
+	}
+	const node = "benchnode"
+	// lo, an uplink with the node's address, and one dummy link per local endpoint.
+	var batch strings.Builder
+	batch.WriteString("link set lo up\nlink add eth0 type dummy\nlink set eth0 up\naddress add 10.99.0.1/24 dev eth0\n")
+	for i := 0; i < a.Local; i++ {
+		fmt.Fprintf(&batch, "link add calib%d type dummy\nlink set calib%d up\n", i, i)
+	}
+	cmd := exec.CommandContext(ctx, "ip", "-batch", "-")
+	cmd.Stdin = strings.NewReader(batch.String())
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("creating links: %w: %s", err, b)
+	}
+	dir, err := os.MkdirTemp("", "servalbench-etcd-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: dir, ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		return fmt.Errorf("starting etcd: %w", err)
+	}
+	defer srv.Close()
+	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{srv.ClientURL()}})
+	if err != nil {
+		return err
+	}
+	defer ds.Close()
+
+	res := AgentLoadResult{}
+	start := time.Now()
+	if err := load(ctx, ds, node, a); err != nil {
+		return err
+	}
+	res.LoadSeconds = time.Since(start).Seconds()
+
+	for i := 0; i < max(a.Starts, 1); i++ {
+		// Cold: nothing of a previous run in the kernel.
+		_ = exec.CommandContext(ctx, "nft", "flush", "ruleset").Run()
+		_ = exec.CommandContext(ctx, "ip", "route", "flush", "proto", "80").Run()
+		ag, err := startAgent(ctx, nodeBin, srv.ClientURL(), dir)
+		if err != nil {
+			return err
+		}
+		d, err := ag.waitReady(ctx, 60*time.Second)
+		if err != nil {
+			ag.stop()
+			return err
+		}
+		res.ColdStartMS = append(res.ColdStartMS, ms(d))
+		if i == 0 {
+			res.ChangeMS, err = ag.changes(ctx, ds, a)
+			if err != nil {
+				res.Notes = append(res.Notes, err.Error())
+			}
+		}
+		res.PeakRSSMiB = max(res.PeakRSSMiB, ag.peakRSS())
+		ag.stop()
+	}
+	return json.NewEncoder(out).Encode(res)
+}
+
+func load(ctx context.Context, ds datastore.Interface, node string, a agentLoadSpec) error {
+	const ruleSelectors = 50
+	objs := make(chan api.Resource, 256)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for o := range objs {
+				if _, err := ds.Create(ctx, o); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("creating %s: %w", api.KeyOf(o), err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < a.Local+a.Remote; i++ {
+		w := &api.WorkloadEndpoint{TypeMeta: api.TypeMeta{Kind: "WorkloadEndpoint"}}
+		w.Name, w.Namespace = fmt.Sprintf("w%d", i), fmt.Sprintf("ns%d", i%20)
+		w.Labels = map[string]string{"app": fmt.Sprintf("app%d", i%10), "role": fmt.Sprintf("r%d", i%ruleSelectors)}
+		w.Spec = api.WorkloadEndpointSpec{Node: node, Orchestrator: "k8s", Pod: w.Name, Endpoint: "eth0",
+			InterfaceName: fmt.Sprintf("calib%d", i), IPNetworks: []string{fmt.Sprintf("10.%d.%d.%d/32", 100+(i>>16)&0xff, (i>>8)&0xff, i&0xff)}}
+		if i >= a.Local {
+			w.Spec.Node = fmt.Sprintf("host%d", i%500)
+		}
+		objs <- w
+	}
+	for i := 0; i < a.Policies; i++ {
+		objs <- policy(i, 0)
+	}
+	close(objs)
+	wg.Wait()
+	return firstErr
+}
+
+func policy(i, version int) *api.GlobalNetworkPolicy {
+	p := &api.GlobalNetworkPolicy{TypeMeta: api.TypeMeta{Kind: "GlobalNetworkPolicy"}}
+	p.Name = fmt.Sprintf("gnp%d", i)
+	order := float64(i)
+	proto := api.ProtocolFromString("TCP")
+	p.Spec.Selector = fmt.Sprintf("app == 'app%d'", i%10)
+	p.Spec.Order = &order
+	p.Spec.Ingress = []api.Rule{{Action: api.Allow, Protocol: &proto,
+		Source:      api.EntityRule{Selector: fmt.Sprintf("role == 'r%d'", i%50)},
+		Destination: api.EntityRule{Ports: []api.Port{api.SinglePort(1000 + (i+version)%100)}}}}
+	p.SetDefaults()
+	return p
+}
+
+type agent struct {
+	cmd     *exec.Cmd
+	started time.Time
+	commits chan time.Time
+}
+
+func startAgent(ctx context.Context, bin, etcd, dir string) (*agent, error) {
+	cmd := exec.CommandContext(ctx, bin, "--nodename", "benchnode", "--etcd-endpoints", etcd, "--ip", "10.99.0.1/24",
+		"--bgp=false", "--status-socket", dir+"/status.sock", "--health-listen", "127.0.0.1:9099", "--metrics-listen", "")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	ag := &agent{cmd: cmd, commits: make(chan time.Time, 1024)}
+	ag.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "dataplane committed") {
+				select {
+				case ag.commits <- time.Now():
+				default:
+				}
+			}
+		}
+	}()
+	return ag, nil
+}
+
+func (ag *agent) waitReady(ctx context.Context, limit time.Duration) (time.Duration, error) {
+	c := http.Client{Timeout: 200 * time.Millisecond}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		resp, err := c.Get("http://127.0.0.1:9099/readiness")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(ag.started), nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("serval-node not ready within %s", limit)
+}
+
+// changes modifies policies that select local endpoints, one at a time,
+// and times each from the write until serval-node logs the transaction.
+func (ag *agent) changes(ctx context.Context, ds datastore.Interface, a agentLoadSpec) ([]float64, error) {
+	time.Sleep(500 * time.Millisecond) // let the start's last transactions pass
+	var out []float64
+	for c := 0; c < a.Changes; c++ {
+		for len(ag.commits) > 0 {
+			<-ag.commits
+		}
+		p := policy(c%max(a.Policies, 1), c+1)
+		start := time.Now()
+		if _, err := ds.Update(ctx, p); err != nil {
+			return out, fmt.Errorf("updating %s: %w", p.Name, err)
+		}
+		select {
+		case t := <-ag.commits:
+			out = append(out, ms(t.Sub(start)))
+		case <-time.After(10 * time.Second):
+			return out, fmt.Errorf("change %d: no transaction within 10 s", c)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return out, nil
+}
+
+// peakRSS is the agent's VmHWM in MiB.
+func (ag *agent) peakRSS() float64 {
+	kb := procField(fmt.Sprintf("/proc/%d/status", ag.cmd.Process.Pid), "VmHWM")
+	v, _ := strconv.ParseFloat(strings.Fields(kb + " 0")[0], 64)
+	return v / 1024
+}
+
+func (ag *agent) stop() {
+	_ = ag.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = ag.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = ag.cmd.Process.Kill()
+		<-done
+	}
+}

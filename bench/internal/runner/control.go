@@ -1,0 +1,259 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/servalnet/serval/bench/internal/report"
+	"github.com/servalnet/serval/internal/lab"
+)
+
+// propTopology is an n-host lab without router, one workload per host.
+func propTopology(name string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\ndatastore: {kind: embedded}\nhosts:\n", name)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  - {name: h%d, address: 172.31.251.%d/24}\n", i, i+1)
+	}
+	b.WriteString("workloads:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  - {name: w%d, host: h%d, labels: {bench: prop}}\n", i, i)
+	}
+	b.WriteString("manifests: [base.yaml]\n")
+	return b.String()
+}
+
+// The base policy lets every bench workload send anything and receive
+// only on port 7 (which nothing probes): each change then opens one new
+// port, which a probe sees as the moment the change is enforced.
+const propBase = `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: bench-base
+spec:
+  selector: bench == 'prop'
+  types: [Ingress, Egress]
+  ingress:
+    - action: Allow
+      protocol: TCP
+      destination:
+        ports: [7]
+  egress:
+    - action: Allow
+`
+
+func propPolicy(i, port int) string {
+	return fmt.Sprintf(`apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: bench-open-%d
+spec:
+  selector: bench == 'prop'
+  order: %d
+  types: [Ingress]
+  ingress:
+    - action: Allow
+      protocol: TCP
+      source:
+        selector: bench == 'prop'
+      destination:
+        ports: [%d]
+`, i, 100+i, port)
+}
+
+// propResult is what one lab measured.
+type propResult struct {
+	propagation []float64 // ms, one per change: until enforced on every host
+	reachable   []float64 // ms, one per new workload: CNI ADD start to first answer from a remote host
+}
+
+// propagation brings up an n-host lab and measures changes policy changes
+// and workloads new workloads.
+func (s *Suite) propagation(ctx context.Context, part string, n, changes, workloads int) (*propResult, error) {
+	l, cleanup, err := s.labUp(ctx, part, propTopology(labName("cp"), n), map[string]string{"base.yaml": propBase})
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	src := l.Netns("w0")
+	var targets []lab.Endpoint
+	for i := 1; i < n; i++ {
+		ep, err := l.Resolve(fmt.Sprintf("w%d", i))
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, ep)
+	}
+	res := &propResult{}
+	s.Report.Command(part, "serval-lab servalctl apply -f -   # a GlobalNetworkPolicy opening one more TCP port to every workload; then TCP probes from w0 (host h0) to every other host's workload, retried every ≤50 ms, until all answer")
+	for c := 0; c < changes; c++ {
+		port := 20000 + c
+		spec := lab.ProbeSpec{Proto: "tcp", Port: port, Timeout: 50 * time.Millisecond}
+		var lns []*lab.Listener
+		for _, t := range targets {
+			ln, err := lab.Listen(t.Netns, spec)
+			if err != nil {
+				return nil, fmt.Errorf("listener in %s: %w", t.Netns, err)
+			}
+			lns = append(lns, ln)
+		}
+		if _, err := l.Servalctl(ctx, []byte(propPolicy(c, port)), "apply", "-f", "-"); err != nil {
+			return nil, fmt.Errorf("applying policy %d: %w", c, err)
+		}
+		// The write is committed when servalctl returns; its exit takes
+		// well under a millisecond after the answer.
+		start := time.Now()
+		d, err := s.allAnswer(ctx, src, start, targets, lns, spec, 10*time.Second)
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if err != nil {
+			s.Report.Note(part, "change %d on %d hosts: %v", c, n, err)
+			continue
+		}
+		res.propagation = append(res.propagation, ms(d))
+	}
+	// (b) new workloads: from the CNI ADD until a workload on another host
+	// reaches it, through the policies above (base lets port 7 in).
+	s.Report.Command(part, "serval-lab add-workload nK --host h1 --label bench=prop   # then TCP probes to port 7 from w0 (host h0) until one answers")
+	for k := 0; k < workloads; k++ {
+		name := fmt.Sprintf("n%d", k)
+		host := fmt.Sprintf("h%d", 1+k%(n-1))
+		start := time.Now()
+		if err := l.AddWorkload(ctx, lab.Workload{Name: name, Host: host, Labels: map[string]string{"bench": "prop"}}); err != nil {
+			return nil, fmt.Errorf("adding workload %s: %w", name, err)
+		}
+		ep, err := l.Resolve(name)
+		if err != nil {
+			return nil, err
+		}
+		spec := lab.ProbeSpec{Proto: "tcp", Port: 7, Timeout: 50 * time.Millisecond}
+		ln, err := lab.Listen(ep.Netns, spec)
+		if err != nil {
+			return nil, err
+		}
+		d, err := s.allAnswer(ctx, src, start, []lab.Endpoint{ep}, []*lab.Listener{ln}, spec, 10*time.Second)
+		ln.Close()
+		if err != nil {
+			s.Report.Note(part, "new workload %s on %s: %v", name, host, err)
+		} else {
+			res.reachable = append(res.reachable, ms(d))
+		}
+		if err := l.DeleteWorkload(ctx, name); err != nil {
+			return nil, fmt.Errorf("deleting workload %s: %w", name, err)
+		}
+	}
+	return res, nil
+}
+
+// allAnswer probes every endpoint from namespace src until each has
+// answered once, and returns the time from start until the last did.
+func (s *Suite) allAnswer(ctx context.Context, src string, start time.Time, eps []lab.Endpoint, lns []*lab.Listener, spec lab.ProbeSpec, limit time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var mu sync.Mutex
+	var last time.Duration
+	var errs []string
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				ok, err := lab.Send(ctx, src, ep.IP, spec, lns[i])
+				if ok {
+					d := time.Since(start)
+					mu.Lock()
+					last = max(last, d)
+					mu.Unlock()
+					return
+				}
+				if err != nil && ctx.Err() == nil {
+					time.Sleep(5 * time.Millisecond) // refused or unreachable: the kernel answered fast
+				}
+			}
+			mu.Lock()
+			errs = append(errs, fmt.Sprintf("%s (%s) not reached within %s", ep.Name, ep.IP, limit))
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return 0, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return last, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// pcts records p50 and p99 of samples as two figures.
+func (s *Suite) pcts(part, name, unit string, xs []float64, what string) {
+	if len(xs) == 0 {
+		s.Report.Note(part, "%s: no samples", name)
+		return
+	}
+	s.Report.Add(report.Figure{Part: part, Name: name + ".p50", Unit: unit, Value: report.Percentile(xs, 50), Runs: len(xs), Stat: fmt.Sprintf("p50 of %d %s", len(xs), what)})
+	s.Report.Add(report.Figure{Part: part, Name: name + ".p99", Unit: unit, Value: report.Percentile(xs, 99), Runs: len(xs), Stat: fmt.Sprintf("p99 of %d %s", len(xs), what)})
+}
+
+// control: (a) and (b) on an s.Hosts-host lab, (c) the agent under load,
+// (d) and (e) are the cni and bgp parts.
+func (s *Suite) control(ctx context.Context) error {
+	const part = "control"
+	var errs []string
+	res, err := s.propagation(ctx, part, s.Hosts, 50, 20)
+	if err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		s.pcts(part, fmt.Sprintf("policy_propagation.%dhosts", s.Hosts), "ms", res.propagation, "changes")
+		s.pcts(part, fmt.Sprintf("new_workload_reachable.%dhosts", s.Hosts), "ms", res.reachable, "workloads")
+	}
+	s.Report.Check(part, fmt.Sprintf("(a) policy propagation p99 < 250 ms (%d hosts)", s.Hosts), fmt.Sprintf("policy_propagation.%dhosts.p99", s.Hosts), false, "<", 250, "each agent's watch → calc → one nft transaction; on 2 shared cores 10 agents compete for CPU")
+	s.Report.Check(part, "(b) new workload reachable from a remote host p99 < 1 s", fmt.Sprintf("new_workload_reachable.%dhosts.p99", s.Hosts), false, "<", 1000, "CNI ADD (a process per command, IPAM in etcd) then the endpoint's policy on its host")
+	s.Report.Note(part, "(a) from servalctl's return (the write is committed) until TCP probes from w0 to the workload of every other host get through (a new port opened by the policy; probes retried with 50 ms timeouts, so resolution is ~5–50 ms); (b) from the start of CNI ADD (serval-lab add-workload, libcni → serval) until a probe from w0 on h0 gets through")
+
+	for _, load := range []agentLoadSpec{
+		{Local: 100, Policies: 1000, Changes: 20, Starts: 3},
+		{Local: 250, Remote: 100000, Policies: 2000, Changes: 20, Starts: 1},
+	} {
+		if err := s.agentLoad(ctx, part, load, true); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// scale: (a) at 4 lab sizes and (c) at 4 policy counts.
+func (s *Suite) scale(ctx context.Context) error {
+	const part = "scale"
+	var errs []string
+	for _, n := range []int{2, 4, 6, s.Hosts} {
+		res, err := s.propagation(ctx, part, n, 15, 0)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		s.pcts(part, fmt.Sprintf("policy_propagation.%dhosts", n), "ms", res.propagation, "changes")
+	}
+	for _, p := range []int{250, 500, 1000, 2000} {
+		if err := s.agentLoad(ctx, part, agentLoadSpec{Local: 100, Policies: p, Changes: 10, Starts: 1}, false); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	for _, r := range []int{10000, 25000, 50000} {
+		if err := s.agentLoad(ctx, part, agentLoadSpec{Local: 250, Remote: r, Policies: 2000, Changes: 5, Starts: 1}, false); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	s.Report.Note(part, "policy propagation p50/p99 over 15 changes per lab size (hosts); agent cold start, change latency and peak RSS with 100 local endpoints and 250..2,000 policies, and with 250 local endpoints, 2,000 policies and 10k..50k remote endpoints")
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
