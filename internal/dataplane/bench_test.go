@@ -108,3 +108,7 @@ func (nullNFT) Apply([]Op) error         { return nil }
 func (nullNFT) Read() (*Snapshot, error) { return newSnapshot(), nil }
 
 func BenchmarkPolicyChangeNull(b *testing.B) { benchChange(b, nullNFT{}) }
+
+func BenchmarkColdApplyNull(b *testing.B) {
+	benchCold(b, func(*testing.B) NFT { return nullNFT{} })
+}

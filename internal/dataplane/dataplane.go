@@ -613,10 +613,16 @@ func (d *Dataplane) render() {
 			continue
 		}
 		d.registerSetUsers(user, append(ruleSetIDs(p.InboundRules), ruleSetIDs(p.OutboundRules)...))
-		d.setObjChains(user, []*chain{
-			{Name: policyChainName(p.ID, true), Rules: renderRules(p.InboundRules, logPrefix, d.knownSet)},
-			{Name: policyChainName(p.ID, false), Rules: renderRules(p.OutboundRules, logPrefix, d.knownSet)},
-		})
+		// A direction that compiles is always part of a run and never
+		// jumped to: its chain would be dead weight in the kernel.
+		var cs []*chain
+		if !d.shape(p.ID, true).Compiles {
+			cs = append(cs, &chain{Name: policyChainName(p.ID, true), Rules: renderRules(p.InboundRules, logPrefix, d.knownSet)})
+		}
+		if !d.shape(p.ID, false).Compiles {
+			cs = append(cs, &chain{Name: policyChainName(p.ID, false), Rules: renderRules(p.OutboundRules, logPrefix, d.knownSet)})
+		}
+		d.setObjChains(user, cs)
 	}
 	clear(d.dirtyPolicies)
 	for k := range d.dirtyProfiles {

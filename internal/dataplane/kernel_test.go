@@ -101,9 +101,16 @@ func richState(d hoststate.Callbacks) {
 		hoststate.Rule{Action: hoststate.Pass, NotDstNets: pfx("10.65.0.0/16"), SrcIPSetIDs: []string{"netset"}, ID: "r3"},
 		hoststate.Rule{Action: hoststate.Allow, Protocol: u8(udp), NotSrcPorts: []hoststate.PortRange{{First: 1, Last: 1023}}, ID: "r4"},
 	))
+	// p2 and p3 compile into one run: exact elements, ranges, overlapping
+	// nets and ports, both families.
+	d.OnPolicyUpdate(inPolicy("default", "p2",
+		hoststate.Rule{Action: hoststate.Allow, Protocol: u8(tcp), SrcIPSetIDs: []string{"netset"}, DstPorts: []hoststate.PortRange{{First: 80, Last: 80}, {First: 8000, Last: 8100}}, ID: "r0"},
+		hoststate.Rule{Action: hoststate.Allow, Protocol: u8(tcp), SrcIPSetIDs: []string{"sel-a"}, DstPorts: []hoststate.PortRange{{First: 443, Last: 443}}, ID: "r1"}))
+	d.OnPolicyUpdate(inPolicy("default", "p3",
+		hoststate.Rule{Action: hoststate.Allow, Protocol: u8(tcp), SrcNets: pfx("192.168.0.0/16", "fd00::/8"), DstPorts: []hoststate.PortRange{{First: 8050, Last: 9000}}, ID: "r0"}))
 	d.OnProfileUpdate(hoststate.Profile{Name: "kns.default", InboundRules: []hoststate.Rule{{Action: hoststate.Allow}}, OutboundRules: []hoststate.Rule{{Action: hoststate.Allow}}})
 	d.OnWorkloadEndpointUpdate(wep("ns/w1", "cali1", pfx("10.65.0.1/32", "fd00::1/128"),
-		[]hoststate.TierPolicies{tierIn("default", hoststate.Deny, pid("default", "p1"))}, "kns.default"))
+		[]hoststate.TierPolicies{tierIn("default", hoststate.Deny, pid("default", "p1"), pid("default", "p2"), pid("default", "p3"))}, "kns.default"))
 	d.OnWorkloadEndpointUpdate(wep("ns/w2", "cali2", pfx("10.65.0.2/32"), nil, "kns.default"))
 	d.OnHostEndpointUpdate(hoststate.HostEndpoint{ID: "eth0", InterfaceName: "eth0", ProfileIDs: []string{"kns.default"},
 		UntrackedTiers: []hoststate.TierPolicies{tierIn("default", hoststate.Deny, pid("default", "p1"))}})

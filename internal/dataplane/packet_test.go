@@ -187,6 +187,13 @@ func TestPackets(t *testing.T) {
 	icmpEcho := pol("t1", "icmp-echo", hoststate.Rule{Action: hoststate.Allow, Protocol: u8(1), ICMPType: u8(8), ID: "r"})
 	icmpNotEcho := pol("t1", "icmp-not-echo", hoststate.Rule{Action: hoststate.Allow, Protocol: u8(1), NotICMPType: u8(8), ID: "r"})
 
+	// Policies that compile into run lookups (compile.go).
+	rangeNet := pol("t1", "range-net", hoststate.Rule{Action: hoststate.Allow, Protocol: u8(tcp), SrcNets: pfx("10.65.0.0/24"), DstPorts: []hoststate.PortRange{{First: 8000, Last: 9000}}, ID: "r"})
+	overlapping := pol("t1", "overlapping", hoststate.Rule{Action: hoststate.Allow, Protocol: u8(tcp), SrcIPSetIDs: []string{"w1"}, DstPorts: []hoststate.PortRange{{First: 8500, Last: 9100}}, ID: "r"})
+	denyRun := pol("t1", "deny-run", hoststate.Rule{Action: hoststate.Deny, Protocol: u8(tcp), SrcNets: pfx("10.65.0.0/30"), DstPorts: []hoststate.PortRange{{First: 9090, Last: 9090}}, ID: "r"})
+	passRun := pol("t1", "pass-run", hoststate.Rule{Action: hoststate.Pass, Protocol: u8(tcp), DstPorts: []hoststate.PortRange{{First: 8080, Last: 8080}}, ID: "r"})
+	otherSrc := pol("t1", "other-src", hoststate.Rule{Action: hoststate.Allow, Protocol: u8(tcp), SrcNets: pfx("10.99.0.0/16"), DstPorts: []hoststate.PortRange{{First: 1, Last: 65535}}, ID: "r"})
+
 	t1 := func(ps ...hoststate.PolicyID) hoststate.TierPolicies { return tierIn("t1", hoststate.Deny, ps...) }
 	t2 := func(ps ...hoststate.PolicyID) hoststate.TierPolicies { return tierIn("t2", hoststate.Deny, ps...) }
 
@@ -217,6 +224,14 @@ func TestPackets(t *testing.T) {
 		{"notNets excluding another net", []hoststate.TierPolicies{t1(notNetsOther)}, nil, []check{{"w1→w2:80", to(80), true}}},
 		{"icmp type allowed", []hoststate.TierPolicies{t1(icmpEcho)}, nil, []check{{"ping w2", func() error { return ping(tp.w1, "10.65.0.2") }, true}}},
 		{"icmp notType", []hoststate.TierPolicies{t1(icmpNotEcho)}, nil, []check{{"ping w2", func() error { return ping(tp.w1, "10.65.0.2") }, false}}},
+		{"compiled run: ranges and overlapping policies", []hoststate.TierPolicies{t1(otherSrc, rangeNet, overlapping)}, nil,
+			[]check{{"w1→w2:8080", to(8080), true}, {"w1→w2:9090", to(9090), true}, {"w1→w2:80", to(80), false}}},
+		{"compiled deny run before an allow run", []hoststate.TierPolicies{t1(denyRun, rangeNet)}, nil,
+			[]check{{"w1→w2:9090", to(9090), false}, {"w1→w2:8080", to(8080), true}}},
+		{"compiled pass run, then the next tier", []hoststate.TierPolicies{t1(passRun, denyRun, otherSrc), t2(allowAll)}, nil,
+			[]check{{"w1→w2:8080", to(8080), true}, {"w1→w2:9090", to(9090), false}, {"w1→w2:80", to(80), false}}},
+		{"compiled run after a jump keeps order", []hoststate.TierPolicies{t1(deny, rangeNet)}, nil,
+			[]check{{"w1→w2:8080", to(8080), false}}},
 		{"anti-spoofing", nil, []string{"allow-all"}, []check{
 			{"w1 from 10.65.0.9 → w2:80", func() error { return dial(tp.w1, "10.65.0.9", "10.65.0.2:80") }, false},
 			{"w1 from its own address → w2:80", func() error { return dial(tp.w1, "10.65.0.1", "10.65.0.2:80") }, true}}},
