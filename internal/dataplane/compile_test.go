@@ -125,7 +125,9 @@ func TestRunIncremental(t *testing.T) {
 	d.OnIPSetDelta("a", []hoststate.IPSetMember{{Prefix: pfx("10.1.0.2/32")[0]}}, nil)
 	d.apply(t)
 	ops := d.lastOps()
-	if !slices.ContainsFunc(ops, func(o string) bool { return strings.HasPrefix(o, "add element e4-") && strings.Contains(o, "10.1.0.2 . tcp . 80") }) ||
+	if !slices.ContainsFunc(ops, func(o string) bool {
+		return strings.HasPrefix(o, "add element e4-") && strings.Contains(o, "10.1.0.2 . tcp . 80")
+	}) ||
 		slices.ContainsFunc(ops, func(o string) bool { return strings.Contains(o, "chain") }) {
 		t.Errorf("IP set delta: ops %q, want run and set elements only", ops)
 	}
