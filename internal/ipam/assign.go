@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/datastore"
@@ -52,9 +53,41 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 	if args.Num4 == 0 && args.Num6 == 0 {
 		return res, nil
 	}
-	s, err := c.load(ctx, args.Node)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+	// The settings, the first block to try for each family and the
+	// handle are read and written at once: each is a round trip to the
+	// datastore, and none needs another's answer.
+	var s *snapshot
+	var loadErr error
+	pre := map[int]*prefetched{}
+	var affs []*api.BlockAffinity
+	var affsErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { s, loadErr = c.load(ctx, args.Node) })
+	needAffs := false
+	for _, f := range []struct{ n, bits int }{{args.Num4, 32}, {args.Num6, 128}} {
+		if f.n == 0 {
+			continue
+		}
+		if h := c.hint(args.Node, f.bits); h.IsValid() {
+			p := &prefetched{cidr: h}
+			pre[f.bits] = p
+			wg.Go(func() { c.readCounting(ctx, p, args.Handle, f.n) })
+		} else {
+			needAffs = true
+		}
+	}
+	if needAffs {
+		wg.Go(func() { affs, affsErr = c.nodeAffinities(ctx, args.Node) })
+	}
+	wg.Wait()
+	giveBack := func() {
+		for _, p := range pre {
+			c.uncount(ctx, args.Handle, p)
+		}
+	}
+	if loadErr != nil {
+		giveBack()
+		return nil, fmt.Errorf("%s: %w", what, loadErr)
 	}
 	type fam struct {
 		n     int
@@ -66,9 +99,10 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 		if f.n == 0 {
 			continue
 		}
-		got, err := c.assignFamily(ctx, s, args, f.n, f.bits, f.pools)
+		got, err := c.assignFamily(ctx, s, args, f.n, f.bits, f.pools, pre[f.bits], affs, affsErr)
 		*f.out = got
 		if err != nil {
+			giveBack()
 			c.undo(ctx, args.Handle, append(slices.Clone(res.IPv4), res.IPv6...))
 			fw := fmt.Sprintf("allocating %d IPv%d address(es) for handle %q on node %q", f.n, family(f.bits), args.Handle, args.Node)
 			return nil, fmt.Errorf("%s: %w", fw, err)
@@ -90,15 +124,60 @@ func (c *Client) undo(ctx context.Context, handle string, addrs []netip.Addr) {
 	}
 }
 
-// assignFamily allocates n addresses of one family.
-func (c *Client) assignFamily(ctx context.Context, s *snapshot, args AutoAssignArgs, n, bitLen int, requested []string) ([]netip.Addr, error) {
+// prefetched is a block read ahead of its use, together with how many
+// addresses of it the handle was already counted up for (see
+// readCounting).
+type prefetched struct {
+	cidr    netip.Prefix
+	b       *block // nil: not read, or it does not exist
+	err     error  // reading it failed
+	counted int    // the handle already counts this many in the block
+}
+
+// readCounting reads p's block and, at the same time, creates the handle
+// counting n addresses in it, as the allocation will if the block has
+// room. Counting ahead is as safe as counting just before the block write
+// (allocFromBlock): the handle is written before the block either way,
+// and a handle that over-counts only makes release look at the block. A
+// handle that already exists is left to the usual read and update.
+func (c *Client) readCounting(ctx context.Context, p *prefetched, handle string, n int) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		p.b, p.err = c.getBlock(ctx, p.cidr)
+	})
+	key := api.Key{Kind: "IPAMHandle", Name: api.IPAMHandleName(handle)}
+	_, err := c.ds.Create(ctx, &api.IPAMHandle{TypeMeta: api.TypeMeta{Kind: "IPAMHandle", APIVersion: api.APIVersion},
+		ObjectMeta: api.ObjectMeta{Name: key.Name}, Spec: api.IPAMHandleSpec{HandleID: handle, Block: map[string]int{p.cidr.String(): n}}})
+	if err == nil {
+		p.counted = n
+	}
+	wg.Wait()
+}
+
+// uncount takes back what p counted ahead and no allocation used.
+func (c *Client) uncount(ctx context.Context, handle string, p *prefetched) {
+	if p == nil || p.counted <= 0 {
+		return
+	}
+	if err := c.changeHandle(ctx, handle, map[string]int{p.cidr.String(): -p.counted}); err != nil {
+		c.log.Warn("could not correct a handle's count", "handle", handle, "cidr", p.cidr, "err", err)
+		return
+	}
+	p.counted = 0
+}
+
+// assignFamily allocates n addresses of one family. pre is the block this
+// client used last for the node, read ahead (nil when there is none);
+// affs are the node's affinities when they were listed ahead.
+func (c *Client) assignFamily(ctx context.Context, s *snapshot, args AutoAssignArgs, n, bitLen int, requested []string,
+	pre *prefetched, affs []*api.BlockAffinity, affsErr error) ([]netip.Addr, error) {
 	pools, err := s.poolsFor(args.Node, bitLen, requested)
 	if err != nil {
 		return nil, err
 	}
 	var got []netip.Addr
-	take := func(cidr netip.Prefix, affineTo string) error {
-		addrs, err := c.allocFromBlock(ctx, cidr, n-len(got), args, s.reserved, affineTo)
+	take := func(cidr netip.Prefix, affineTo string, p *prefetched) error {
+		addrs, err := c.allocFromBlock(ctx, cidr, n-len(got), args, s.reserved, affineTo, p)
 		got = append(got, addrs...)
 		if len(addrs) > 0 && affineTo != "" {
 			c.setHint(affineTo, cidr)
@@ -108,18 +187,27 @@ func (c *Client) assignFamily(ctx context.Context, s *snapshot, args AutoAssignA
 
 	// 0. The block this client used last for the node, if it still
 	// belongs to the node and has room: the common case, in one read.
-	hinted := c.hint(args.Node, bitLen)
-	if _, ok := poolOfBlock(pools, hinted); hinted.IsValid() && ok {
-		if err := take(hinted, args.Node); err != nil || len(got) == n {
-			return got, err
+	var hinted netip.Prefix
+	if pre != nil {
+		hinted = pre.cidr
+		if _, ok := poolOfBlock(pools, hinted); ok {
+			if err := take(hinted, args.Node, pre); err != nil || len(got) == n {
+				return got, err
+			}
 		}
+		c.uncount(ctx, args.Handle, pre)
 	}
 
 	// 1. The node's own blocks.
-	affs, err := c.nodeAffinities(ctx, args.Node)
-	if err != nil {
-		return got, err
+	if pre != nil || affsErr != nil {
+		// Listed ahead only when there was no hint; a failed list is
+		// worth one more try.
+		affs, err = c.nodeAffinities(ctx, args.Node)
+		if err != nil {
+			return got, err
+		}
 	}
+	first := true
 	slices.SortFunc(affs, func(a, b *api.BlockAffinity) int { return strings.Compare(a.Spec.CIDR, b.Spec.CIDR) })
 	owned := 0
 	for _, a := range affs {
@@ -144,7 +232,18 @@ func (c *Client) assignFamily(ctx context.Context, s *snapshot, args AutoAssignA
 				return got, err
 			}
 		}
-		if err := take(cidr, args.Node); err != nil {
+		var p *prefetched
+		if first && len(got) == 0 && a.Spec.State == api.AffinityConfirmed {
+			// The first of the node's blocks is where the request will
+			// most likely be served: read it and count the handle up
+			// at once.
+			p = &prefetched{cidr: cidr}
+			c.readCounting(ctx, p, args.Handle, n)
+		}
+		first = false
+		err = take(cidr, args.Node, p)
+		c.uncount(ctx, args.Handle, p)
+		if err != nil {
 			return got, err
 		}
 	}
@@ -164,7 +263,7 @@ func (c *Client) assignFamily(ctx context.Context, s *snapshot, args AutoAssignA
 			if !cidr.IsValid() {
 				break // no free block left
 			}
-			if err := take(cidr, args.Node); err != nil {
+			if err := take(cidr, args.Node, nil); err != nil {
 				return got, err
 			}
 		}
@@ -183,7 +282,7 @@ func (c *Client) assignFamily(ctx context.Context, s *snapshot, args AutoAssignA
 			if _, ok := poolOfBlock(pools, b.cidr); !ok || b.affineTo(args.Node) || b.freeFor(s.reserved) == 0 {
 				continue
 			}
-			if err := take(b.cidr, ""); err != nil {
+			if err := take(b.cidr, "", nil); err != nil {
 				return got, err
 			}
 		}
@@ -211,13 +310,35 @@ func (c *Client) assignFamily(ctx context.Context, s *snapshot, args AutoAssignA
 // handle. With affineTo set it only uses the block while it still belongs
 // to that node. The handle is counted up before the block is written, so
 // that a crash in between leaves a handle that over-counts (harmless:
-// release scans the block) rather than an address nobody can find.
-func (c *Client) allocFromBlock(ctx context.Context, cidr netip.Prefix, want int, args AutoAssignArgs, r reservations, affineTo string) ([]netip.Addr, error) {
+// release scans the block) rather than an address nobody can find. p, when
+// not nil, is the block read ahead and what the handle counts already;
+// allocFromBlock takes over p's count.
+func (c *Client) allocFromBlock(ctx context.Context, cidr netip.Prefix, want int, args AutoAssignArgs, r reservations, affineTo string, p *prefetched) ([]netip.Addr, error) {
 	counted := 0 // what the handle has been told about this block
+	var ahead *block
+	var aheadErr error
+	if p != nil {
+		counted, ahead, aheadErr = p.counted, p.b, p.err
+		p.counted = 0
+		if ahead == nil && aheadErr == nil {
+			// It did not exist when read: read again in the loop.
+			aheadErr = errRetry
+		}
+	}
 	var got []netip.Addr
 	err := c.retry(ctx, fmt.Sprintf("allocating from block %s", cidr), func() error {
 		got = nil
-		b, err := c.getBlock(ctx, cidr)
+		var b *block
+		var err error
+		if ahead != nil || aheadErr != nil {
+			b, err = ahead, aheadErr
+			ahead, aheadErr = nil, nil
+			if errors.Is(err, errRetry) {
+				b, err = c.getBlock(ctx, cidr)
+			}
+		} else {
+			b, err = c.getBlock(ctx, cidr)
+		}
 		if err != nil || b == nil || (affineTo != "" && !b.affineTo(affineTo)) {
 			return err
 		}

@@ -602,3 +602,63 @@ func TestRacingHosts(t *testing.T) {
 		t.Errorf("%d affinities for %d blocks: %v", len(affs), len(blocks), affs)
 	}
 }
+
+// TestHandlesCountExactly: a handle counts, per block, exactly the
+// addresses it holds there, also when the handle was counted up ahead of
+// reading the block (the block the client used last, now full; a
+// request for more than a block holds; a request that fails).
+func TestHandlesCountExactly(t *testing.T) {
+	e := newEnv(t, ippool("p", "10.13.0.0/24", 28), ippool("q", "10.14.0.0/24", 28)) // 16 blocks of 16 each
+	e.mustAssign("n", "a", 16)                                                       // the hint now points at a full block
+	cases := []struct {
+		handle string
+		n      int
+		fails  bool
+		pool   string
+	}{
+		{"b", 1, false, ""},  // hinted block full: a new block
+		{"f", 1, false, "q"}, // the hinted block is not in the pool asked for
+		{"c", 20, false, ""}, // more than one block holds
+		{"d", 600, true, ""}, // more than the pools hold: nothing kept
+		{"e", 2, false, ""},  // after a failure the hint still works
+		{"g", 1, true, "r"},  // a pool that does not exist
+	}
+	for _, tc := range cases {
+		args := ipam.AutoAssignArgs{Num4: tc.n, Handle: tc.handle, Node: "n"}
+		if tc.pool != "" {
+			args.IPv4Pools = []string{tc.pool}
+		}
+		res, err := e.c.AutoAssign(e.ctx, args)
+		if (err != nil) != tc.fails {
+			t.Fatalf("handle %s: error %v, want failure %v", tc.handle, err, tc.fails)
+		}
+		want := map[string]int{}
+		if err == nil {
+			for _, a := range res.IPv4 {
+				want[netip.PrefixFrom(a, 28).Masked().String()]++
+			}
+		}
+		r, err := e.ds.Get(e.ctx, api.Key{Kind: "IPAMHandle", Name: api.IPAMHandleName(tc.handle)})
+		switch {
+		case len(want) == 0:
+			if !errors.Is(err, datastore.ErrNotFound) {
+				t.Errorf("handle %s after a failed request: %v, want none", tc.handle, err)
+			}
+		case err != nil:
+			t.Errorf("handle %s: %v", tc.handle, err)
+		default:
+			if got := r.(*api.IPAMHandle).Spec.Block; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("handle %s counts %v, holds %v", tc.handle, got, want)
+			}
+		}
+	}
+	probs, err := e.c.Check(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range probs {
+		if p.Kind == ipam.ProblemMissingHandle {
+			t.Errorf("check: %s", p)
+		}
+	}
+}
