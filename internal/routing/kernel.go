@@ -126,10 +126,12 @@ func (k *kernel) resolve(nh netip.Addr, cache map[netip.Addr]*nexthop) *nexthop 
 
 // apply makes the kernel's routes of ours match want (prefix → BGP next
 // hops). Routes of ours that are not wanted are deleted only when
-// allowDelete is set (it is not during the startup hold, so that a
-// restarting speaker does not remove routes its peers are about to send
-// again). Every difference is attempted; the errors are joined.
-func (k *kernel) apply(want map[netip.Prefix][]netip.Addr, allowDelete bool) (KernelResult, error) {
+// allowDelete is set or taught holds their prefix: during the startup hold
+// allowDelete is off, so that a restarting speaker does not remove routes
+// (left by its previous life) that its peers are about to send again, but
+// a route this life was taught and then lost is still withdrawn. Every
+// difference is attempted; the errors are joined.
+func (k *kernel) apply(want map[netip.Prefix][]netip.Addr, allowDelete bool, taught map[netip.Prefix]bool) (KernelResult, error) {
 	var res KernelResult
 	var errs []error
 	type have struct {
@@ -150,7 +152,7 @@ func (k *kernel) apply(want map[netip.Prefix][]netip.Addr, allowDelete bool) (Ke
 				if _, dup := ours[dst]; dup {
 					// Two of ours for one destination (different metrics):
 					// keep the first, remove the other.
-					if allowDelete {
+					if allowDelete || taught[dst] {
 						if err := k.nl.RouteDel(r); err != nil {
 							errs = append(errs, fmt.Errorf("deleting duplicate route %s: %w", dst, err))
 						}
@@ -198,17 +200,15 @@ func (k *kernel) apply(want map[netip.Prefix][]netip.Addr, allowDelete bool) (Ke
 		}
 		res.Replaced++
 	}
-	if allowDelete {
-		for p, h := range ours {
-			if keep[p] {
-				continue
-			}
-			if err := k.nl.RouteDel(h.route); err != nil && !errors.Is(err, unix.ESRCH) {
-				errs = append(errs, fmt.Errorf("deleting route %s: %w", p, err))
-				continue
-			}
-			res.Deleted++
+	for p, h := range ours {
+		if keep[p] || !allowDelete && !taught[p] {
+			continue
 		}
+		if err := k.nl.RouteDel(h.route); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("deleting route %s: %w", p, err))
+			continue
+		}
+		res.Deleted++
 	}
 	return res, errors.Join(errs...)
 }

@@ -138,7 +138,7 @@ func TestKernelRootNetns(t *testing.T) {
 		{"everything withdrawn (session lost)", nil, foreign},
 	}
 	for _, st := range steps {
-		if _, err := k.apply(st.want, true); err != nil {
+		if _, err := k.apply(st.want, true, nil); err != nil {
 			t.Fatalf("%s: apply: %v", st.name, err)
 		}
 		want := strings.Split(st.dump, "\n")

@@ -47,6 +47,7 @@ func TestKernelApply(t *testing.T) {
 		via         map[string]string
 		unreachable []string
 		noDelete    bool
+		taught      []string // prefixes taught during the startup hold
 		dump        string
 		shadowed    string
 		unresolved  string
@@ -79,6 +80,11 @@ func TestKernelApply(t *testing.T) {
 			before:   []netlink.Route{{Dst: mustNet("10.65.3.0/26"), Gw: net.ParseIP("172.30.0.13"), LinkIndex: 1, Protocol: 80, Type: unix.RTN_UNICAST}},
 			noDelete: true,
 			dump:     foreignDump + "\n10.65.3.0/26 via 172.30.0.13 dev#1 proto 80"},
+		{name: "startup hold: a route taught in this life and then withdrawn goes",
+			before:   []netlink.Route{{Dst: mustNet("10.65.3.0/26"), Gw: net.ParseIP("172.30.0.13"), LinkIndex: 1, Protocol: 80, Type: unix.RTN_UNICAST}, {Dst: mustNet("10.65.5.0/26"), Gw: net.ParseIP("172.30.0.13"), LinkIndex: 1, Protocol: 80, Type: unix.RTN_UNICAST}},
+			noDelete: true,
+			taught:   []string{"10.65.3.0/26"},
+			dump:     foreignDump + "\n10.65.5.0/26 via 172.30.0.13 dev#1 proto 80"},
 		{name: "changed next hop is replaced in place",
 			before: []netlink.Route{{Dst: mustNet("10.65.3.0/26"), Gw: net.ParseIP("172.30.0.13"), LinkIndex: 1, Protocol: 80, Type: unix.RTN_UNICAST}},
 			want:   map[netip.Prefix][]netip.Addr{pfx("10.65.3.0/26"): nh("172.30.0.14")},
@@ -107,7 +113,11 @@ func TestKernelApply(t *testing.T) {
 				nl.Unreachable[netip.MustParseAddr(a)] = true
 			}
 			k := &kernel{nl: nl, proto: 80, log: testLogger(t)}
-			res, err := k.apply(tc.want, !tc.noDelete)
+			taught := map[netip.Prefix]bool{}
+			for _, p := range tc.taught {
+				taught[pfx(p)] = true
+			}
+			res, err := k.apply(tc.want, !tc.noDelete, taught)
 			if err != nil {
 				t.Fatalf("apply: %v", err)
 			}
@@ -124,7 +134,7 @@ func TestKernelApply(t *testing.T) {
 			}
 			// A second apply of the same state writes nothing.
 			writes := nl.Writes
-			if _, err := k.apply(tc.want, !tc.noDelete); err != nil {
+			if _, err := k.apply(tc.want, !tc.noDelete, taught); err != nil {
 				t.Fatalf("second apply: %v", err)
 			}
 			if nl.Writes != writes {
@@ -146,12 +156,12 @@ func TestKernelApplyErrors(t *testing.T) {
 	nl := NewFakeNetlink()
 	nl.Fail["RouteReplace"] = unix.EINVAL
 	k := &kernel{nl: nl, proto: 80, log: testLogger(t)}
-	_, err := k.apply(map[netip.Prefix][]netip.Addr{netip.MustParsePrefix("10.65.2.0/26"): {netip.MustParseAddr("172.30.0.12")}}, true)
+	_, err := k.apply(map[netip.Prefix][]netip.Addr{netip.MustParsePrefix("10.65.2.0/26"): {netip.MustParseAddr("172.30.0.12")}}, true, nil)
 	if err == nil || !strings.Contains(err.Error(), "programming route 10.65.2.0/26 via 172.30.0.12 dev#1: invalid argument") {
 		t.Errorf("error %v", err)
 	}
 	nl.Fail["RouteListFiltered"] = unix.EBUSY
-	if _, err := k.apply(nil, true); err == nil || !strings.Contains(err.Error(), "listing routes") {
+	if _, err := k.apply(nil, true, nil); err == nil || !strings.Contains(err.Error(), "listing routes") {
 		t.Errorf("error %v", err)
 	}
 }

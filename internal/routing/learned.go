@@ -139,7 +139,19 @@ func (s *Speaker) syncKernel() {
 		}
 	}
 	allowDelete := s.cfg.Now().Sub(s.startedAt) >= s.cfg.StartupHold
-	res, err := s.kernel.apply(want, allowDelete)
+	if allowDelete {
+		s.taught = nil
+	} else {
+		// What BGP taught during this life may go again when withdrawn;
+		// only routes left by a previous life are held.
+		if s.taught == nil {
+			s.taught = map[netip.Prefix]bool{}
+		}
+		for p := range want {
+			s.taught[p] = true
+		}
+	}
+	res, err := s.kernel.apply(want, allowDelete, s.taught)
 	s.lastKernel, s.kernelErr = res, err
 	if res.Replaced > 0 || res.Deleted > 0 {
 		s.log.Debug("kernel routes updated", "replaced", res.Replaced, "deleted", res.Deleted, "shadowed", len(res.Shadowed))

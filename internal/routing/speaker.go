@@ -41,7 +41,8 @@ type Config struct {
 	// RetryInterval is how soon a failed kernel write is retried (default 2s).
 	RetryInterval time.Duration
 	// StartupHold keeps routes of ours that BGP has not (yet) taught again
-	// for this long after the speaker starts, so that restarting
+	// for this long after the speaker starts (routes it was taught since
+	// the start and then lost are withdrawn at once), so that restarting
 	// serval-node does not remove routes its peers are about to resend.
 	// Zero holds nothing. serval-node uses the graceful-restart time.
 	StartupHold time.Duration
@@ -74,9 +75,12 @@ type Speaker struct {
 	desired     Desired
 	kernel      *kernel
 	startedAt   time.Time
-	lastKernel  KernelResult
-	kernelErr   error
-	retry       *time.Timer
+	// taught holds, during the startup hold, every prefix BGP wanted in
+	// the kernel since the start (see kernel.apply).
+	taught     map[netip.Prefix]bool
+	lastKernel KernelResult
+	kernelErr  error
+	retry      *time.Timer
 
 	mu    sync.Mutex // guards since: written by GoBGP's watch goroutine
 	since map[string]time.Time
