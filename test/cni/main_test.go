@@ -36,6 +36,7 @@ import (
 // Set up once by TestMain when running as root.
 var (
 	binDir   string // the built plugins (and host-local when installed)
+	toolDir  string // cnitool
 	etcdURL  string // the embedded etcd, in the test's own namespace
 	ds       datastore.Interface
 	ipamc    ipam.Interface
@@ -83,6 +84,15 @@ func setup(ctx context.Context, tmp string) (*embedetcd.Server, error) {
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		return nil, fmt.Errorf("building the plugins: %w", err)
+	}
+	// cnitool, the CNI project's own command-line runtime, from the CNI
+	// module this repository already depends on (Debian does not ship
+	// it): TestCnitool drives the plugins through it as a new user would.
+	toolDir = filepath.Join(tmp, "tools")
+	tool := exec.Command(gobin, "build", "-o", toolDir+"/", "github.com/containernetworking/cni/cnitool")
+	tool.Stderr = os.Stderr
+	if err := tool.Run(); err != nil {
+		return nil, fmt.Errorf("building cnitool: %w", err)
 	}
 	// host-local from Debian's containernetworking-plugins, to show that the
 	// serval plugin works with another IPAM plugin.
