@@ -13,9 +13,9 @@ import (
 
 // Result is what one Load run measured.
 type Result struct {
-	Conns    int           // completed connections (connect, request, reply)
-	Errors   int           // failed attempts
-	FirstErr error         // the first failure, to tell what went wrong
+	Conns    int   // completed connections (connect, request, reply)
+	Errors   int   // failed attempts
+	FirstErr error // the first failure, to tell what went wrong
 	// ErrKinds counts failures by message, to tell what went wrong.
 	ErrKinds map[string]int
 	Duration time.Duration // wall time of the run

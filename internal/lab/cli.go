@@ -110,7 +110,7 @@ It never touches the real host's interfaces, routes or firewall. Run it as root.
 	f.BoolVarP(&c.verbose, "verbose", "v", false, "log more")
 
 	root.AddCommand(upCmd(c), downCmd(c), statusCmd(c), listCmd(c), execCmd(c), probeCmd(c), matrixCmd(c),
-		addWorkloadCmd(c), deleteWorkloadCmd(c), agentCmd(c), servalctlCmd(c))
+		addWorkloadCmd(c), deleteWorkloadCmd(c), agentCmd(c), datastoreCmd(c), linkCmd(c), servalctlCmd(c))
 	return root
 }
 

@@ -341,3 +341,23 @@ func (l *Lab) memberState(ctx context.Context, m DatastoreMember) string {
 	}
 	return "healthy, follower"
 }
+
+// datastoreRows writes one row per datastore member into status's
+// INFRASTRUCTURE table: address, role, namespace, process and health.
+func (l *Lab) datastoreRows(ctx context.Context, w io.Writer) {
+	t := l.State.Topology
+	members := DatastoreMembers(t)
+	for i, m := range members {
+		what := "etcd (embedded), clients at " + m.ClientURL
+		addr := t.Datastore.Address
+		if t.Datastore.Kind == "etcd-cluster" {
+			what = fmt.Sprintf("etcd member %d of %d, client URL %s", i+1, len(members), m.ClientURL)
+			addr = t.Datastore.MemberAddresses[i]
+		}
+		state := l.processState(m.Name)
+		if l.daemonPID(m.Name) != 0 {
+			state += ", " + l.memberState(ctx, m)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", m.Name, addr, what, nsState(l.Netns("datastore")), state)
+	}
+}

@@ -61,7 +61,7 @@ func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 	fmt.Fprintln(w, "\nINFRASTRUCTURE")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tADDRESS\tWHAT\tNETNS\tPROCESS")
-	fmt.Fprintf(tw, "datastore\t%s\tetcd, clients at %s\t%s\t%s\n", t.Datastore.Address, l.State.EtcdEndpoint, nsState(l.Netns("datastore")), l.processState("datastore"))
+	l.datastoreRows(ctx, tw)
 	if r := t.Router; r != nil {
 		fmt.Fprintf(tw, "%s\t%s\t%s router, AS %d\t%s\t%s\n", r.Name, r.Address, r.Kind, r.ASNumber, nsState(l.Netns(r.Name)), l.processState("router"))
 	}

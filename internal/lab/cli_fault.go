@@ -1,0 +1,70 @@
+package lab
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// Commands that break a running lab on purpose, for fault tests and for
+// people who want to watch what happens.
+
+func datastoreCmd(c *cliOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "datastore stop|kill|start MEMBER",
+		Short: "stop a datastore member (SIGTERM), kill it (SIGKILL), or start it again; members are listed by status",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needRoot(); err != nil {
+				return err
+			}
+			l, err := c.open()
+			if err != nil {
+				return err
+			}
+			switch args[0] {
+			case "stop":
+				err = l.DatastoreStop(args[1], false)
+			case "kill":
+				err = l.DatastoreStop(args[1], true)
+			case "start":
+				err = l.DatastoreStart(cmd.Context(), args[1])
+			default:
+				return &ExitError{Code: 2, Err: fmt.Errorf("%q: want stop, kill or start", args[0])}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "datastore member %s: %s done\n", args[1], args[0])
+			return nil
+		},
+	}
+}
+
+func linkCmd(c *cliOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "link down|up HOST",
+		Short: "take a host's fabric link down (its cable pulled) or up again",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needRoot(); err != nil {
+				return err
+			}
+			l, err := c.open()
+			if err != nil {
+				return err
+			}
+			switch args[0] {
+			case "down", "up":
+				err = l.HostLink(cmd.Context(), args[1], args[0] == "up")
+			default:
+				return &ExitError{Code: 2, Err: fmt.Errorf("%q: want down or up", args[0])}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "fabric link of %s is %s\n", args[1], args[0])
+			return nil
+		},
+	}
+}
