@@ -65,7 +65,11 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()
 
-	defer lockIPAM(c.conf.IPAMLockFile, c.log)()
+	// The host's IPAM lock is held only around the block writes: reading
+	// the handle, the pools and the node's affinities needs no lock, and
+	// holding it for them would make concurrent ADDs on a host wait for
+	// each other's reads too.
+	lock := func() func() { return lockIPAM(c.conf.IPAMLockFile, c.log) }
 	requested := append([]netip.Addr(nil), c.args.IPs...)
 	for _, s := range c.conf.RuntimeConfig.IPs {
 		ad, _ := parseAddr(s) // checked by LoadNetConf
@@ -73,6 +77,7 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 	}
 	var addrs []netip.Addr
 	if len(requested) > 0 {
+		defer lock()()
 		for _, ad := range requested {
 			err := im.AssignIP(ctx, ipam.AssignIPArgs{IP: ad, Handle: c.id.Handle, Node: c.id.Node, Attrs: c.id.IPAMAttrs()})
 			if err != nil {
@@ -90,6 +95,7 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 		args := ipam.AutoAssignArgs{
 			Handle: c.id.Handle, Node: c.id.Node, Attrs: c.id.IPAMAttrs(),
 			IPv4Pools: c.conf.IPAM.IPv4Pools, IPv6Pools: c.conf.IPAM.IPv6Pools,
+			Lock: lock,
 		}
 		if c.conf.IPAM.WantIPv4() {
 			args.Num4 = 1

@@ -68,7 +68,7 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 		if f.n == 0 {
 			continue
 		}
-		if h := c.hint(args.Node, f.bits); h.IsValid() {
+		if h := c.hint(args.Node, f.bits); h.IsValid() && args.Lock == nil {
 			p := &prefetched{cidr: h}
 			pre[f.bits] = p
 			wg.Go(func() { c.readCounting(ctx, p, args.Handle, f.n) })
@@ -88,6 +88,9 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 	if loadErr != nil {
 		giveBack()
 		return nil, fmt.Errorf("%s: %w", what, loadErr)
+	}
+	if args.Lock != nil {
+		defer args.Lock()()
 	}
 	type fam struct {
 		n     int

@@ -42,6 +42,12 @@ type AutoAssignArgs struct {
 	// IPv4Pools / IPv6Pools restrict allocation to these pools (names or
 	// CIDRs). Empty: every enabled pool whose nodeSelector matches the node.
 	IPv4Pools, IPv6Pools []string
+	// Lock, when set, is taken once the pools and settings are read and
+	// before any block is read or written, and released when AutoAssign
+	// returns: a host-wide lock (the CNI plugin's) that stops this host's
+	// concurrent requests racing for the same block, held only for the
+	// writes that need it.
+	Lock func() (unlock func())
 }
 
 // AssignResult holds the addresses allocated, as host addresses (/32, /128).

@@ -662,3 +662,61 @@ func TestHandlesCountExactly(t *testing.T) {
 		}
 	}
 }
+
+// lockCheckingStore fails the test when a block or handle is written
+// while the caller's lock is not held.
+type lockCheckingStore struct {
+	datastore.Interface
+	t    *testing.T
+	held *bool
+}
+
+func (s lockCheckingStore) check(r api.Resource) {
+	if k := r.GetTypeMeta().Kind; (k == "IPAMBlock" || k == "IPAMHandle") && !*s.held {
+		s.t.Errorf("%s written without the lock", api.KeyOf(r))
+	}
+}
+
+func (s lockCheckingStore) Create(ctx context.Context, r api.Resource) (api.Resource, error) {
+	s.check(r)
+	return s.Interface.Create(ctx, r)
+}
+
+func (s lockCheckingStore) Update(ctx context.Context, r api.Resource) (api.Resource, error) {
+	s.check(r)
+	return s.Interface.Update(ctx, r)
+}
+
+// TestAutoAssignLock: with AutoAssignArgs.Lock, every block and handle
+// write happens while the lock is held, the lock is taken once per
+// request and released before AutoAssign returns, also when it fails.
+func TestAutoAssignLock(t *testing.T) {
+	mem := datastore.NewMemory(nil)
+	t.Cleanup(func() { mem.Close() })
+	held := false
+	ds := lockCheckingStore{Interface: mem, t: t, held: &held}
+	if _, err := mem.Create(context.Background(), ippool("p", "10.15.0.0/27", 28)); err != nil {
+		t.Fatal(err)
+	}
+	c := ipam.New(ds, ipam.Config{})
+	locks := 0
+	lock := func() func() {
+		if held {
+			t.Error("lock taken twice")
+		}
+		held, locks = true, locks+1
+		return func() { held = false }
+	}
+	for i, want := range []bool{true, true, true, false} { // 32 addresses: 3 requests of 10 fit, the 4th not
+		_, err := c.AutoAssign(context.Background(), ipam.AutoAssignArgs{Num4: 10, Handle: fmt.Sprint("h", i), Node: "n", Lock: lock})
+		if (err == nil) != want {
+			t.Errorf("request %d: %v, want success %v", i, err, want)
+		}
+		if held {
+			t.Errorf("request %d: lock still held after AutoAssign returned", i)
+		}
+		if locks != i+1 {
+			t.Errorf("request %d: lock taken %d times in all, want %d", i, locks, i+1)
+		}
+	}
+}
