@@ -5,6 +5,7 @@
 //	servalbench                       # every part → bench/REPORT.md, bench/results.json
 //	servalbench --part dataplane      # one part → bench/REPORT.dataplane.md, bench/results.dataplane.json
 //	servalbench agentload --spec JSON # internal: one agent load, run inside a network namespace
+//	servalbench policy-writer --etcd URL  # internal: writes policies, run in a lab's datastore namespace
 package main
 
 import (
@@ -39,6 +40,18 @@ func run() int {
 		}
 		if err := runner.RunAgentLoad(ctx, *spec, filepath.Join(*root, "bin", "serval-node"), os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "servalbench agentload: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if len(os.Args) > 1 && os.Args[1] == "policy-writer" {
+		fs := flag.NewFlagSet("policy-writer", flag.ContinueOnError)
+		etcd := fs.String("etcd", "", "etcd endpoints, comma-separated")
+		if err := fs.Parse(os.Args[2:]); err != nil {
+			return 2
+		}
+		if err := runner.RunPolicyWriter(ctx, *etcd, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "servalbench policy-writer: %v\n", err)
 			return 1
 		}
 		return 0

@@ -101,9 +101,9 @@ func RunAgentLoad(ctx context.Context, specJSON, nodeBin string, out io.Writer) 
 	const node = "benchnode"
 	// lo, an uplink with the node's address, and one dummy link per local endpoint.
 	var batch strings.Builder
-	batch.WriteString("link set lo up\nlink add eth0 type dummy\nlink set eth0 up\naddress add 10.99.0.1/24 dev eth0\n")
+	batch.WriteString("link set lo up\nlink add eth0 type veth peer name eth0p\nlink set eth0 up\nlink set eth0p up\naddress add 10.99.0.1/24 dev eth0\n")
 	for i := 0; i < a.Local; i++ {
-		fmt.Fprintf(&batch, "link add calib%d type dummy\nlink set calib%d up\n", i, i)
+		fmt.Fprintf(&batch, "link add calib%d type veth peer name calibp%d\nlink set calib%d up\n", i, i, i)
 	}
 	cmd := exec.CommandContext(ctx, "ip", "-batch", "-")
 	cmd.Stdin = strings.NewReader(batch.String())
@@ -181,14 +181,16 @@ func load(ctx context.Context, ds datastore.Interface, node string, a agentLoadS
 		}()
 	}
 	for i := 0; i < a.Local+a.Remote; i++ {
-		w := &api.WorkloadEndpoint{TypeMeta: api.TypeMeta{Kind: "WorkloadEndpoint"}}
-		w.Name, w.Namespace = fmt.Sprintf("w%d", i), fmt.Sprintf("ns%d", i%20)
-		w.Labels = map[string]string{"app": fmt.Sprintf("app%d", i%10), "role": fmt.Sprintf("r%d", i%ruleSelectors)}
-		w.Spec = api.WorkloadEndpointSpec{Node: node, Orchestrator: "k8s", Pod: w.Name, Endpoint: "eth0",
-			InterfaceName: fmt.Sprintf("calib%d", i), IPNetworks: []string{fmt.Sprintf("10.%d.%d.%d/32", 100+(i>>16)&0xff, (i>>8)&0xff, i&0xff)}}
+		n, pod := node, fmt.Sprintf("w%d", i)
 		if i >= a.Local {
-			w.Spec.Node = fmt.Sprintf("host%d", i%500)
+			n = fmt.Sprintf("host%d", i%500)
 		}
+		w := &api.WorkloadEndpoint{TypeMeta: api.TypeMeta{Kind: "WorkloadEndpoint"}}
+		// The name is the endpoint's identifiers, as the API requires.
+		w.Name, w.Namespace = fmt.Sprintf("%s-k8s-%s-eth0", n, pod), fmt.Sprintf("ns%d", i%20)
+		w.Labels = map[string]string{"app": fmt.Sprintf("app%d", i%10), "role": fmt.Sprintf("r%d", i%ruleSelectors)}
+		w.Spec = api.WorkloadEndpointSpec{Node: n, Orchestrator: "k8s", Pod: pod, Endpoint: "eth0",
+			InterfaceName: fmt.Sprintf("calib%d", i), IPNetworks: []string{fmt.Sprintf("10.%d.%d.%d/32", 100+(i>>16)&0xff, (i>>8)&0xff, i&0xff)}}
 		objs <- w
 	}
 	for i := 0; i < a.Policies; i++ {

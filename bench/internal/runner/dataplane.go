@@ -56,7 +56,11 @@ func (s *Suite) labUp(ctx context.Context, part, topo string, manifests map[stri
 		}
 		os.RemoveAll(dir)
 	}
-	s.Report.Command(part, "serval-lab up -f topology.yaml   # "+strings.ReplaceAll(strings.TrimSpace(firstLines(topo, 3)), "\n", "; "))
+	router := "no router"
+	if t.Router != nil {
+		router = "router " + t.Router.Kind
+	}
+	s.Report.Command(part, fmt.Sprintf("serval-lab up -f topology.yaml   # %d hosts, %d workloads, %s, embedded etcd", len(t.Hosts), len(t.Workloads), router))
 	start := time.Now()
 	l, err := lab.Up(ctx, t, opts)
 	if err != nil {
@@ -67,27 +71,35 @@ func (s *Suite) labUp(ctx context.Context, part, topo string, manifests map[stri
 	return l, cleanup, nil
 }
 
-func firstLines(s string, n int) string {
-	lines := strings.SplitN(s, "\n", n+1)
-	if len(lines) > n {
-		lines = lines[:n]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // dataplane: iperf3 and ping through Serval beside the reference
 // dataplanes of the baseline script, all in this run.
 func (s *Suite) dataplane(ctx context.Context) error {
 	const part = "dataplane"
-	// References first: the machine is as quiet as it will be.
+	// The Serval lab first, then rounds of (references, Serval): on a
+	// shared machine the load drifts, and interleaving gives each side the
+	// same share of it.
+	name := labName("dp")
+	l, cleanup, err := s.labUp(ctx, part, fmt.Sprintf(dpTopology, name), map[string]string{"allow.yaml": dpPolicy})
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if ok, err := l.Probe(ctx, "A", "B", lab.ProbeSpec{Proto: "tcp", Port: 5201, Timeout: 3 * time.Second}); err != nil || !ok {
+		return fmt.Errorf("A cannot reach B through Serval before measuring (allowed=%v, err=%v)", ok, err)
+	}
+	b, err := l.Resolve("B")
+	if err != nil {
+		return err
+	}
+	nsA, nsB, ip := l.Netns("A"), l.Netns("B"), b.IP.String()
+
 	script := filepath.Join(s.Shared, "bench", "baseline-dataplane.sh")
-	base := map[string][]float64{}
+	tput := map[string][]float64{}
 	rtts := map[string][]float64{}
 	for i := 0; i < iperfRuns; i++ {
 		out, err := s.runOnce(ctx, part, i == 0, "bash", script, strconv.Itoa(iperfSecs))
 		if err != nil {
 			s.Report.Note(part, "baseline run %d: %v", i+1, err)
-			continue
 		}
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
@@ -95,23 +107,29 @@ func (s *Suite) dataplane(ctx context.Context) error {
 				continue
 			}
 			if v, err := strconv.ParseFloat(strings.TrimPrefix(f[1], "gbps="), 64); err == nil {
-				base[f[0]] = append(base[f[0]], v)
+				tput[f[0]] = append(tput[f[0]], v)
 			}
 			if v, err := strconv.ParseFloat(strings.TrimPrefix(f[2], "rtt_ms="), 64); err == nil {
 				rtts[f[0]] = append(rtts[f[0]], v)
 			}
 		}
+		if v, err := s.iperf(ctx, part, i == 0, nsB, nsA, ip); err != nil {
+			s.Report.Note(part, "Serval iperf3 run %d: %v", i+1, err)
+		} else {
+			tput["serval"] = append(tput["serval"], v)
+		}
+		if r, err := s.ping(ctx, part, i == 0, nsA, ip); err != nil {
+			s.Report.Note(part, "Serval ping run %d: %v", i+1, err)
+		} else {
+			rtts["serval"] = append(rtts["serval"], r)
+		}
 	}
-	for _, m := range []string{"direct", "routed", "vxlan"} {
-		s.Report.Add(report.Figure{Part: part, Name: m + ".tcp", Unit: "Gbit/s", Samples: base[m], Stat: fmt.Sprintf("median of %d × %d s", len(base[m]), iperfSecs)})
-		s.Report.Add(report.Figure{Part: part, Name: m + ".rtt", Unit: "ms", Samples: rtts[m], Stat: fmt.Sprintf("median of %d pings ×20", len(rtts[m]))})
+	for _, m := range []string{"direct", "routed", "vxlan", "serval"} {
+		s.Report.Add(report.Figure{Part: part, Name: m + ".tcp", Unit: "Gbit/s", Samples: tput[m], Stat: fmt.Sprintf("median of %d × %d s", len(tput[m]), iperfSecs)})
+		s.Report.Add(report.Figure{Part: part, Name: m + ".rtt", Unit: "ms", Samples: rtts[m], Stat: fmt.Sprintf("median of %d × 20 pings", len(rtts[m]))})
 	}
-	s.Report.Note(part, "direct/routed/vxlan: %s %d, run %d times (each: 2 hosts joined by one veth, iperf3 -t %d, ping -c 20 -i 0.05 of the established path)", script, iperfSecs, iperfRuns, iperfSecs)
-
-	err := s.servalDataplane(ctx, part)
-	if err != nil {
-		s.Report.Note(part, "Serval: %v", err)
-	}
+	s.Report.Note(part, "direct/routed/vxlan: %s %d, run %d times (each: 2 hosts joined by one veth, iperf3 -t %d, ping -c 20 -i 0.05 of the established path), each run followed by one Serval run", script, iperfSecs, iperfRuns, iperfSecs)
+	s.Report.Note(part, "Serval: a 2-host lab without router (hosts on the lab's fabric bridge — one more hop than the references' single veth — and a BGP full mesh between the two serval-nodes), workloads A and B wired by serval-cni, one GlobalNetworkPolicy allowing bench == 'dp' to bench == 'dp', enforced by serval-node's nftables table; same iperf3 and ping commands as the script")
 	s.Report.Ratio("serval.tcp", "routed.tcp")
 	s.Report.Ratio("serval.rtt", "routed.rtt")
 	// A second figure for the vxlan ratio (one ratio per figure in results.json).
@@ -129,7 +147,7 @@ func (s *Suite) dataplane(ctx context.Context) error {
 	} else if perr != nil {
 		s.Report.Note(part, "bench/policy: %v", perr)
 	}
-	return err
+	return nil
 }
 
 // runOnce is run, recording the command only when record is set (for
@@ -140,6 +158,17 @@ func (s *Suite) runOnce(ctx context.Context, part string, record bool, argv ...s
 	}
 	return s.run(ctx, part, argv...)
 }
+
+const dpTopology = `name: %s
+datastore: {kind: embedded}
+hosts:
+  - {name: host1, address: 172.31.250.1/24}
+  - {name: host2, address: 172.31.250.2/24}
+workloads:
+  - {name: A, host: host1, labels: {bench: dp}}
+  - {name: B, host: host2, labels: {bench: dp}}
+manifests: [allow.yaml]
+`
 
 const dpPolicy = `apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
@@ -155,52 +184,6 @@ spec:
   egress:
     - action: Allow
 `
-
-func (s *Suite) servalDataplane(ctx context.Context, part string) error {
-	name := labName("dp")
-	topo := fmt.Sprintf(`name: %s
-datastore: {kind: embedded}
-hosts:
-  - {name: host1, address: 172.31.250.1/24}
-  - {name: host2, address: 172.31.250.2/24}
-workloads:
-  - {name: A, host: host1, labels: {bench: dp}}
-  - {name: B, host: host2, labels: {bench: dp}}
-manifests: [allow.yaml]
-`, name)
-	l, cleanup, err := s.labUp(ctx, part, topo, map[string]string{"allow.yaml": dpPolicy})
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	if ok, err := l.Probe(ctx, "A", "B", lab.ProbeSpec{Proto: "tcp", Port: 5201, Timeout: 3 * time.Second}); err != nil || !ok {
-		return fmt.Errorf("A cannot reach B through Serval before measuring (allowed=%v, err=%v)", ok, err)
-	}
-	b, err := l.Resolve("B")
-	if err != nil {
-		return err
-	}
-	nsA, nsB, ip := l.Netns("A"), l.Netns("B"), b.IP.String()
-	var gbps, rtt []float64
-	for i := 0; i < iperfRuns; i++ {
-		v, err := s.iperf(ctx, part, i == 0, nsB, nsA, ip)
-		if err != nil {
-			s.Report.Note(part, "Serval iperf3 run %d: %v", i+1, err)
-			continue
-		}
-		gbps = append(gbps, v)
-		r, err := s.ping(ctx, part, i == 0, nsA, ip)
-		if err != nil {
-			s.Report.Note(part, "Serval ping run %d: %v", i+1, err)
-			continue
-		}
-		rtt = append(rtt, r)
-	}
-	s.Report.Add(report.Figure{Part: part, Name: "serval.tcp", Unit: "Gbit/s", Samples: gbps, Stat: fmt.Sprintf("median of %d × %d s", len(gbps), iperfSecs)})
-	s.Report.Add(report.Figure{Part: part, Name: "serval.rtt", Unit: "ms", Samples: rtt, Stat: fmt.Sprintf("median of %d pings ×20", len(rtt))})
-	s.Report.Note(part, "Serval: a 2-host lab without router (hosts on the lab's fabric bridge, BGP full mesh between the two serval-nodes), workloads A and B wired by serval-cni, one GlobalNetworkPolicy allowing bench == 'dp' to bench == 'dp', enforced by serval-node's nftables table")
-	return nil
-}
 
 // iperf measures TCP throughput from client namespace to server at ip.
 func (s *Suite) iperf(ctx context.Context, part string, record bool, serverNS, clientNS, ip string) (float64, error) {

@@ -11,8 +11,8 @@ import (
 )
 
 // external runs the driver another part of bench/ provides, bench/<dir>:
-// an executable bench/<dir>/run.sh, or else the one main package under
-// bench/<dir>/cmd/. It reports false when there is none. The driver writes
+// bench/<dir>/run.sh, or else the main package bench/<dir>/cmd/driver
+// (other commands under bench/<dir>/cmd are its tools, not drivers). It reports false when there is none. The driver writes
 // its figures to standard output as JSON, either one record per line or one
 // array: {"name", "value", "unit", "samples", "ratio_to", "ratio", "stat"}
 // (samples, when given, make value their median); lines that are not JSON
@@ -22,8 +22,8 @@ func (s *Suite) external(ctx context.Context, part, dir string) (bool, error) {
 	var argv []string
 	if st, err := os.Stat(filepath.Join(base, "run.sh")); err == nil && !st.IsDir() {
 		argv = []string{"bash", filepath.Join("bench", dir, "run.sh")}
-	} else if mains, _ := filepath.Glob(filepath.Join(base, "cmd", "*", "main.go")); len(mains) == 1 {
-		argv = []string{"go", "run", "./" + filepath.ToSlash(filepath.Join("bench", dir, "cmd", filepath.Base(filepath.Dir(mains[0]))))}
+	} else if _, err := os.Stat(filepath.Join(base, "cmd", "driver", "main.go")); err == nil {
+		argv = []string{"go", "run", "./" + filepath.ToSlash(filepath.Join("bench", dir, "cmd", "driver"))}
 	} else {
 		return false, nil
 	}

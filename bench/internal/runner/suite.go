@@ -78,7 +78,7 @@ func (s *Suite) bin(name string) string { return filepath.Join(s.Root, "bin", na
 // part is not empty) and returns its standard output.
 func (s *Suite) run(ctx context.Context, part string, argv ...string) (string, error) {
 	if part != "" {
-		s.Report.Command(part, strings.Join(argv, " "))
+		s.Report.Command(part, shellJoin(argv))
 	}
 	s.Log.Debug("running", "cmd", strings.Join(argv, " "))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -212,4 +212,17 @@ func (s *Suite) bgp(ctx context.Context) error {
 	s.Report.AddTarget(report.Target{Part: part, What: "BGP convergence, 200 hosts behind 2 route reflectors vs full mesh", Status: report.NotMeasured,
 		Limit: "bench/bgp (another engineer's driver) was not in the tree at this run; only two in-process GoBGP speakers were measured"})
 	return nil
+}
+
+// shellJoin quotes the arguments a shell would mangle, so that a command in
+// REPORT.md can be pasted.
+func shellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " |^$*?{}'\"&;<>()") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
