@@ -70,7 +70,20 @@ type SyncerConfig struct {
 	// streaming (1000 when zero); a resync delivers its differences in
 	// one call per kind.
 	MaxBatch int
-	Logger   *slog.Logger
+	// CheckInterval is how often a streaming Syncer asks a datastore that
+	// has a Check method (etcd) whether it still answers (10s when zero,
+	// never when negative). A watch whose members all went away does not
+	// fail: the client retries it silently for ever, so without this check
+	// the consumer would report in sync while the datastore is gone. A
+	// failed check ends the stream; the Syncer lists again once the
+	// datastore is back.
+	CheckInterval time.Duration
+	Logger        *slog.Logger
+}
+
+// checker is the optional liveness check of a datastore (Etcd.Check).
+type checker interface {
+	Check(ctx context.Context) error
 }
 
 // Syncer keeps a consumer in step with a set of kinds: it lists, delivers
@@ -105,6 +118,9 @@ func NewSyncer(ds Interface, cb SyncerCallbacks, cfg SyncerConfig) *Syncer {
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1000
+	}
+	if cfg.CheckInterval == 0 {
+		cfg.CheckInterval = 10 * time.Second
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -263,10 +279,16 @@ func (s *Syncer) stream(ctx context.Context, gen int, revs map[string]int64) err
 		watchers = append(watchers, w)
 		go forward(wctx, gen, kind, w, events)
 	}
+	checkFailed := make(chan error, 1)
+	if c, ok := s.ds.(checker); ok && s.cfg.CheckInterval > 0 {
+		go checkLoop(wctx, c, s.cfg.CheckInterval, checkFailed)
+	}
 	for {
 		var te taggedEvent
 		select {
 		case te = <-events:
+		case err := <-checkFailed:
+			return err
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -300,6 +322,28 @@ func (s *Syncer) stream(ctx context.Context, gen int, revs map[string]int64) err
 		}
 		if len(updates) > 0 {
 			s.cb.OnUpdates(updates)
+		}
+	}
+}
+
+// checkLoop checks the datastore every interval, in its own goroutine so
+// that a check waiting on a dead datastore never delays events, and
+// reports the first failure.
+func checkLoop(ctx context.Context, c checker, interval time.Duration, failed chan<- error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, interval)
+		err := c.Check(cctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			failed <- fmt.Errorf("datastore stopped answering while watching: %w", err)
+			return
 		}
 	}
 }
