@@ -66,6 +66,9 @@ func (s *Suite) agentLoad(ctx context.Context, part string, a agentLoadSpec, tar
 		return fmt.Errorf("agent load %s: reading its result: %w", a.name(), err)
 	}
 	n := a.name()
+	if !targets {
+		n = "curve." + n // names unique across parts, for the curves' ratios
+	}
 	s.Report.Add(report.Figure{Part: part, Name: n + ".cold_start", Unit: "ms", Samples: r.ColdStartMS, Stat: fmt.Sprintf("median of %d starts", len(r.ColdStartMS))})
 	s.pcts(part, n+".change", "ms", r.ChangeMS, "changes")
 	s.Report.Add(report.Figure{Part: part, Name: n + ".peak_rss", Unit: "MiB", Value: r.PeakRSSMiB, Stat: "VmHWM after the changes"})

@@ -252,7 +252,10 @@ func (s *Suite) scale(ctx context.Context) error {
 			errs = append(errs, err.Error())
 			continue
 		}
-		s.pcts(part, fmt.Sprintf("policy_propagation.%dhosts", n), "ms", res.propagation, "changes")
+		s.pcts(part, fmt.Sprintf("curve.policy_propagation.%dhosts", n), "ms", res.propagation, "changes")
+		for _, q := range []string{"p50", "p99"} {
+			s.Report.Ratio(fmt.Sprintf("curve.policy_propagation.%dhosts.%s", n, q), "curve.policy_propagation.2hosts."+q)
+		}
 	}
 	for _, p := range []int{250, 500, 1000, 2000} {
 		if err := s.agentLoad(ctx, part, agentLoadSpec{Local: 100, Policies: p, Changes: 10, Starts: 1}, false); err != nil {
@@ -264,6 +267,19 @@ func (s *Suite) scale(ctx context.Context) error {
 			errs = append(errs, err.Error())
 		}
 	}
+	// Each point against the smallest: linear growth shows as a ratio equal
+	// to the size ratio, better than linear as less.
+	for _, p := range []int{500, 1000, 2000} {
+		for _, f := range []string{"cold_start", "peak_rss", "change.p50"} {
+			s.Report.Ratio(fmt.Sprintf("curve.agent.100local_%dpol.%s", p, f), "curve.agent.100local_250pol."+f)
+		}
+	}
+	for _, r := range []int{25000, 50000} {
+		for _, f := range []string{"cold_start", "peak_rss", "change.p50"} {
+			s.Report.Ratio(fmt.Sprintf("curve.agent.250local_%dremote_2000pol.%s", r, f), "curve.agent.250local_10000remote_2000pol."+f)
+		}
+	}
+	s.Report.Note(part, "ratios compare each point with the smallest of its curve: growth linear in the work shows as a ratio equal to the size ratio (2×, 4×, 8× policies; 2.5×, 5× remote endpoints), better than linear as less; the 100,000-remote point is in the control part")
 	s.Report.Note(part, "policy propagation p50/p99 over 15 changes per lab size (hosts); agent cold start, change latency and peak RSS with 100 local endpoints and 250..2,000 policies, and with 250 local endpoints, 2,000 policies and 10k..50k remote endpoints")
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
