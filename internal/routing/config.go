@@ -459,14 +459,13 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 			problem("%s: localWorkloadSelector is not supported; skipped", what)
 			continue
 		}
-		// Does it apply to this node?
+		// Which nodes does it apply to?
 		typ := PeerGlobal
+		appliesTo := func(*nodeInfo) bool { return true }
 		switch {
 		case s.Node != "":
 			typ = PeerNodeSpecific
-			if s.Node != in.NodeName {
-				continue
-			}
+			appliesTo = func(n *nodeInfo) bool { return n.name == s.Node }
 		case s.NodeSelector != "":
 			typ = PeerNodeSpecific
 			sel, err := selector.Parse(s.NodeSelector)
@@ -474,9 +473,27 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 				problem("%s: nodeSelector: %v", what, err)
 				continue
 			}
-			if !sel.Evaluate(me.labels) {
+			appliesTo = func(n *nodeInfo) bool { return sel.Evaluate(n.labels) }
+		}
+		var peerSel selector.Selector
+		if s.PeerIP == "" && s.PeerSelector != "" {
+			sel, err := selector.Parse(s.PeerSelector)
+			if err != nil {
+				problem("%s: peerSelector: %v", what, err)
 				continue
 			}
+			peerSel = sel
+		}
+		// Reverse peering (Calico's reversePeering Auto, the default): a
+		// node the peerSelector picks peers back with the nodes the
+		// BGPPeer applies to, so one resource configures both ends of each
+		// session; the route-reflector setup (every node peers with the
+		// reflectors) relies on it.
+		reverse := peerSel != nil && peerSel.Evaluate(me.labels) &&
+			(s.ReversePeering == nil || !strings.EqualFold(*s.ReversePeering, "Manual"))
+		forward := appliesTo(me)
+		if !forward && !reverse {
+			continue
 		}
 		base := Peer{Type: typ, Origin: "bgppeer/" + bp.Name, NextHopMode: NextHopAuto, RestartTime: DefaultRestartTime}
 		if s.LocalASNumber != nil {
@@ -564,15 +581,10 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 				continue
 			}
 			offer(p)
-		case s.PeerSelector != "":
-			sel, err := selector.Parse(s.PeerSelector)
-			if err != nil {
-				problem("%s: peerSelector: %v", what, err)
-				continue
-			}
+		case peerSel != nil:
 			for _, name := range names {
 				o := nodes[name]
-				if name == in.NodeName || !sel.Evaluate(o.labels) {
+				if name == in.NodeName || !(forward && peerSel.Evaluate(o.labels) || reverse && appliesTo(o)) {
 					continue
 				}
 				for _, pair := range [][2]netip.Addr{{me.v4, o.v4}, {me.v6, o.v6}} {

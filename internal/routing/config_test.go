@@ -275,6 +275,31 @@ func TestCompute(t *testing.T) {
 		}, lines("as 64512 id 10.0.0.1 port 179",
 			`peer 10.0.0.3 port 179 as 64512 "global" bgppeer/to-rr node=c src=10.0.0.1`,
 			`peer fd00::3 port 179 as 64512 "global" bgppeer/to-rr node=c src=fd00::1`, pools)},
+		{"reverse peering: the reflector a peerSelector picks peers back with every node it applies to", func(in *Input) {
+			meshOff(in)
+			in.Nodes[0].Spec.BGP.RouteReflectorClusterID = "1.1.1.1"
+			if in.Nodes[0].Labels == nil {
+				in.Nodes[0].Labels = map[string]string{}
+			}
+			in.Nodes[0].Labels["rr"] = "true"
+			in.Peers = []*api.BGPPeer{bgpPeer("to-rr", api.BGPPeerSpec{PeerSelector: "has(rr)"})}
+		}, lines("as 64512 id 10.0.0.1 port 179 cluster 1.1.1.1",
+			`peer 10.0.0.2 port 179 as 64512 "global" bgppeer/to-rr node=b src=10.0.0.1 rr-client`,
+			`peer 10.0.0.3 port 179 as 64512 "global" bgppeer/to-rr node=c src=10.0.0.1 rr-client`,
+			`peer fd00::3 port 179 as 64512 "global" bgppeer/to-rr node=c src=fd00::1 rr-client`, pools)},
+		{"reverse peering only towards the nodes the BGPPeer applies to; Manual turns it off", func(in *Input) {
+			meshOff(in)
+			if in.Nodes[0].Labels == nil {
+				in.Nodes[0].Labels = map[string]string{}
+			}
+			in.Nodes[0].Labels["rr"] = "true"
+			in.Peers = []*api.BGPPeer{
+				bgpPeer("c-to-rr", api.BGPPeerSpec{Node: "c", PeerSelector: "has(rr)"}),
+				bgpPeer("b-to-rr", api.BGPPeerSpec{Node: "b", PeerSelector: "has(rr)", ReversePeering: ptrTo("Manual")}),
+			}
+		}, lines("as 64512 id 10.0.0.1 port 179",
+			`peer 10.0.0.3 port 179 as 64512 "node specific" bgppeer/c-to-rr node=c src=10.0.0.1`,
+			`peer fd00::3 port 179 as 64512 "node specific" bgppeer/c-to-rr node=c src=fd00::1`, pools)},
 		{"advertise owned blocks and borrowed addresses; respect disableBGPExport", func(in *Input) {
 			meshOff(in)
 			in.OwnedBlocks = []netip.Prefix{netip.MustParsePrefix("10.65.1.0/26"), netip.MustParsePrefix("10.66.0.0/26"), netip.MustParsePrefix("fd00:65::/122"), netip.MustParsePrefix("10.99.0.0/26")}
