@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -141,11 +142,13 @@ func (s *Suite) dataplane(ctx context.Context) error {
 	s.Report.Check(part, "throughput ≥ 1.2 × vxlan", "serval.tcp_vs_vxlan", true, ">=", 1.2, "on veths, encapsulation costs little CPU compared with what the 2 shared cores already spend on copying; the overlay's cost shows on real NICs (MTU, offloads)")
 	s.Report.Check(part, "RTT ≤ 1.1 × routed", "serval.rtt", true, "<=", 1.1, "one more hop (the fabric bridge) and nftables on both hosts")
 
-	if ok, perr := s.external(ctx, part, "policy"); !ok {
-		s.Report.Note(part, "connections/s and first-packet latency with 0/100/1,000/5,000 policies and the iptables linear-chain series: not measured yet (bench/policy, another engineer's driver, was not in the tree)")
-		s.Report.AddTarget(report.Target{Part: part, What: "connections/s at 5,000 policies ≥ 0.9 × at 0", Status: report.NotMeasured, Got: "—", Limit: "bench/policy not in the tree at this run"})
-	} else if perr != nil {
-		s.Report.Note(part, "bench/policy: %v", perr)
+	if ok, perr := s.external(ctx, part, "policy"); ok {
+		if perr != nil {
+			s.Report.Note(part, "bench/policy: %v", perr)
+		}
+	} else if err := s.connRate(ctx, part); err != nil {
+		s.Report.Note(part, "connections/s and first-packet latency with 0/100/1,000/5,000 policies: not measured (%v)", err)
+		s.Report.AddTarget(report.Target{Part: part, What: "connections/s at 5,000 policies ≥ 0.9 × at 0", Status: report.NotMeasured, Got: "—", Limit: err.Error()})
 	}
 	return nil
 }
@@ -231,4 +234,44 @@ func (s *Suite) ping(ctx context.Context, part string, record bool, ns, ip strin
 		}
 	}
 	return 0, fmt.Errorf("no rtt line in ping's output: %s", lastLines(out, 3))
+}
+
+// connRate runs bench/policy's root benchmark (another engineer's load
+// tool and host set-up) when it is in the tree: new TCP connections per
+// second and first-packet latency with N policies, one sub-benchmark per
+// series.
+func (s *Suite) connRate(ctx context.Context, part string) error {
+	if _, err := os.Stat(filepath.Join(s.Root, "bench", "policy")); err != nil {
+		return fmt.Errorf("bench/policy is not in the tree")
+	}
+	res, err := s.goBench(ctx, part, "./bench/policy/", "ConnRate", "-benchtime", "1x", "-count", "3")
+	if err != nil {
+		return err
+	}
+	var names []string
+	for name := range res {
+		if strings.HasPrefix(name, "ConnRate/") {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("BenchmarkConnRate gave no results")
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n := "conns." + strings.ReplaceAll(strings.TrimPrefix(name, "ConnRate/"), "=", "")
+		s.addBench(part, res, name, "conns/s", n+".rate", "conn/s", 1)
+		s.addBench(part, res, name, "p50-µs", n+".first_packet_p50", "µs", 1)
+		s.addBench(part, res, name, "p99-µs", n+".first_packet_p99", "µs", 1)
+	}
+	for _, name := range names {
+		n := "conns." + strings.ReplaceAll(strings.TrimPrefix(name, "ConnRate/"), "=", "")
+		s.Report.Ratio(n+".rate", "conns.policies0.rate")
+	}
+	s.Report.Check(part, "connections/s at 5,000 policies ≥ 0.9 × at 0", "conns.policies5000.rate", true, ">=", 0.9, "see bench/policy")
+	if s.Report.Get("conns.iptables5000.rate") == nil {
+		s.Report.Note(part, "the iptables linear-chain series is not in bench/policy yet: not measured")
+	}
+	s.Report.Note(part, "connections/s and first-packet latency: bench/policy's BenchmarkConnRate (a host namespace programmed by internal/dataplane directly, no agent), median of 3 runs per policy count; ratios to 0 policies")
+	return nil
 }
