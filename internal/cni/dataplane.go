@@ -34,6 +34,14 @@ type Dataplane interface {
 	Check(s *LinkSpec) error
 }
 
+// LinkCreator is a Dataplane that can create the veth before the
+// addresses are known, so that ADD creates it while IPAM runs. Setup with
+// LinkSpec.Created then configures the veth CreateLink made. On failure
+// CreateLink leaves nothing behind.
+type LinkCreator interface {
+	CreateLink(s *LinkSpec) error
+}
+
 // LinkSpec describes one workload attachment.
 type LinkSpec struct {
 	HostVeth string       // host-side name
@@ -41,6 +49,9 @@ type LinkSpec struct {
 	Netns    string       // path of the workload's network namespace
 	MTU      int          // of both ends
 	Addrs    []netip.Addr // the workload's addresses
+	// Created says that CreateLink made the veth in this command: Setup
+	// configures it rather than replacing it as a stale one.
+	Created bool
 }
 
 // LinkInfo is what Setup made.
@@ -183,25 +194,10 @@ func (d *NetlinkDataplane) Setup(s *LinkSpec) (info *LinkInfo, err error) {
 		return nil, fmt.Errorf("opening network namespace %s: %w", s.Netns, err)
 	}
 	defer cns.Close()
-
-	// A host veth of this name is left over from an earlier attempt for
-	// the same workload (the name is derived from its identity).
-	if old, err := netlink.LinkByName(s.HostVeth); err == nil {
-		d.log().Info("removing a stale host veth", "interface", s.HostVeth)
-		if err := netlink.LinkDel(old); err != nil {
-			return nil, fmt.Errorf("removing stale interface %s: %w", s.HostVeth, err)
+	if !s.Created {
+		if err := d.createLink(s, cns); err != nil {
+			return nil, err
 		}
-	}
-
-	veth := &netlink.Veth{
-		LinkAttrs: netlink.LinkAttrs{Name: s.HostVeth, MTU: s.MTU, HardwareAddr: hostVethMAC},
-		PeerName:  s.IfName, PeerMTU: uint32(s.MTU), PeerNamespace: netlink.NsFd(int(cns)),
-	}
-	if err := netlink.LinkAdd(veth); err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("creating veth %s (host) / %s (in %s): an interface %s already exists in the workload's namespace: %w", s.HostVeth, s.IfName, s.Netns, s.IfName, err)
-		}
-		return nil, fmt.Errorf("creating veth %s (host) / %s (in %s): %w", s.HostVeth, s.IfName, s.Netns, err)
 	}
 	defer func() {
 		if err != nil {
@@ -242,6 +238,39 @@ func (d *NetlinkDataplane) Setup(s *LinkSpec) (info *LinkInfo, err error) {
 		}
 	}
 	return &LinkInfo{HostMAC: netconst.HostVethMAC, ContainerMAC: cl.Attrs().HardwareAddr.String()}, nil
+}
+
+// CreateLink implements LinkCreator: the veth of Setup, not yet
+// configured (down, no address, no sysctl, no route).
+func (d *NetlinkDataplane) CreateLink(s *LinkSpec) error {
+	cns, err := netns.GetFromPath(s.Netns)
+	if err != nil {
+		return fmt.Errorf("opening network namespace %s: %w", s.Netns, err)
+	}
+	defer cns.Close()
+	return d.createLink(s, cns)
+}
+
+func (d *NetlinkDataplane) createLink(s *LinkSpec, cns netns.NsHandle) error {
+	// A host veth of this name is left over from an earlier attempt for
+	// the same workload (the name is derived from its identity).
+	if old, err := netlink.LinkByName(s.HostVeth); err == nil {
+		d.log().Info("removing a stale host veth", "interface", s.HostVeth)
+		if err := netlink.LinkDel(old); err != nil {
+			return fmt.Errorf("removing stale interface %s: %w", s.HostVeth, err)
+		}
+	}
+	veth := &netlink.Veth{
+		LinkAttrs: netlink.LinkAttrs{Name: s.HostVeth, MTU: s.MTU, HardwareAddr: hostVethMAC},
+		PeerName:  s.IfName, PeerMTU: uint32(s.MTU), PeerNamespace: netlink.NsFd(int(cns)),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("creating veth %s (host) / %s (in %s): an interface %s already exists in the workload's namespace: %w", s.HostVeth, s.IfName, s.Netns, s.IfName, err)
+		}
+		return fmt.Errorf("creating veth %s (host) / %s (in %s): %w", s.HostVeth, s.IfName, s.Netns, err)
+	}
+	return nil
 }
 
 func (d *NetlinkDataplane) configureHostSide(s *LinkSpec, host netlink.Link) error {

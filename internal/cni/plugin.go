@@ -265,8 +265,27 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 	var undo undoStack
 	ipamType := c.conf.IPAM.Type
 	ipamDel := p.ipamFor(c, a)
+	spec := &LinkSpec{HostVeth: c.id.HostVeth, IfName: a.IfName, Netns: a.Netns, MTU: mtu}
 	tIPAM := time.Now()
+	// The veth does not depend on the addresses: create it while IPAM
+	// talks to the datastore, and configure it once they are known.
+	var linkErr error
+	var linkDone chan struct{}
+	if lc, ok := dp.(LinkCreator); ok {
+		linkDone = make(chan struct{})
+		go func() {
+			defer close(linkDone)
+			linkErr = lc.CreateLink(spec)
+		}()
+	}
 	raw, err := ipamDel.Add(ctx, ipamType, a.StdinData)
+	if linkDone != nil {
+		<-linkDone
+		if linkErr == nil {
+			spec.Created = true
+			undo.push("removing veth "+spec.HostVeth, func() error { return dp.Teardown(spec.HostVeth) })
+		}
+	}
 	if err != nil {
 		return failAdd(&undo, cniError("allocating addresses with IPAM plugin "+ipamType, ErrIPAM, err))
 	}
@@ -291,14 +310,19 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 	}
 	addrs = sortedAddrs(addrs)
 	log.Debug("addresses allocated", "addresses", addrs)
+	if linkErr != nil {
+		return failAdd(&undo, cniError("setting up the workload's interface", ErrDataplane, linkErr))
+	}
 
-	spec := &LinkSpec{HostVeth: c.id.HostVeth, IfName: a.IfName, Netns: a.Netns, MTU: mtu, Addrs: addrs}
+	spec.Addrs = addrs
 	tDP := time.Now()
 	info, err := dp.Setup(spec)
 	if err != nil {
 		return failAdd(&undo, cniError("setting up the workload's interface", ErrDataplane, err))
 	}
-	undo.push("removing veth "+spec.HostVeth, func() error { return dp.Teardown(spec.HostVeth) })
+	if !spec.Created {
+		undo.push("removing veth "+spec.HostVeth, func() error { return dp.Teardown(spec.HostVeth) })
+	}
 
 	for _, ad := range addrs {
 		wep.Spec.IPNetworks = append(wep.Spec.IPNetworks, netip.PrefixFrom(ad, ad.BitLen()).String())

@@ -152,6 +152,19 @@ func (d *fakeDataplane) Check(s *LinkSpec) error {
 	return nil
 }
 
+// creatingDataplane is fakeDataplane with CreateLink, so that ADD
+// creates the veth while IPAM runs (as NetlinkDataplane does).
+type creatingDataplane struct{ *fakeDataplane }
+
+func (d creatingDataplane) CreateLink(s *LinkSpec) error {
+	d.calls = append(d.calls, "create "+s.HostVeth)
+	if d.failSetup != nil {
+		return d.failSetup
+	}
+	d.links[s.HostVeth] = s
+	return nil
+}
+
 // flakyStore fails writes of WorkloadEndpoints when told to.
 type flakyStore struct {
 	datastore.Interface
@@ -296,30 +309,43 @@ func TestAddFailureUndoes(t *testing.T) {
 		{"bad args", 4, testConf, func(r *rig) { r.args.Args = "K8S_POD_NAME=Bad_Name" }, types.ErrInvalidEnvironmentVariables, "K8S_POD_NAME"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, tt.n4, 4)
-			r.args.ContainerID, r.args.StdinData = "c1", []byte(tt.conf)
-			if tt.setup != nil {
-				tt.setup(r)
+		for _, creating := range []bool{false, true} {
+			name := tt.name
+			if creating {
+				name += "/veth while IPAM runs"
 			}
-			err := r.plugin.Add(r.args)
-			var te *types.Error
-			if !errors.As(err, &te) {
-				t.Fatalf("ADD err = %v, want a *types.Error", err)
-			}
-			if te.Code != tt.wantCode || !strings.Contains(te.Msg, tt.wantMsg) {
-				t.Errorf("ADD err = code %d %q, want code %d containing %q", te.Code, te.Msg, tt.wantCode, tt.wantMsg)
-			}
-			if n := r.ipam.held(); n != 0 {
-				t.Errorf("%d addresses left allocated", n)
-			}
-			if len(r.dp.links) != 0 {
-				t.Errorf("interfaces left: %v", r.dp.links)
-			}
-			if n := len(r.endpoints(t)); n != 0 {
-				t.Errorf("%d endpoints left", n)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				testAddFailure(t, tt.n4, tt.conf, tt.setup, creating, tt.wantCode, tt.wantMsg)
+			})
+		}
+	}
+}
+
+func testAddFailure(t *testing.T, n4 int, conf string, setup func(r *rig), creating bool, wantCode uint, wantMsg string) {
+	r := newRig(t, n4, 4)
+	if creating {
+		r.plugin.Dataplane = creatingDataplane{r.dp}
+	}
+	r.args.ContainerID, r.args.StdinData = "c1", []byte(conf)
+	if setup != nil {
+		setup(r)
+	}
+	err := r.plugin.Add(r.args)
+	var te *types.Error
+	if !errors.As(err, &te) {
+		t.Fatalf("ADD err = %v, want a *types.Error", err)
+	}
+	if te.Code != wantCode || !strings.Contains(te.Msg, wantMsg) {
+		t.Errorf("ADD err = code %d %q, want code %d containing %q", te.Code, te.Msg, wantCode, wantMsg)
+	}
+	if n := r.ipam.held(); n != 0 {
+		t.Errorf("%d addresses left allocated", n)
+	}
+	if len(r.dp.links) != 0 {
+		t.Errorf("interfaces left: %v", r.dp.links)
+	}
+	if n := len(r.endpoints(t)); n != 0 {
+		t.Errorf("%d endpoints left", n)
 	}
 }
 
