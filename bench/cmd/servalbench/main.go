@@ -24,7 +24,7 @@ import (
 	"github.com/servalnet/serval/bench/internal/runner"
 )
 
-const intro = `Written by ` + "`make bench`" + ` (bench/cmd/servalbench, parts in bench/internal/runner). Every figure below comes from the run described here; rerun with ` + "`make bench`" + ` (all parts, as root) or ` + "`make bench PART=dataplane|control|cni|bgp|scale|micro`" + `.`
+const intro = `Written by ` + "`make bench`" + ` (bench/cmd/servalbench, parts in bench/internal/runner). Every figure below comes from the run described here; rerun with ` + "`make bench`" + ` (all parts, as root) or ` + "`make bench PART=dataplane|control|cni|bgp|scale|micro`" + `. How each part measures is in bench/README.md; the only instrumentation added to Serval for it is serval-node's info line "dataplane committed" per nftables transaction that changed something (internal/node/agent.go).`
 
 func main() { os.Exit(run()) }
 
