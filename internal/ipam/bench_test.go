@@ -96,3 +96,74 @@ func BenchmarkDatastoreOpsEtcd(b *testing.B) {
 		}
 	})
 }
+
+// slowStore delays every datastore call by a fixed time, as a datastore
+// one network round trip away would: with it, an allocation's latency
+// counts the round trips it waits for one after another, whatever the
+// machine's load.
+type slowStore struct {
+	datastore.Interface
+	rtt time.Duration
+}
+
+func (s slowStore) Get(ctx context.Context, k api.Key) (api.Resource, error) {
+	time.Sleep(s.rtt)
+	return s.Interface.Get(ctx, k)
+}
+
+func (s slowStore) List(ctx context.Context, o datastore.ListOptions) (*datastore.ListResult, error) {
+	time.Sleep(s.rtt)
+	return s.Interface.List(ctx, o)
+}
+
+func (s slowStore) Create(ctx context.Context, r api.Resource) (api.Resource, error) {
+	time.Sleep(s.rtt)
+	return s.Interface.Create(ctx, r)
+}
+
+func (s slowStore) Update(ctx context.Context, r api.Resource) (api.Resource, error) {
+	time.Sleep(s.rtt)
+	return s.Interface.Update(ctx, r)
+}
+
+func (s slowStore) Delete(ctx context.Context, k api.Key, rv string) (api.Resource, error) {
+	time.Sleep(s.rtt)
+	return s.Interface.Delete(ctx, k, rv)
+}
+
+// BenchmarkAutoAssignRoundTrips reports how many datastore round trips one
+// allocation waits for in a row ("rtts/op": its latency over a 2 ms
+// round trip), for a long-lived client (it remembers the node's last
+// block) and for a fresh client per allocation (the CNI plugin: one
+// process per ADD). Run with:
+//
+//	go test -run '^$' -bench AutoAssignRoundTrips -benchtime 200x ./internal/ipam/
+func BenchmarkAutoAssignRoundTrips(b *testing.B) {
+	const rtt = 2 * time.Millisecond
+	for _, fresh := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fresh-client=%v", fresh), func(b *testing.B) {
+			mem := datastore.NewMemory(nil)
+			b.Cleanup(func() { mem.Close() })
+			ctx := context.Background()
+			if _, err := mem.Create(ctx, ippool("bench", "10.0.0.0/12", 26)); err != nil {
+				b.Fatal(err)
+			}
+			ds := slowStore{Interface: mem, rtt: rtt}
+			c := ipam.New(ds, ipam.Config{})
+			// The node's first block exists before the clock starts.
+			if _, err := c.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "h0", Node: "host0"}); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			for i := 0; b.Loop(); i++ {
+				if fresh {
+					c = ipam.New(ds, ipam.Config{})
+				}
+				if _, err := c.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: fmt.Sprint("h", i+1), Node: "host0"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(time.Since(start))/float64(b.N)/float64(rtt), "rtts/op")
+		})
+	}
+}
