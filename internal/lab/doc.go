@@ -7,12 +7,19 @@
 //	svl-NAME-fabric      a bridge (br0): the shared layer-2 segment
 //	svl-NAME-<host>      one per host, eth0 on the fabric, forwarding on,
 //	                     serval-node running in it once that binary exists
-//	svl-NAME-<router>    optional top-of-rack router (BIRD 2) peering with every host
+//	svl-NAME-<router>    optional top-of-rack router (BIRD 2, or FRR's zebra and bgpd)
+//	                     peering with every host: eBGP with hosts of another AS,
+//	                     iBGP route reflector for hosts of its own
+//	svl-NAME-<external>  optional plain hosts on a segment of their own (bridge brx
+//	                     in the fabric namespace) behind the router, default route via it
 //	svl-NAME-datastore   etcd (servalctl datastore serve), reachable from every host
 //	svl-NAME-<workload>  one per workload, wired to its host by serval-cni (libcni ADD
 //	                     run from the host's namespace, exactly as a container runtime)
 //
-// and /run/serval-lab/NAME (state.json, pids/, logs/, etcd/, bird.conf).
+// and /run/serval-lab/NAME (state.json, pids/, logs/, etcd/, bird.conf, or
+// frr/ with FRR's configs, pid files and zserv/vty sockets, so that several
+// labs and the machine's own FRR never share one; FRR drops to the frr
+// user as its Debian service does).
 // Every veth is created inside lab namespaces and the fabric is not in the
 // real host's namespace, so a lab never touches the host's own interfaces,
 // routes or firewall, and deleting the namespaces removes every link. Down

@@ -208,6 +208,10 @@ template bgp serval_host {
 	local 172.17.8.1 as 64513;
 	graceful restart on;
 	connect retry time 5;
+	# Hosts share the router's segment: their next hops resolve on it,
+	# not through an IGP (BIRD's default for iBGP, which would leave every
+	# route from a route-reflector client unreachable).
+	direct;
 	ipv4 {
 		import all;
 		export all;
