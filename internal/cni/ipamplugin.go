@@ -86,16 +86,13 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 			}
 			addrs = append(addrs, ad)
 		}
-	} else if held, err := im.IPsByHandle(ctx, c.id.Handle); err == nil && coversWanted(held, c.conf.IPAM) {
-		// A retried ADD of the same attachment gets the addresses it was
-		// given the first time rather than a second set.
-		c.log.Info("reusing the handle's addresses", "handle", c.id.Handle, "addresses", held)
-		addrs = held
 	} else {
+		// ReuseHandle: a retried ADD of the same attachment gets the
+		// addresses it was given the first time rather than a second set.
 		args := ipam.AutoAssignArgs{
 			Handle: c.id.Handle, Node: c.id.Node, Attrs: c.id.IPAMAttrs(),
 			IPv4Pools: c.conf.IPAM.IPv4Pools, IPv6Pools: c.conf.IPAM.IPv6Pools,
-			Lock: lock,
+			Lock: lock, ReuseHandle: true,
 		}
 		if c.conf.IPAM.WantIPv4() {
 			args.Num4 = 1
@@ -112,6 +109,9 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 			e := types.NewError(ErrIPAM, fmt.Sprintf("allocating %s for handle %s on node %s: got only %d IPv4 and %d IPv6 (pools exhausted?)",
 				describeWant(args), c.id.Handle, c.id.Node, len(res.IPv4), len(res.IPv6)), "")
 			return p.releaseAfter(ctx, im, c, e)
+		}
+		if res.Reused {
+			c.log.Info("reusing the handle's addresses", "handle", c.id.Handle, "ipv4", res.IPv4, "ipv6", res.IPv6)
 		}
 		addrs = append(append(addrs, res.IPv4...), res.IPv6...)
 	}
@@ -133,19 +133,6 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 	}
 	c.log.Info("addresses allocated", "handle", c.id.Handle, "addresses", addrs)
 	return nil
-}
-
-// coversWanted says whether held has an address of every family the
-// configuration asks for.
-func coversWanted(held []netip.Addr, conf IPAMConf) bool {
-	if len(held) == 0 {
-		return false
-	}
-	v4, v6 := false, false
-	for _, a := range held {
-		v4, v6 = v4 || a.Is4(), v6 || a.Is6()
-	}
-	return (v4 || !conf.WantIPv4()) && (v6 || !conf.WantIPv6())
 }
 
 func describeWant(a ipam.AutoAssignArgs) string {

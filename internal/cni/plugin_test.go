@@ -52,6 +52,19 @@ func (f *fakeIPAM) AutoAssign(_ context.Context, a ipam.AutoAssignArgs) (*ipam.A
 	if f.failAdd != nil {
 		return nil, f.failAdd
 	}
+	if held := f.handles[a.Handle]; a.ReuseHandle && len(held) > 0 {
+		res := &ipam.AssignResult{Reused: true}
+		for _, h := range held {
+			if h.Is4() {
+				res.IPv4 = append(res.IPv4, h)
+			} else {
+				res.IPv6 = append(res.IPv6, h)
+			}
+		}
+		if (a.Num4 == 0 || len(res.IPv4) > 0) && (a.Num6 == 0 || len(res.IPv6) > 0) {
+			return res, nil
+		}
+	}
 	res := &ipam.AssignResult{}
 	// Like the real one, a partial allocation stays with the handle.
 	for range a.Num4 {

@@ -68,7 +68,9 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 		if f.n == 0 {
 			continue
 		}
-		if h := c.hint(args.Node, f.bits); h.IsValid() && args.Lock == nil {
+		// Counting the handle ahead is for requests without a lock to
+		// wait for, and must not be mistaken for what the handle held.
+		if h := c.hint(args.Node, f.bits); h.IsValid() && args.Lock == nil && !args.ReuseHandle {
 			p := &prefetched{cidr: h}
 			pre[f.bits] = p
 			wg.Go(func() { c.readCounting(ctx, p, args.Handle, f.n) })
@@ -79,7 +81,18 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 	if needAffs {
 		wg.Go(func() { affs, affsErr = c.nodeAffinities(ctx, args.Node) })
 	}
+	var held *api.IPAMHandle
+	if args.ReuseHandle {
+		wg.Go(func() {
+			var err error
+			held, err = c.getHandle(ctx, api.Key{Kind: "IPAMHandle", Name: api.IPAMHandleName(args.Handle)}, args.Handle)
+			if err != nil {
+				c.log.Debug("could not read the handle; allocating", "handle", args.Handle, "err", err)
+			}
+		})
+	}
 	wg.Wait()
+
 	giveBack := func() {
 		for _, p := range pre {
 			c.uncount(ctx, args.Handle, p)
@@ -88,6 +101,12 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 	if loadErr != nil {
 		giveBack()
 		return nil, fmt.Errorf("%s: %w", what, loadErr)
+	}
+	if held != nil && len(held.Spec.Block) > 0 {
+		if res := c.reuse(ctx, args); res != nil {
+			c.log.Debug("reusing the handle's addresses", "handle", args.Handle, "ipv4", res.IPv4, "ipv6", res.IPv6)
+			return res, nil
+		}
 	}
 	if args.Lock != nil {
 		defer args.Lock()()
@@ -113,6 +132,28 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 	}
 	c.log.Debug("assigned", "handle", args.Handle, "node", args.Node, "ipv4", res.IPv4, "ipv6", res.IPv6)
 	return res, nil
+}
+
+// reuse returns what the handle holds when it covers every family the
+// request asks for, else nil.
+func (c *Client) reuse(ctx context.Context, args AutoAssignArgs) *AssignResult {
+	addrs, err := c.IPsByHandle(ctx, args.Handle)
+	if err != nil {
+		c.log.Debug("could not list the handle's addresses; allocating", "handle", args.Handle, "err", err)
+		return nil
+	}
+	res := &AssignResult{Reused: true}
+	for _, a := range addrs {
+		if a.Is4() {
+			res.IPv4 = append(res.IPv4, a)
+		} else {
+			res.IPv6 = append(res.IPv6, a)
+		}
+	}
+	if (args.Num4 > 0 && len(res.IPv4) == 0) || (args.Num6 > 0 && len(res.IPv6) == 0) {
+		return nil
+	}
+	return res
 }
 
 // undo gives back what a failed request took. A failure here leaves the

@@ -48,11 +48,19 @@ type AutoAssignArgs struct {
 	// concurrent requests racing for the same block, held only for the
 	// writes that need it.
 	Lock func() (unlock func())
+	// ReuseHandle: when the handle already holds an address of every
+	// family asked for (a retried CNI ADD of the same attachment), return
+	// those instead of allocating more. The handle is read together with
+	// the settings, so this costs no extra round trip.
+	ReuseHandle bool
 }
 
 // AssignResult holds the addresses allocated, as host addresses (/32, /128).
 type AssignResult struct {
 	IPv4, IPv6 []netip.Addr
+	// Reused says that the addresses are those the handle already held
+	// (AutoAssignArgs.ReuseHandle).
+	Reused bool
 }
 
 // AssignIPArgs asks for one specific address.

@@ -720,3 +720,42 @@ func TestAutoAssignLock(t *testing.T) {
 		}
 	}
 }
+
+// TestReuseHandle: with ReuseHandle, a request for a handle that already
+// holds an address of every family asked for gets those (a retried CNI
+// ADD); otherwise it allocates.
+func TestReuseHandle(t *testing.T) {
+	e := newEnv(t, ippool("p4", "10.16.0.0/24", 26), ippool("p6", "fd00:16::/120", 122))
+	first, err := e.c.AutoAssign(e.ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "h", Node: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       ipam.AutoAssignArgs
+		wantReused bool
+		wantHeld   int // addresses the handle holds afterwards
+	}{
+		{"retried", ipam.AutoAssignArgs{Num4: 1, Handle: "h", Node: "n", ReuseHandle: true}, true, 1},
+		{"retried with a lock", ipam.AutoAssignArgs{Num4: 1, Handle: "h", Node: "n", ReuseHandle: true,
+			Lock: func() func() { return func() {} }}, true, 1},
+		{"another family asked for", ipam.AutoAssignArgs{Num4: 1, Num6: 1, Handle: "h", Node: "n", ReuseHandle: true}, false, 3},
+		{"without ReuseHandle", ipam.AutoAssignArgs{Num4: 1, Handle: "h", Node: "n"}, false, 4},
+		{"a new handle", ipam.AutoAssignArgs{Num4: 1, Handle: "k", Node: "n", ReuseHandle: true}, false, 4},
+	}
+	for _, tt := range tests {
+		res, err := e.c.AutoAssign(e.ctx, tt.args)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if res.Reused != tt.wantReused {
+			t.Errorf("%s: reused %v, want %v", tt.name, res.Reused, tt.wantReused)
+		}
+		if tt.wantReused && (len(res.IPv4) != 1 || res.IPv4[0] != first.IPv4[0]) {
+			t.Errorf("%s: got %v, want the first address %v", tt.name, res.IPv4, first.IPv4)
+		}
+		if held, _ := e.c.IPsByHandle(e.ctx, "h"); len(held) != tt.wantHeld {
+			t.Errorf("%s: handle h holds %v, want %d addresses", tt.name, held, tt.wantHeld)
+		}
+	}
+}
