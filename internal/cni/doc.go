@@ -11,10 +11,12 @@
 //     the serval process (the same code as bin/serval-ipam, which saves a
 //     process start and a datastore connection per command; "exec_ipam":
 //     true delegates it too). serval-ipam allocates with handle
-//     "<network name>.<container ID>", serialised on the host by a lock
-//     file ("ipam_lock_file", default /run/serval/ipam.lock), and gives a
+//     "<network name>.<container ID>", its block writes serialised on the
+//     host by a lock file ("ipam_lock_file", default
+//     /run/serval/ipam.lock; the reads before them are not), and gives a
 //     retried ADD the addresses its handle already holds;
-//  2. a veth: host end <prefix><11 hex digits of sha1(identity)> made in
+//  2. a veth (created while IPAM runs, configured once the addresses are
+//     known): host end <prefix><11 hex digits of sha1(identity)> made in
 //     the host namespace (MAC ee:ee:ee:ee:ee:ee, proxy_arp, proxy_delay 0,
 //     forwarding), the other end made directly inside the workload's
 //     namespace as CNI_IFNAME with the address as /32 (/128), a route to
