@@ -403,6 +403,19 @@ func toAPIPeer(p Peer, d Desired) *api.Peer {
 	if p.LocalAddress.IsValid() {
 		ap.Transport.LocalAddress = p.LocalAddress.String()
 	}
+	// Between two Serval nodes only the one with the lower address
+	// connects, as Calico's mesh does. GoBGP closes connections that
+	// arrive while a session is idle and idles 5 s after every failed
+	// attempt, so when both ends connect after a lost session (a host
+	// back after a link failure) each can keep arriving while the other
+	// idles, for a minute or more. Both ends compare the same two node
+	// addresses, so exactly one of them is passive.
+	if own := d.NodeIPv4; p.PeerNode != "" {
+		if p.Address.Is6() {
+			own = d.NodeIPv6
+		}
+		ap.Transport.PassiveMode = own.IsValid() && own.Compare(p.Address) > 0
+	}
 	if p.KeepaliveTime > 0 {
 		k := uint64(p.KeepaliveTime / time.Second)
 		if k == 0 {
