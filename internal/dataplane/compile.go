@@ -158,70 +158,105 @@ type box struct {
 	p0, p1   uint16
 }
 
-// runElems computes the elements of a run's sets for one family: exact
-// ones (elements of kindAddrPort*) and disjoint ranges (kindRun*).
+// contribution is what one policy direction adds to a run's sets, per
+// family (index 0: IPv4, 1: IPv6): exact elements, and boxes by protocol.
+type contribution struct {
+	exact  [2][]elem
+	boxes  [2]map[uint8][]box
+	setIDs []string // the IP sets it was computed from
+}
+
+func famIndex(fam int) int {
+	if fam == v6 {
+		return 1
+	}
+	return 0
+}
+
+// contribute computes one policy direction's contribution to a run.
 // members returns an IP set's members (false for an unknown set, which
 // matches nothing, as in renderRules).
-func runElems(rules []hoststate.Rule, inbound bool, fam int, members func(id string) (map[hoststate.IPSetMember]struct{}, bool)) (exact, ranges map[elem]struct{}) {
-	byProto := map[uint8][]box{}
-	exact = map[elem]struct{}{}
-	full := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-	if fam == v6 {
-		full = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-	}
+func contribute(rules []hoststate.Rule, inbound bool, members func(id string) (map[hoststate.IPSetMember]struct{}, bool)) *contribution {
+	c := &contribution{}
 	for _, r := range rules {
-		if r.IPVersion != 0 && r.IPVersion != fam {
-			continue
+		_, ids, _ := peerSide(r, inbound)
+		c.setIDs = append(c.setIDs, ids...)
+	}
+	slices.Sort(c.setIDs)
+	c.setIDs = slices.Compact(c.setIDs)
+	for _, fam := range []int{v4, v6} {
+		fi := famIndex(fam)
+		c.boxes[fi] = map[uint8][]box{}
+		full := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if fam == v6 {
+			full = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 		}
-		nets, ids, _ := peerSide(r, inbound)
-		var ranges []elem
-		switch {
-		case len(ids) == 1:
-			ms, ok := members(ids[0])
-			if !ok {
+		for _, r := range rules {
+			if r.IPVersion != 0 && r.IPVersion != fam {
 				continue
 			}
-			var ps []netip.Prefix
-			for m := range ms {
-				if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
-					ps = append(ps, m.Prefix)
+			nets, ids, _ := peerSide(r, inbound)
+			var ranges []elem
+			switch {
+			case len(ids) == 1:
+				ms, ok := members(ids[0])
+				if !ok {
+					continue
 				}
-			}
-			if allSingle(ps) {
-				// Endpoint addresses: no overlaps to merge, skip the sort.
-				ranges = make([]elem, len(ps))
-				for i, p := range ps {
-					ranges[i] = elem{From: p.Addr(), To: p.Addr()}
-				}
-			} else {
-				ranges = intervalsOf(ps)
-			}
-		case len(nets) > 0:
-			ranges = intervalsOf(filterFam(nets, fam))
-		default:
-			ranges = intervalsOf([]netip.Prefix{full})
-		}
-		if len(ranges) == 0 {
-			continue
-		}
-		protos := portProtos
-		if r.Protocol != nil {
-			protos = []uint8{*r.Protocol}
-		}
-		ports := []portRange{{0, 0xffff}}
-		if len(r.DstPorts) > 0 {
-			ports = normPorts(r.DstPorts)
-		}
-		for _, p := range protos {
-			for _, pr := range ports {
-				for _, a := range ranges {
-					if a.From == a.To && pr.First == pr.Last {
-						exact[elem{From: a.From, Proto: p, Port: pr.First}] = struct{}{}
-						continue
+				var ps []netip.Prefix
+				for m := range ms {
+					if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
+						ps = append(ps, m.Prefix)
 					}
-					byProto[p] = append(byProto[p], box{from: a.From, to: a.To, p0: pr.First, p1: pr.Last})
+				}
+				if allSingle(ps) {
+					// Endpoint addresses: no overlaps to merge, skip the sort.
+					ranges = make([]elem, len(ps))
+					for i, p := range ps {
+						ranges[i] = elem{From: p.Addr(), To: p.Addr()}
+					}
+				} else {
+					ranges = intervalsOf(ps)
+				}
+			case len(nets) > 0:
+				ranges = intervalsOf(filterFam(nets, fam))
+			default:
+				ranges = intervalsOf([]netip.Prefix{full})
+			}
+			if len(ranges) == 0 {
+				continue
+			}
+			protos := portProtos
+			if r.Protocol != nil {
+				protos = []uint8{*r.Protocol}
+			}
+			ports := []portRange{{0, 0xffff}}
+			if len(r.DstPorts) > 0 {
+				ports = normPorts(r.DstPorts)
+			}
+			for _, p := range protos {
+				for _, pr := range ports {
+					for _, a := range ranges {
+						if a.From == a.To && pr.First == pr.Last {
+							c.exact[fi] = append(c.exact[fi], elem{From: a.From, Proto: p, Port: pr.First})
+							continue
+						}
+						c.boxes[fi][p] = append(c.boxes[fi][p], box{from: a.From, to: a.To, p0: pr.First, p1: pr.Last})
+					}
 				}
 			}
+		}
+	}
+	return c
+}
+
+// rangeElems makes the disjoint interval-set elements of a family from
+// every contribution's boxes.
+func rangeElems(cs map[string]*contribution, fi int) map[elem]struct{} {
+	byProto := map[uint8][]box{}
+	for _, c := range cs {
+		for p, bs := range c.boxes[fi] {
+			byProto[p] = append(byProto[p], bs...)
 		}
 	}
 	out := map[elem]struct{}{}
@@ -230,7 +265,19 @@ func runElems(rules []hoststate.Rule, inbound bool, fam int, members func(id str
 			out[elem{From: b.from, To: b.to, Proto: proto, Port: b.p0, PortTo: b.p1, Run: true}] = struct{}{}
 		}
 	}
-	return exact, out
+	return out
+}
+
+// runElems computes the elements of a run's sets for one family from
+// scratch: exact ones (kindAddrPort*) and disjoint ranges (kindRun*).
+func runElems(rules []hoststate.Rule, inbound bool, fam int, members func(id string) (map[hoststate.IPSetMember]struct{}, bool)) (exact, ranges map[elem]struct{}) {
+	c := contribute(rules, inbound, members)
+	fi := famIndex(fam)
+	exact = map[elem]struct{}{}
+	for _, e := range c.exact[fi] {
+		exact[e] = struct{}{}
+	}
+	return exact, rangeElems(map[string]*contribution{"": c}, fi)
 }
 
 // disjoint turns boxes into non-overlapping boxes covering the same
@@ -346,7 +393,12 @@ type runState struct {
 	inbound bool
 	pols    []hoststate.PolicyID
 	users   map[string]bool // endpoint keys whose chains test it
-	setIDs  []string        // IP sets its elements came from
+	// contrib holds each policy's share of the sets, and exactRef how many
+	// policies contribute each exact element (per family), so that a
+	// policy or IP set change recomputes and rewrites only its own share.
+	contrib  map[string]*contribution
+	exactRef [2]map[elem]int
+	setIDs   []string // union of the contributions' IP sets, sorted
 }
 
 // runBook is the Dataplane's bookkeeping of compiled runs.
@@ -356,13 +408,13 @@ type runBook struct {
 	ofSet     map[string]map[string]bool // IP set ID → run keys
 	epRuns    map[string][]string        // endpoint key → run keys
 	shapes    map[string][2]policyShape  // policy key → [outbound, inbound] shape
-	dirty     map[string]bool
-	rendering []string // runs used by the endpoint being rendered
+	dirty     map[string]map[string]bool // run key → policy keys to recompute (nil: all)
+	rendering []string                   // runs used by the endpoint being rendered
 }
 
 func newRunBook() runBook {
 	return runBook{runs: map[string]*runState{}, ofPolicy: map[string]map[string]bool{}, ofSet: map[string]map[string]bool{},
-		epRuns: map[string][]string{}, shapes: map[string][2]policyShape{}, dirty: map[string]bool{}}
+		epRuns: map[string][]string{}, shapes: map[string][2]policyShape{}, dirty: map[string]map[string]bool{}}
 }
 
 func addIdx(idx map[string]map[string]bool, k, v string) {
@@ -413,7 +465,7 @@ func (d *Dataplane) useRun(inbound bool, pols []hoststate.PolicyID) string {
 		for _, p := range pols {
 			addIdx(d.rb.ofPolicy, policyKey(p), key)
 		}
-		d.rb.dirty[key] = true
+		d.rb.dirty[key] = nil // all of it
 	}
 	d.rb.rendering = append(d.rb.rendering, key)
 	return key
@@ -465,7 +517,34 @@ func (d *Dataplane) dropRun(key string) {
 	}
 }
 
-// renderRuns computes the elements of every dirty run.
+// markRunPolicy marks one policy of a run for recomputation.
+func (d *Dataplane) markRunPolicy(run, pkey string) {
+	ps, ok := d.rb.dirty[run]
+	if ok && ps == nil {
+		return // already all of it
+	}
+	if ps == nil {
+		ps = map[string]bool{}
+		d.rb.dirty[run] = ps
+	}
+	ps[pkey] = true
+}
+
+// markRunsOfSet marks the policies of every run whose share came from IP
+// set id: members matter to compiled runs.
+func (d *Dataplane) markRunsOfSet(id string) {
+	for r := range d.rb.ofSet[id] {
+		for pk, c := range d.rb.runs[r].contrib {
+			if slices.Contains(c.setIDs, id) {
+				d.markRunPolicy(r, pk)
+			}
+		}
+	}
+}
+
+// renderRuns brings the sets of every dirty run up to date: the exact
+// sets by reference counts, element by element; the interval sets (rare,
+// small) from all boxes again.
 func (d *Dataplane) renderRuns() {
 	members := func(id string) (map[hoststate.IPSetMember]struct{}, bool) {
 		st := d.ipsets[id]
@@ -474,43 +553,85 @@ func (d *Dataplane) renderRuns() {
 		}
 		return st.members, true
 	}
-	for key := range d.rb.dirty {
+	for key, only := range d.rb.dirty {
 		rs := d.rb.runs[key]
 		if rs == nil {
 			continue
 		}
-		var rules []hoststate.Rule
-		var ids []string
-		for _, p := range rs.pols {
-			pol := d.policies[policyKey(p)]
-			rr := pol.OutboundRules
-			if rs.inbound {
-				rr = pol.InboundRules
+		names := [2]string{runSetName(key, v4, true), runSetName(key, v6, true)}
+		if only == nil || rs.contrib == nil {
+			// From scratch: new sets, all policies.
+			rs.contrib = map[string]*contribution{}
+			rs.exactRef = [2]map[elem]int{{}, {}}
+			pols := make([]string, len(rs.pols))
+			for i, p := range rs.pols {
+				pols[i] = p.Name
 			}
-			rules = append(rules, rr...)
-			ids = append(ids, ruleSetIDs(rr)...)
+			comment := "run " + strings.Join(pols, ",")
+			for fi, kind := range []setKind{kindAddrPort4, kindAddrPort6} {
+				d.putSet(&set{Name: names[fi], Kind: kind, Comment: comment, Elems: map[elem]struct{}{}})
+			}
+			for _, rk := range []setKind{kindRun4, kindRun6} {
+				fam := v4
+				if rk == kindRun6 {
+					fam = v6
+				}
+				d.putSet(&set{Name: runSetName(key, fam, false), Kind: rk, Comment: comment, Elems: map[elem]struct{}{}})
+			}
+			only = map[string]bool{}
+			for _, p := range rs.pols {
+				only[policyKey(p)] = true
+			}
 		}
-		for _, id := range rs.setIDs {
-			delIdx(d.rb.ofSet, id, key)
+		for pk := range only {
+			if old := rs.contrib[pk]; old != nil {
+				for fi := range 2 {
+					for _, e := range old.exact[fi] {
+						if rs.exactRef[fi][e]--; rs.exactRef[fi][e] == 0 {
+							delete(rs.exactRef[fi], e)
+							delete(d.sets[names[fi]].Elems, e)
+							d.dirtySets[names[fi]] = true
+						}
+					}
+				}
+			}
+			pol := d.policies[pk]
+			rules := pol.OutboundRules
+			if rs.inbound {
+				rules = pol.InboundRules
+			}
+			c := contribute(rules, rs.inbound, members)
+			rs.contrib[pk] = c
+			for fi := range 2 {
+				for _, e := range c.exact[fi] {
+					if rs.exactRef[fi][e]++; rs.exactRef[fi][e] == 1 {
+						d.sets[names[fi]].Elems[e] = struct{}{}
+						d.dirtySets[names[fi]] = true
+					}
+				}
+			}
+		}
+		// The IP sets the run depends on: the union of its policies'.
+		var ids []string
+		for _, c := range rs.contrib {
+			ids = append(ids, c.setIDs...)
 		}
 		slices.Sort(ids)
-		rs.setIDs = slices.Compact(ids)
+		ids = slices.Compact(ids)
 		for _, id := range rs.setIDs {
+			if _, ok := slices.BinarySearch(ids, id); !ok {
+				delIdx(d.rb.ofSet, id, key)
+			}
+		}
+		for _, id := range ids {
 			addIdx(d.rb.ofSet, id, key)
 		}
-		pols := make([]string, len(rs.pols))
-		for i, p := range rs.pols {
-			pols[i] = p.Name
-		}
-		comment := "run " + strings.Join(pols, ",")
-		for _, fam := range []int{v4, v6} {
-			ek, rk := kindAddrPort4, kindRun4
-			if fam == v6 {
-				ek, rk = kindAddrPort6, kindRun6
-			}
-			exact, ranges := runElems(rules, rs.inbound, fam, members)
-			d.putSet(&set{Name: runSetName(key, fam, true), Kind: ek, Comment: comment, Elems: exact})
-			d.putSet(&set{Name: runSetName(key, fam, false), Kind: rk, Comment: comment, Elems: ranges})
+		rs.setIDs = ids
+		// Re-adding an element deleted above leaves the set as it was;
+		// the planner diffs against the kernel and sends nothing then.
+		for fi, fam := range []int{v4, v6} {
+			old := d.sets[runSetName(key, fam, false)]
+			d.putSet(&set{Name: old.Name, Kind: old.Kind, Comment: old.Comment, Elems: rangeElems(rs.contrib, fi)})
 		}
 	}
 	clear(d.rb.dirty)

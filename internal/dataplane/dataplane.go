@@ -580,9 +580,7 @@ func (d *Dataplane) render() {
 		d.allDirty = false
 	}
 	for id := range d.dirtyIPSets {
-		for r := range d.rb.ofSet[id] {
-			d.rb.dirty[r] = true // members matter to compiled runs
-		}
+		d.markRunsOfSet(id)
 		st := d.ipsets[id]
 		if st == nil {
 			d.dropSet(ipSetName(id, v4))
@@ -605,7 +603,7 @@ func (d *Dataplane) render() {
 			d.markUsers(d.polUsers[k])
 		}
 		for r := range d.rb.ofPolicy[k] {
-			d.rb.dirty[r] = true
+			d.markRunPolicy(r, k)
 		}
 		d.registerSetUsers(user, nil)
 		if !ok {
