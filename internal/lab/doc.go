@@ -12,7 +12,9 @@
 //	                     iBGP route reflector for hosts of its own
 //	svl-NAME-<external>  optional plain hosts on a segment of their own (bridge brx
 //	                     in the fabric namespace) behind the router, default route via it
-//	svl-NAME-datastore   etcd (servalctl datastore serve), reachable from every host
+//	svl-NAME-datastore   etcd (servalctl datastore serve), reachable from every host;
+//	                     for an etcd-cluster, Debian's etcd members etcd1..etcdN, each
+//	                     on an address of its own here
 //	svl-NAME-<workload>  one per workload, wired to its host by serval-cni (libcni ADD
 //	                     run from the host's namespace, exactly as a container runtime)
 //
