@@ -235,3 +235,5 @@ func routesIn(t *testing.T, ns string) string {
 	}
 	return string(out)
 }
+
+func itoa(i int) string { return fmt.Sprint(i) }
