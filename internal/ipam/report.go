@@ -186,6 +186,12 @@ const (
 	ProblemMissingNode ProblemKind = "missing-node"
 	// An allocation names a handle that does not exist.
 	ProblemMissingHandle ProblemKind = "missing-handle"
+	// A handle counts more (or fewer) addresses in a block than the block
+	// holds for it: an allocation or release was interrupted between its
+	// handle write and its block write (the process was killed). Nothing
+	// is handed out twice, but the handle must be released by its owner
+	// (CNI DEL) or by hand.
+	ProblemHandleCount ProblemKind = "handle-count"
 )
 
 func (p Problem) String() string { return string(p.Kind) + ": " + p.Message }
@@ -244,6 +250,7 @@ func (c *Client) Check(ctx context.Context) ([]Problem, error) {
 			handles[h.Spec.HandleID] = true
 		}
 	}
+	held := map[string]map[string]int{} // handle → block → addresses the block holds for it
 
 	var probs []Problem
 	add := func(k ProblemKind, format string, args ...any) {
@@ -262,11 +269,28 @@ func (c *Client) Check(ctx context.Context) ([]Problem, error) {
 			ip := b.addr(o)
 			allocated[ip] = true
 			handle := handleOf(h)
+			if handle != "" {
+				if held[handle] == nil {
+					held[handle] = map[string]int{}
+				}
+				held[handle][b.cidr.String()]++
+			}
 			if handle != "" && !handles[handle] {
 				add(ProblemMissingHandle, "%s is allocated to handle %q, which has no IPAMHandle", ip, handle)
 			}
 			if len(weps[ip]) == 0 && tunnel[ip] == "" {
 				add(ProblemLeaked, "%s is allocated to handle %q%s but no WorkloadEndpoint has it", ip, handle, describeAttrs(h.Secondary))
+			}
+		}
+	}
+	for _, r := range handleRes.Items {
+		h, ok := r.(*api.IPAMHandle)
+		if !ok {
+			continue
+		}
+		for _, cidr := range sortedKeys(h.Spec.Block) {
+			if n, got := h.Spec.Block[cidr], held[h.Spec.HandleID][cidr]; n != got {
+				add(ProblemHandleCount, "handle %q counts %d address(es) in block %s, which holds %d for it (an allocation or release was interrupted; release the handle)", h.Spec.HandleID, n, cidr, got)
 			}
 		}
 	}
