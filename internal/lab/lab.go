@@ -306,9 +306,18 @@ func Down(ctx context.Context, name string, opts Options) error {
 	}
 	// Then whatever still lives in our namespaces: listeners, agents whose
 	// pidfile was lost, anything a user started with `exec`.
-	for pid, ns := range pidsInNetns(nss) {
+	leftovers := pidsInNetns(nss)
+	for pid, ns := range leftovers {
 		log.Info("killing leftover process", "pid", pid, "netns", ns)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// SIGKILL is delivered, not done: wait for them to exit, so that down
+	// returns with nothing of the lab still running.
+	deadline := time.Now().Add(2 * time.Second)
+	for pid := range leftovers {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	// Workloads and hosts before the fabric, so veths go with their ends.
 	sort.Slice(nss, func(i, j int) bool { return nsOrder(nss[i]) < nsOrder(nss[j]) })
