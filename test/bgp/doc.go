@@ -7,6 +7,8 @@
 //
 //   - TestMesh: the node-to-node mesh (every host learns every other
 //     host's block, servalctl node status shows the mesh Established),
+//     ECMP (two hosts advertise one service range: one kernel route with
+//     both next hops, down to one when a host stops advertising it),
 //     graceful restart (a host whose agent is killed keeps its routes on
 //     its peers and its workloads reachable) and withdrawal when an agent
 //     stops.
@@ -19,7 +21,4 @@
 //     eBGP (an AS per host) and as iBGP route reflector: the router learns
 //     every block, a plain host behind it reaches workloads over plain IP
 //     hops, and the routes it advertises are programmed on the hosts.
-//
-// ECMP over several BGP paths is covered by internal/routing's root test
-// in a namespace (TestKernelRootNetns), not here: the lab has one router.
 package bgp

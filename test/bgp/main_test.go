@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +201,25 @@ func route(t *testing.T, l *lab.Lab, host string, dst netip.Prefix) *netlink.Rou
 // through gateway gw.
 func learnedVia(r *netlink.Route, gw netip.Addr) bool {
 	return r != nil && r.Protocol == netconst.RouteProtocol && r.Gw != nil && r.Gw.Equal(net.IP(gw.AsSlice()))
+}
+
+// nexthops lists r's gateways, sorted, when it is one of Serval's routes
+// (a single gateway or an ECMP set), nil otherwise.
+func nexthops(r *netlink.Route) []string {
+	if r == nil || r.Protocol != netconst.RouteProtocol {
+		return nil
+	}
+	var out []string
+	if r.Gw != nil {
+		out = append(out, r.Gw.String())
+	}
+	for _, nh := range r.MultiPath {
+		if nh.Gw != nil {
+			out = append(out, nh.Gw.String())
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func describe(r *netlink.Route) string {

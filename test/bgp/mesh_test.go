@@ -2,6 +2,8 @@ package bgp
 
 import (
 	"fmt"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,6 +50,33 @@ func TestMesh(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+
+	t.Run("ECMP", func(t *testing.T) {
+		// h2 and h3 both advertise one service range (node-specific
+		// BGPConfigurations): h1 has two equal iBGP paths and programs one
+		// route with both next hops; when h3 stops advertising, one is left.
+		svc := netip.MustParsePrefix("10.250.0.0/24")
+		cfg := func(node, spec string) string {
+			return fmt.Sprintf("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: node.%s}\nspec: %s\n---\n", node, spec)
+		}
+		adv := "{serviceExternalIPs: [{cidr: " + svc.String() + "}]}"
+		apply(t, l, cfg("h2", adv)+cfg("h3", adv))
+		want2 := []string{hostAddr(l, "h2").String(), hostAddr(l, "h3").String()}
+		eventually(t, 15*time.Second, "h1 has an ECMP route to "+svc.String()+" via h2 and h3", func() error {
+			if got := nexthops(route(t, l, "h1", svc)); strings.Join(got, ",") != strings.Join(want2, ",") {
+				return fmt.Errorf("next hops %v, want %v", got, want2)
+			}
+			return nil
+		})
+		apply(t, l, cfg("h3", "{}"))
+		eventually(t, 15*time.Second, "h1's route to "+svc.String()+" down to h2 alone", func() error {
+			if got := nexthops(route(t, l, "h1", svc)); strings.Join(got, ",") != want2[0] {
+				return fmt.Errorf("next hops %v, want [%s]", got, want2[0])
+			}
+			return nil
+		})
+		apply(t, l, cfg("h2", "{}"))
+	})
 
 	t.Run("graceful restart", func(t *testing.T) {
 		b3, h3 := block(t, l, "w3"), hostAddr(l, "h3")
