@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/servalnet/serval/bench/internal/report"
 )
@@ -27,13 +28,23 @@ func (s *Suite) external(ctx context.Context, part, dir string) (bool, error) {
 	} else {
 		return false, nil
 	}
+	// A driver gets a bounded share of the run; what it printed before the
+	// limit still counts.
+	ctx, cancel := context.WithTimeout(ctx, DriverLimit)
+	defer cancel()
 	out, err := s.run(ctx, part, argv...)
+	if ctx.Err() != nil {
+		s.Report.Note(part, "%s was stopped after %s (the limit servalbench gives a driver); the figures it printed before are kept", strings.Join(argv, " "), DriverLimit)
+	}
 	n := s.ingest(part, out)
 	if n == 0 && err == nil {
 		s.Report.Note(part, "%s printed no figures", strings.Join(argv, " "))
 	}
 	return true, err
 }
+
+// DriverLimit bounds one external driver's run.
+var DriverLimit = 8 * time.Minute
 
 type extRecord struct {
 	Name    string    `json:"name"`

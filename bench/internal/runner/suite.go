@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/servalnet/serval/bench/internal/report"
@@ -83,6 +84,10 @@ func (s *Suite) run(ctx context.Context, part string, argv ...string) (string, e
 	s.Log.Debug("running", "cmd", strings.Join(argv, " "))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = s.Root
+	// Its own process group, so that a cancelled command takes its
+	// children with it (go run's binary, a driver's helpers).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
