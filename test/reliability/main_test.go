@@ -189,9 +189,12 @@ func wantReach(t *testing.T, l *lab.Lab, from, to string, spec lab.ProbeSpec, wa
 
 // health GETs path (/readiness, /liveness) of host's serval-node from
 // inside the host's namespace and returns the HTTP status code.
-func health(l *lab.Lab, host, path string) (int, error) {
+func health(l *lab.Lab, host, path string) (int, error) { return healthNS(l.Netns(host), path) }
+
+// healthNS GETs path of the serval-node of namespace ns.
+func healthNS(ns, path string) (int, error) {
 	var status string
-	err := lab.InNetns(l.Netns(host), func() error {
+	err := lab.InNetns(ns, func() error {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", lab.AgentHealthPort), time.Second)
 		if err != nil {
 			return err
