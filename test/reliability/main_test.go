@@ -236,8 +236,7 @@ func workloadIP(t *testing.T, l *lab.Lab, w string) string {
 	return e.IP.String()
 }
 
-// routeTo is the route `ip route get`-style lookup of dst in ns: the line
-// of `ip route show` for dst (exact /32 or the block), "" when none.
+// routesIn is the IPv4 routing table of namespace ns, for messages.
 func routesIn(t *testing.T, ns string) string {
 	t.Helper()
 	out, err := nsExec(context.Background(), ns, "ip", "-4", "route", "show")
