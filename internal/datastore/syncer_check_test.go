@@ -39,7 +39,11 @@ type statusRecorder struct {
 	all []datastore.Status
 }
 
-func (r *statusRecorder) OnStatus(s datastore.Status) { r.mu.Lock(); r.all = append(r.all, s); r.mu.Unlock() }
+func (r *statusRecorder) OnStatus(s datastore.Status) {
+	r.mu.Lock()
+	r.all = append(r.all, s)
+	r.mu.Unlock()
+}
 func (r *statusRecorder) OnUpdates([]datastore.Update) {}
 func (r *statusRecorder) last() datastore.Status {
 	r.mu.Lock()
