@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -75,6 +76,15 @@ func famKW(fam int) string {
 type mNfproto struct{ Fam int }
 
 func (m mNfproto) text() string { return "meta nfproto ipv" + strconv.Itoa(m.Fam) }
+
+// mEtherSrc: ether saddr [!=] MAC, for packets that arrived on an Ethernet
+// interface (a workload's veth).
+type mEtherSrc struct {
+	MAC net.HardwareAddr
+	Neg bool
+}
+
+func (m mEtherSrc) text() string { return "ether saddr " + neg(m.Neg) + m.MAC.String() }
 
 // mL4proto: meta l4proto [!=] { p, ... }.
 type mL4proto struct {

@@ -315,6 +315,15 @@ func (b *builder) stmt(s stmt) ([]expr.Any, error) {
 			p = nfprotoIPv6
 		}
 		return []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: regAddr}, &expr.Cmp{Op: expr.CmpOpEq, Register: regAddr, Data: []byte{p}}}, nil
+	case mEtherSrc:
+		// As nft does for "ether saddr": only on an Ethernet input device,
+		// then compare bytes 6-11 of the link-layer header.
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: regAddr},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: regAddr, Data: binaryutil.NativeEndian.PutUint16(unix.ARPHRD_ETHER)},
+			&expr.Payload{DestRegister: regAddr, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+			&expr.Cmp{Op: cmpOp(s.Neg), Register: regAddr, Data: []byte(s.MAC)},
+		}, nil
 	case mL4proto:
 		load := &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: regAddr}
 		if len(s.Protos) == 1 {

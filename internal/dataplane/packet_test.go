@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -259,6 +260,28 @@ func TestPackets(t *testing.T) {
 		}
 		if err := dial(tp.w1, "", "10.0.0.100:2222"); err != nil {
 			t.Errorf("w1→host:2222 with Accept: %v", err)
+		}
+	})
+	t.Run("anti-spoofing by MAC", func(t *testing.T) {
+		mac := strings.TrimSpace(inNS(t, tp.w1Name, "cat", "/sys/class/net/eth0/address"))
+		setW1MAC := func(m string) {
+			ep := wep("ns/w1", "cali1", pfx("10.65.0.1/32"), nil, "allow-out")
+			ep.MAC = m
+			d.OnWorkloadEndpointUpdate(ep)
+			if err := d.Apply(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tp.w2Policy(t, nil, "allow-all")
+		setW1MAC(mac)
+		if err := dial(tp.w1, "", "10.65.0.2:80"); err != nil {
+			t.Errorf("w1 with its own MAC → w2:80: %v", err)
+		}
+		inNS(t, tp.w1Name, "ip", "link", "set", "eth0", "address", "02:00:00:00:00:99")
+		defer inNS(t, tp.w1Name, "ip", "link", "set", "eth0", "address", mac)
+		defer setW1MAC("")
+		if err := dial(tp.w1, "", "10.65.0.2:80"); err == nil {
+			t.Errorf("w1 sending from a MAC not its own → w2:80: got through")
 		}
 	})
 	t.Run("routes and sysctls", func(t *testing.T) {

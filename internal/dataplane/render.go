@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net"
 	"net/netip"
 	"sort"
 
@@ -438,9 +439,13 @@ func renderProfiles(ids []string, inbound bool, known func(string) bool) []rule 
 func clearMarks() rule { return rule{Stmts: []stmt{sSetMark{Clear: markOurs}}} }
 
 // antiSpoof drops packets from a workload whose source is not one of its
-// addresses; a workload without an address of a family sends none of it.
+// addresses, or, when its MAC is known, not its MAC; a workload without an
+// address of a family sends none of it.
 func antiSpoof(ep hoststate.WorkloadEndpoint) []rule {
 	var out []rule
+	if mac, err := net.ParseMAC(ep.MAC); err == nil && len(mac) == 6 {
+		out = append(out, rule{Stmts: []stmt{mEtherSrc{MAC: mac, Neg: true}, vDrop}, Comment: "anti-spoof mac"})
+	}
 	for _, f := range []struct {
 		fam  int
 		nets []netip.Prefix
