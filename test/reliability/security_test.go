@@ -133,6 +133,25 @@ workloads:
 				t.Fatal(err)
 			}
 		}
+		// Its own address from another MAC: the CNI plugin recorded A's MAC
+		// in its WorkloadEndpoint, and only that MAC may send.
+		mac, err := nsExec(ctx, l.Netns("A"), "cat", "/sys/class/net/eth0/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		own := strings.TrimSpace(string(mac))
+		if _, err := nsExec(ctx, l.Netns("A"), "ip", "link", "set", "eth0", "address", "02:00:00:00:00:99"); err != nil {
+			t.Fatal(err)
+		}
+		if udpReaches(t, l.Netns("A"), l.Netns("B"), aIP, b, 7001) {
+			t.Errorf("A sending from MAC 02:00:00:00:00:99 (its own is %s) reached B", own)
+		}
+		if _, err := nsExec(ctx, l.Netns("A"), "ip", "link", "set", "eth0", "address", own); err != nil {
+			t.Fatal(err)
+		}
+		if !udpReaches(t, l.Netns("A"), l.Netns("B"), aIP, b, 7001) {
+			t.Error("A's datagram from its own MAC and address no longer reaches B")
+		}
 	})
 
 	t.Run("host services", func(t *testing.T) {
