@@ -403,9 +403,19 @@ func deleteWorkloadCmd(c *cliOpts) *cobra.Command {
 }
 
 func agentCmd(c *cliOpts) *cobra.Command {
+	return processCmd(c, "agent stop|kill|start HOST",
+		"stop serval-node on a host (SIGTERM), kill it (SIGKILL), or start it again", "serval-node on",
+		(*Lab).AgentStop, (*Lab).AgentStart)
+}
+
+// processCmd is the stop|kill|start command for one kind of lab process
+// (agents, datastore members): what differs is only how to stop and start.
+func processCmd(c *cliOpts, use, short, what string,
+	stop func(l *Lab, name string, kill bool) error,
+	start func(l *Lab, ctx context.Context, name string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:       "agent stop|kill|start HOST",
-		Short:     "stop serval-node on a host (SIGTERM), kill it (SIGKILL), or start it again",
+		Use:       use,
+		Short:     short,
 		Args:      cobra.ExactArgs(2),
 		ValidArgs: []string{"stop", "kill", "start"},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -418,18 +428,18 @@ func agentCmd(c *cliOpts) *cobra.Command {
 			}
 			switch args[0] {
 			case "stop":
-				err = l.AgentStop(args[1], false)
+				err = stop(l, args[1], false)
 			case "kill":
-				err = l.AgentStop(args[1], true)
+				err = stop(l, args[1], true)
 			case "start":
-				err = l.AgentStart(cmd.Context(), args[1])
+				err = start(l, cmd.Context(), args[1])
 			default:
 				return &ExitError{Code: 2, Err: fmt.Errorf("%q: want stop, kill or start", args[0])}
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "serval-node on %s: %s done\n", args[1], args[0])
+			fmt.Fprintf(c.stdout, "%s %s: %s done\n", what, args[1], args[0])
 			return nil
 		},
 	}

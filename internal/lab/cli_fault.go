@@ -10,35 +10,9 @@ import (
 // people who want to watch what happens.
 
 func datastoreCmd(c *cliOpts) *cobra.Command {
-	return &cobra.Command{
-		Use:   "datastore stop|kill|start MEMBER",
-		Short: "stop a datastore member (SIGTERM), kill it (SIGKILL), or start it again; members are listed by status",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return err
-			}
-			switch args[0] {
-			case "stop":
-				err = l.DatastoreStop(args[1], false)
-			case "kill":
-				err = l.DatastoreStop(args[1], true)
-			case "start":
-				err = l.DatastoreStart(cmd.Context(), args[1])
-			default:
-				return &ExitError{Code: 2, Err: fmt.Errorf("%q: want stop, kill or start", args[0])}
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "datastore member %s: %s done\n", args[1], args[0])
-			return nil
-		},
-	}
+	return processCmd(c, "datastore stop|kill|start MEMBER",
+		"stop a datastore member (SIGTERM), kill it (SIGKILL), or start it again; members are listed by status",
+		"datastore member", (*Lab).DatastoreStop, (*Lab).DatastoreStart)
 }
 
 func linkCmd(c *cliOpts) *cobra.Command {
