@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/servalnet/serval/internal/testbin"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -37,25 +38,15 @@ func run(m *testing.M) int {
 	if os.Geteuid() != 0 {
 		return m.Run() // every test skips
 	}
+	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-node"}
+	var dir string
 	var err error
-	if repo, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "serval-bgp-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if repo, dir, err = testbin.Build("serval-bgp", cmds...); err != nil {
+		fmt.Fprintf(os.Stderr, "bgp: %v\n", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-node"}
-	build := exec.Command("go", append([]string{"build", "-o", dir + "/"}, cmds...)...)
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "bgp: building %s: %v\n%s", strings.Join(cmds, " "), err, out)
-		return 1
-	}
 	buildOK = true
 	return m.Run()
 }

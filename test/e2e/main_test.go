@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/servalnet/serval/internal/testbin"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -34,29 +35,16 @@ func run(m *testing.M) int {
 	if os.Geteuid() != 0 {
 		return m.Run() // every test skips
 	}
+	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-lab", "./cmd/serval-node"}
+	start := time.Now()
+	var dir string
 	var err error
-	if repo, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "serval-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if repo, dir, err = testbin.Build("serval-e2e", cmds...); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-lab"}
-	if _, err := os.Stat(filepath.Join(repo, "cmd", "serval-node")); err == nil {
-		cmds = append(cmds, "./cmd/serval-node")
-	}
-	start := time.Now()
-	build := exec.Command("go", append([]string{"build", "-o", dir + "/"}, cmds...)...)
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n%s", strings.Join(cmds, " "), err, out)
-		return 1
-	}
 	fmt.Fprintf(os.Stderr, "e2e: built %s in %s\n", strings.Join(cmds, " "), time.Since(start).Round(100*time.Millisecond))
 	// A second directory where serval-node is the fake agent, for the
 	// agent-control test, which must not wait for the real one.
@@ -71,7 +59,7 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
-	build = exec.Command("go", "build", "-o", filepath.Join(fakeBinDir, lab.AgentBinary), "./test/e2e/fakeagent")
+	build := exec.Command("go", "build", "-o", filepath.Join(fakeBinDir, lab.AgentBinary), "./test/e2e/fakeagent")
 	build.Dir = repo
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: building the fake agent: %v\n%s", err, out)

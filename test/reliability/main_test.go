@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/servalnet/serval/internal/testbin"
 	"log/slog"
 	"net"
 	"os"
@@ -44,25 +45,15 @@ func run(m *testing.M) int {
 	if os.Geteuid() != 0 {
 		return m.Run() // every test skips
 	}
+	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-lab", "./cmd/serval-node"}
+	var dir string
 	var err error
-	if repo, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "serval-rel-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if repo, dir, err = testbin.Build("serval-rel", cmds...); err != nil {
+		fmt.Fprintf(os.Stderr, "reliability: %v\n", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-lab", "./cmd/serval-node"}
-	build := exec.Command("go", append([]string{"build", "-o", dir + "/"}, cmds...)...)
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "reliability: building %s: %v\n%s", strings.Join(cmds, " "), err, out)
-		return 1
-	}
 	buildOK = true
 	return m.Run()
 }
