@@ -29,6 +29,12 @@
 // namespace is one of the lab's, then the namespaces, then the directory),
 // so it cleans up after a crash as well.
 //
+// With "fabric: wire" (exactly two hosts, no router) there is no fabric
+// namespace: the two hosts' eth0 are the ends of one veth pair, each host's
+// default route points at the other, and the datastore namespace reaches
+// each host over a management veth of its own (mgmt0 in the host), off the
+// wire.
+//
 // Probes run inside serval-lab itself: a goroutine locked to an OS thread
 // enters the namespace (setns) and opens its socket there, and a socket
 // stays in the namespace it was made in. That gives a tcp/udp listener and

@@ -14,6 +14,9 @@ func (l *Lab) HostLink(ctx context.Context, host string, up bool) error {
 	if l.State.Topology.Host(host) == nil {
 		return fmt.Errorf("%q is not a host of lab %s", host, l.Name)
 	}
+	if l.State.Topology.Wire() {
+		return fmt.Errorf("lab %s has no fabric bridge to unplug %s from: its hosts are joined by one veth wire, whose ends go down together", l.Name, host)
+	}
 	port := ""
 	for _, m := range l.members() {
 		if m.name == host {

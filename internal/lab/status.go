@@ -65,7 +65,11 @@ func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 	if r := t.Router; r != nil {
 		fmt.Fprintf(tw, "%s\t%s\t%s router, AS %d\t%s\t%s\n", r.Name, r.Address, r.Kind, r.ASNumber, nsState(l.Netns(r.Name)), l.processState("router"))
 	}
-	fmt.Fprintf(tw, "fabric\t%s\tbridge br0\t%s\t\n", t.FabricPrefix(), nsState(l.Netns("fabric")))
+	if t.Wire() {
+		fmt.Fprintf(tw, "wire\t%s\tveth eth0 between %s and %s\t-\t\n", t.FabricPrefix(), t.Hosts[0].Name, t.Hosts[1].Name)
+	} else {
+		fmt.Fprintf(tw, "fabric\t%s\tbridge br0\t%s\t\n", t.FabricPrefix(), nsState(l.Netns("fabric")))
+	}
 	tw.Flush()
 
 	fmt.Fprintln(w, "\nWORKLOADS")

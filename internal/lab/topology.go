@@ -21,7 +21,14 @@ import (
 type Topology struct {
 	// Name of the lab; every namespace, process and file it creates carries
 	// it (netns "svl-<name>-<member>"). Defaults to the file's base name.
-	Name      string     `json:"name,omitempty"`
+	Name string `json:"name,omitempty"`
+	// Fabric is how the hosts are joined: "bridge" (default), a layer-2
+	// segment in a namespace of its own that every host, the router and
+	// the datastore sit on; or "wire", exactly two hosts and no router
+	// cabled back to back by one veth pair, nothing between them (the
+	// dataplane benchmark's topology). A wire lab reaches its datastore
+	// over a management link per host, off the wire.
+	Fabric    string     `json:"fabric,omitempty"`
 	Datastore Datastore  `json:"datastore"`
 	Router    *Router    `json:"router,omitempty"`
 	Hosts     []Host     `json:"hosts"`
@@ -173,7 +180,7 @@ func ParseTopology(source string, data []byte) (*Topology, error) {
 // the decoded document so an unknown or misspelt key is reported with its
 // path (hosts[1].adress), which encoding/json cannot do.
 var fields = map[string][]string{
-	"":              {"name", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests"},
+	"":              {"name", "fabric", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests"},
 	"datastore":     {"kind", "members", "address", "memberAddresses"},
 	"router":        {"name", "kind", "asNumber", "address", "defaultRoute", "externalAddress"},
 	"externalHosts": {"name", "address"},
@@ -342,6 +349,7 @@ func (t *Topology) validate() []string {
 	}
 
 	t.validateExternal(bad, useName, used)
+	t.validateFabric(bad)
 
 	d := &t.Datastore
 	switch d.Kind {
@@ -480,6 +488,35 @@ func (t *Topology) validateExternal(bad func(path, format string, a ...any), use
 	}
 }
 
+// Fabric kinds.
+const (
+	FabricBridge = "bridge"
+	FabricWire   = "wire"
+)
+
+// Wire says whether the hosts are joined by one veth pair, no bridge.
+func (t *Topology) Wire() bool { return t.Fabric == FabricWire }
+
+// validateFabric checks the fabric kind and what a wire allows: a veth
+// has two ends, so two hosts, and nothing else can be on it.
+func (t *Topology) validateFabric(bad func(path, format string, a ...any)) {
+	switch t.Fabric {
+	case "", FabricBridge:
+		t.Fabric = FabricBridge
+		return
+	case FabricWire:
+	default:
+		bad("fabric", "%q is not a fabric kind (bridge or wire)", t.Fabric)
+		return
+	}
+	if len(t.Hosts) != 2 {
+		bad("fabric", "a wire joins exactly two hosts, not %d (use fabric: bridge for more)", len(t.Hosts))
+	}
+	if t.Router != nil {
+		bad("router", "a wire lab has no router: the wire's two ends are the hosts (use fabric: bridge for a router)")
+	}
+}
+
 // ExternalPrefix is the external hosts' subnet (invalid without any).
 func (t *Topology) ExternalPrefix() netip.Prefix {
 	if len(t.ExternalHosts) == 0 {
@@ -503,7 +540,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(a)
 }
 
-// FabricPrefix is the subnet every host shares.
+// FabricPrefix is the subnet every host shares (on a wire lab, the wire's).
 func (t *Topology) FabricPrefix() netip.Prefix {
 	p, _ := netip.ParsePrefix(t.Hosts[0].Address)
 	return p.Masked()

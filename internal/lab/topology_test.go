@@ -44,6 +44,31 @@ func TestParseTopologyValid(t *testing.T) {
 	}
 }
 
+func TestParseTopologyFabric(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+		wire             bool
+	}{
+		{"default", "hosts: [{name: a, address: 10.0.0.1/24}]", FabricBridge, false},
+		{"bridge", "fabric: bridge\nhosts: [{name: a, address: 10.0.0.1/24}]", FabricBridge, false},
+		{"wire", "fabric: wire\nhosts: [{name: a, address: 10.0.0.1/24}, {name: b, address: 10.0.0.2/24}]", FabricWire, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			topo, err := ParseTopology("t.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if topo.Fabric != tt.want || topo.Wire() != tt.wire {
+				t.Errorf("fabric %q, Wire() %v; want %q, %v", topo.Fabric, topo.Wire(), tt.want, tt.wire)
+			}
+			if topo.Datastore.Address != "10.0.0.254/24" {
+				t.Errorf("datastore address %q, want the highest free of the hosts' subnet", topo.Datastore.Address)
+			}
+		})
+	}
+}
+
 func TestParseTopologyFRRExternal(t *testing.T) {
 	topo, err := ParseTopology("t.yaml", []byte(`name: x
 router: {kind: frr, asNumber: 65001, address: 10.0.0.2/24, defaultRoute: false}
@@ -123,6 +148,11 @@ func TestParseTopologyInvalid(t *testing.T) {
 		{"workload address with prefix", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A, host: h, address: 192.168.1.1/32}]", []string{`workloads[0].address: "192.168.1.1/32" is not an IPv4 address`}},
 		{"workload same address", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A, host: h, address: 192.168.1.1}, {name: B, host: h, address: 192.168.1.1}]", []string{"workloads[1].address: 192.168.1.1 is already used by workloads[0]"}},
 		{"workload name clashes with host", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: h, host: h}]", []string{`workloads[0].name: "h" is already used by hosts[0].name`}},
+		{"fabric kind", "fabric: hub\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{`fabric: "hub" is not a fabric kind (bridge or wire)`}},
+		{"wire with one host", "fabric: wire\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{"fabric: a wire joins exactly two hosts, not 1"}},
+		{"wire with three hosts", "fabric: wire\nhosts: [{name: a, address: 10.0.0.1/24}, {name: b, address: 10.0.0.2/24}, {name: c, address: 10.0.0.3/24}]", []string{"fabric: a wire joins exactly two hosts, not 3"}},
+		{"wire with a router", "fabric: wire\nrouter: {kind: bird, asNumber: 1, address: 10.0.0.3/24}\nhosts: [{name: a, address: 10.0.0.1/24}, {name: b, address: 10.0.0.2/24}]", []string{"router: a wire lab has no router"}},
+		{"wire with external hosts", "fabric: wire\nhosts: [{name: a, address: 10.0.0.1/24}, {name: b, address: 10.0.0.2/24}]\nexternalHosts: [{name: x, address: 10.200.0.10/24}]", []string{"externalHosts: need a router"}},
 		{"several problems at once", "hosts: [{name: h}]\nworkloads: [{name: A, host: x}]", []string{"hosts[0].address: required", `workloads[0].host: "x"`}},
 	}
 	for _, tt := range tests {

@@ -156,6 +156,9 @@ func (l *Lab) members() []member {
 // member a namespace whose eth0 is a veth to that bridge. Every veth is
 // created inside lab namespaces, so deleting them removes it.
 func (l *Lab) createFabric(ctx context.Context) error {
+	if l.State.Topology.Wire() {
+		return l.createWire(ctx)
+	}
 	fab := l.Netns("fabric")
 	cmds := [][]string{
 		{"netns", "add", fab},
@@ -209,6 +212,80 @@ func (l *Lab) createFabric(ctx context.Context) error {
 			continue
 		}
 		if err := writeSysctl(l.Netns(m.name), "net.ipv4.ip_forward", "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createWire joins the two hosts of a wire lab by one veth pair, eth0 at
+// each end, as two servers cabled back to back: no bridge and no namespace
+// between them, the topology of the dataplane benchmark's references
+// (../shared/bench/baseline-dataplane.sh), down to each host's default
+// route via the other. The datastore is not on the wire: each host has a
+// management link (mgmt0, whose other end is m<i> in the datastore
+// namespace) with a /32 route to every datastore address, so the wire
+// carries only what the hosts send each other (BGP and workload traffic).
+// The datastore's addresses sit on an eth0 that leads nowhere (a veth
+// whose peer, eth0-stub, stays in the same namespace: the kernel may have no
+// dummy links), so startDatastore adds a cluster's extra addresses there as
+// on a bridge lab.
+func (l *Lab) createWire(ctx context.Context) error {
+	t := l.State.Topology
+	ds := l.Netns("datastore")
+	h0, h1 := t.Hosts[0], t.Hosts[1]
+	ns0, ns1 := l.Netns(h0.Name), l.Netns(h1.Name)
+	a0, _ := netip.ParsePrefix(h0.Address)
+	a1, _ := netip.ParsePrefix(h1.Address)
+	cmds := [][]string{
+		{"netns", "add", ds},
+		{"-n", ds, "link", "set", "lo", "up"},
+		{"-n", ds, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-stub"},
+		{"-n", ds, "addr", "add", t.Datastore.Address, "dev", "eth0"},
+		{"-n", ds, "link", "set", "eth0-stub", "up"},
+		{"-n", ds, "link", "set", "eth0", "up"},
+		{"netns", "add", ns0},
+		{"netns", "add", ns1},
+		{"-n", ns0, "link", "set", "lo", "up"},
+		{"-n", ns1, "link", "set", "lo", "up"},
+		{"-n", ns0, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", ns1},
+		{"-n", ns0, "addr", "add", h0.Address, "dev", "eth0"},
+		{"-n", ns1, "addr", "add", h1.Address, "dev", "eth0"},
+		{"-n", ns0, "link", "set", "eth0", "up"},
+		{"-n", ns1, "link", "set", "eth0", "up"},
+		// The default route makes 169.254.1.1 routable, which proxy ARP
+		// for the workloads' gateway needs; as in the reference, it
+		// points at the other end of the wire.
+		{"-n", ns0, "route", "add", "default", "via", a1.Addr().String()},
+		{"-n", ns1, "route", "add", "default", "via", a0.Addr().String()},
+	}
+	dsAddrs := t.Datastore.MemberAddresses
+	if len(dsAddrs) == 0 {
+		dsAddrs = []string{t.Datastore.Address}
+	}
+	for i, h := range t.Hosts {
+		ns, port := l.Netns(h.Name), fmt.Sprintf("m%d", i)
+		ha, _ := netip.ParsePrefix(h.Address)
+		cmds = append(cmds,
+			[]string{"-n", ds, "link", "add", port, "type", "veth", "peer", "name", "mgmt0", "netns", ns},
+			[]string{"-n", ds, "link", "set", port, "up"},
+			[]string{"-n", ns, "link", "set", "mgmt0", "up"},
+			[]string{"-n", ds, "route", "add", ha.Addr().String() + "/32", "dev", port},
+		)
+		for _, a := range dsAddrs {
+			da, _ := netip.ParsePrefix(a)
+			// src: the host speaks to the datastore from its own address,
+			// which the datastore routes back over this link.
+			cmds = append(cmds, []string{"-n", ns, "route", "add", da.Addr().String() + "/32", "dev", "mgmt0", "src", ha.Addr().String()})
+		}
+	}
+	for _, c := range cmds {
+		if err := runIP(ctx, c...); err != nil {
+			return err
+		}
+	}
+	for _, h := range t.Hosts {
+		if err := writeSysctl(l.Netns(h.Name), "net.ipv4.ip_forward", "1"); err != nil {
 			return err
 		}
 	}
