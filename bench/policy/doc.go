@@ -12,6 +12,13 @@
 //
 //	go test -run '^$' -bench ConnRate -benchtime 1x ./bench/policy/
 //
+// Beside Serval's table, the same benchmark runs a linear-chain series
+// ("iptables=N", iptables_test.go): no Serval table, the host routed by
+// hand, and an iptables FORWARD chain of N non-matching rules ahead of the
+// accept, after the same conntrack shortcut, loaded with iptables-nft
+// (SERVAL_BENCH_IPTABLES=legacy for iptables-legacy), so that the two
+// curves show what sets and verdict maps buy over a rule list.
+//
 // Established packets skip policy through conntrack; only the first packet
 // of each connection walks the rules, so connections per second is where
 // a longer chain would show.
