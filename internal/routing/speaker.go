@@ -282,25 +282,73 @@ func (s *Speaker) onEvent(ev *api.WatchEventResponse) {
 	s.kick()
 }
 
-// reconcilePolicy installs the one global export policy that implements
-// nextHopMode: GoBGP has per-neighbor policies only for route-server
-// clients, so the per-peer choice is a neighbor-set condition.
+// reconcilePolicy installs Serval's GoBGP policies. GoBGP has
+// per-neighbor policies only for route-server clients, so each per-peer
+// choice is a global policy with a neighbor-set condition:
+//   - export "serval-nexthop" implements nextHopMode;
+//   - import "serval-reflected", on a route reflector, implements the
+//     CLUSTER_LIST loop check of RFC 4456 section 8 that GoBGP leaves out.
+//     A reflector of the same cluster (a non-client Serval peer) reflects
+//     our own clients' routes back to us, without a CLUSTER_LIST (GoBGP adds
+//     one only towards clients). Kept, that copy can win the best-path
+//     choice (lower router ID) and, once the client is gone, each reflector
+//     holds the other's copy and never withdraws it: a black hole. So
+//     routes from same-cluster reflectors whose next hop is one of our
+//     clients are dropped; we hear those routes from the client itself.
+//
+// When the import filter changes, the sessions it applies to are soft-reset
+// inbound so that routes already accepted are filtered again.
 func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
-	var self, keep []string
-	for _, p := range d.Peers {
-		switch p.NextHopMode {
-		case NextHopSelf:
-			self = append(self, p.Address.String()+"/"+fmt.Sprint(p.Address.BitLen()))
-		case NextHopKeep:
-			keep = append(keep, p.Address.String()+"/"+fmt.Sprint(p.Address.BitLen()))
-		}
-	}
-	key := fmt.Sprint(self, keep)
+	req, key, resetIn := policies(d)
 	if key == s.policyKey {
 		return nil
 	}
-	req := &api.SetPoliciesRequest{}
-	pol := &api.Policy{Name: "serval-nexthop"}
+	if err := s.bgp.SetPolicies(ctx, req); err != nil {
+		return fmt.Errorf("setting the BGP policies (next hop, reflected routes): %w", err)
+	}
+	s.policyKey = key
+	var errs []error
+	for _, a := range resetIn {
+		if _, ok := s.peers[a]; !ok {
+			continue // added after this, under the new policy
+		}
+		if err := s.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Soft: true, Direction: api.ResetPeerRequest_IN}); err != nil {
+			errs = append(errs, fmt.Errorf("re-filtering routes from %s: %w", a, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// policies computes the GoBGP policy configuration for d (see
+// reconcilePolicy), a key that changes whenever it does, and the peers
+// whose received routes the import filter applies to.
+func policies(d Desired) (req *api.SetPoliciesRequest, key string, importFrom []netip.Addr) {
+	hostPrefix := func(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() }
+	var self, keep, reflectors, clients []string
+	for _, p := range d.Peers {
+		switch p.NextHopMode {
+		case NextHopSelf:
+			self = append(self, hostPrefix(p.Address))
+		case NextHopKeep:
+			keep = append(keep, hostPrefix(p.Address))
+		}
+		if d.ClusterID == "" || p.PeerNode == "" {
+			continue
+		}
+		if p.RRClient {
+			clients = append(clients, hostPrefix(p.Address))
+		} else {
+			reflectors = append(reflectors, hostPrefix(p.Address))
+			importFrom = append(importFrom, p.Address)
+		}
+	}
+	if len(clients) == 0 {
+		reflectors, importFrom = nil, nil
+	}
+	key = fmt.Sprint(self, keep, reflectors, clients)
+
+	req = &api.SetPoliciesRequest{}
+	export := &api.Policy{Name: "serval-nexthop"}
 	for _, set := range []struct {
 		name  string
 		list  []string
@@ -310,21 +358,30 @@ func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
 			continue
 		}
 		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: set.name, List: set.list})
-		pol.Statements = append(pol.Statements, &api.Statement{
+		export.Statements = append(export.Statements, &api.Statement{
 			Name:       set.name,
 			Conditions: &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: set.name}},
 			Actions:    &api.Actions{Nexthop: set.apply},
 		})
 	}
-	if len(pol.Statements) > 0 {
-		req.Policies = []*api.Policy{pol}
-		req.Assignments = []*api.PolicyAssignment{{Name: "global", Direction: api.PolicyDirection_EXPORT, Policies: []*api.Policy{{Name: pol.Name}}, DefaultAction: api.RouteAction_ACCEPT}}
+	if len(export.Statements) > 0 {
+		req.Policies = append(req.Policies, export)
+		req.Assignments = append(req.Assignments, &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, Policies: []*api.Policy{{Name: export.Name}}, DefaultAction: api.RouteAction_ACCEPT})
 	}
-	if err := s.bgp.SetPolicies(ctx, req); err != nil {
-		return fmt.Errorf("setting the next-hop policy: %w", err)
+	if len(reflectors) > 0 {
+		const name = "serval-reflected"
+		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: name + "-from", List: reflectors})
+		req.Policies = append(req.Policies, &api.Policy{Name: name, Statements: []*api.Statement{{
+			Name: name,
+			Conditions: &api.Conditions{
+				NeighborSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: name + "-from"},
+				NextHopInList: clients,
+			},
+			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
+		}}})
+		req.Assignments = append(req.Assignments, &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_IMPORT, Policies: []*api.Policy{{Name: name}}, DefaultAction: api.RouteAction_ACCEPT})
 	}
-	s.policyKey = key
-	return nil
+	return req, key, importFrom
 }
 
 func (s *Speaker) reconcilePeers(ctx context.Context, d Desired) []error {

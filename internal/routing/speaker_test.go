@@ -408,3 +408,64 @@ func TestSpeakerLifecycle(t *testing.T) {
 		t.Errorf("Reconcile after Stop: %v, want ErrStopped", err)
 	}
 }
+
+// TestSpeakerReflectorPairWithdraws: two reflectors of one cluster (Calico's
+// redundant setup). Each also hears the other reflect its clients' routes;
+// when a client goes away both must forget its block, not keep the copy
+// the other reflector once sent.
+func TestSpeakerReflectorPairWithdraws(t *testing.T) {
+	c := newCluster(t, false)
+	c.addNode("rr1", 51, map[string]string{"rr": "yes"}, "224.0.0.9")
+	c.addNode("rr2", 52, map[string]string{"rr": "yes"}, "224.0.0.9")
+	c.addNode("c1", 53, nil, "")
+	c.addNode("c2", 54, nil, "")
+	c.peers = append(c.peers,
+		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "to-rr"}, Spec: api.BGPPeerSpec{NodeSelector: "all()", PeerSelector: "rr == 'yes'"}},
+		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "rr-to-all"}, Spec: api.BGPPeerSpec{NodeSelector: "rr == 'yes'", PeerSelector: "all()"}},
+	)
+	c.blocks["c2"] = []netip.Prefix{netip.MustParsePrefix("10.65.54.0/26")}
+	rr1, rr2, c1, c2 := c.start("rr1"), c.start("rr2"), c.start("c1"), c.start("c2")
+	eventually(t, 20*time.Second, established(rr1, 3))
+	eventually(t, 20*time.Second, established(rr2, 3))
+	eventually(t, 10*time.Second, established(c1, 2))
+	for _, s := range []*testSpeaker{rr1, rr2, c1} {
+		eventually(t, 10*time.Second, ribHas(s, "10.65.54.0/26", "127.0.0.54"))
+	}
+	c2.Stop()
+	for _, s := range []*testSpeaker{rr1, rr2, c1} {
+		eventually(t, 15*time.Second, ribHas(s, "10.65.54.0/26"))
+	}
+}
+
+// TestPolicies: which sessions the reflected-route filter applies to.
+func TestPolicies(t *testing.T) {
+	a := netip.MustParseAddr
+	client := func(ip string) Peer { return Peer{Address: a(ip), PeerNode: "n" + ip, RRClient: true} }
+	reflector := func(ip string) Peer { return Peer{Address: a(ip), PeerNode: "n" + ip} }
+	router := Peer{Address: a("10.0.0.1")} // external: no PeerNode
+	for _, tc := range []struct {
+		name string
+		d    Desired
+		want []netip.Addr
+	}{
+		{"plain node", Desired{Peers: []Peer{reflector("10.0.0.2"), reflector("10.0.0.3")}}, nil},
+		{"reflector pair", Desired{ClusterID: "1.1.1.1", Peers: []Peer{reflector("10.0.0.2"), client("10.0.0.3"), client("fd00::3"), router}}, []netip.Addr{a("10.0.0.2")}},
+		{"reflector without clients", Desired{ClusterID: "1.1.1.1", Peers: []Peer{reflector("10.0.0.2")}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _, got := policies(tc.d)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("import filter applies to %v, want %v", got, tc.want)
+			}
+			filters := 0
+			for _, p := range req.Policies {
+				if p.Name == "serval-reflected" {
+					filters++
+				}
+			}
+			if want := min(len(tc.want), 1); filters != want {
+				t.Errorf("%d reflected-route filters, want %d", filters, want)
+			}
+		})
+	}
+}

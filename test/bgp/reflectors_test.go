@@ -2,7 +2,6 @@ package bgp
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -126,15 +125,10 @@ func TestReflectors(t *testing.T) {
 	})
 
 	t.Run("withdrawal when a host's link is cut", func(t *testing.T) {
-		// Known bug, left open in issue 5: with two reflectors of the same
-		// cluster, one of them kept c2's block for over 20 s after c2's
-		// link was cut in 2 of 3 runs (GoBGP checks CLUSTER_LIST loops only
-		// when sending to clients, not when receiving from the other
-		// reflector). The same withdrawal without reflectors is covered by
-		// TestMesh and test/reliability TestHostDisappears.
-		if os.Getenv("SERVAL_TEST_KNOWN_BUGS") == "" {
-			t.Skip("known bug (issue 5): a same-cluster reflector pair may keep a lost host's block; set SERVAL_TEST_KNOWN_BUGS=1 to run")
-		}
+		// With two reflectors of one cluster, each hears the other
+		// reflect c2's block; GoBGP skips RFC 4456's CLUSTER_LIST check,
+		// so without the speaker's reflected-route filter one reflector
+		// kept the other's copy for good (see routing.policies).
 		b2 := block(t, l, "w2")
 		// c2's cable is pulled: no NOTIFICATION, no FIN; its peers notice
 		// when the hold time (3 keepalives of 1 s) runs out, and keep its
