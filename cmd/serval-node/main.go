@@ -15,6 +15,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only with --pprof-listen
 	"os"
 	"os/signal"
 	"strings"
@@ -46,7 +48,7 @@ func run() int {
 	host, _ := os.Hostname()
 	var cfg node.Config
 	var etcd datastore.EtcdConfig
-	var endpoints, logLevel, secretsDir string
+	var endpoints, logLevel, secretsDir, pprofListen string
 	var showVersion, programOutsidePools bool
 	fs := flag.NewFlagSet("serval-node", flag.ContinueOnError)
 	fs.StringVar(&cfg.NodeName, "nodename", env("SERVAL_NODENAME", host), "this host's Node name [$SERVAL_NODENAME]")
@@ -73,6 +75,7 @@ func run() int {
 		"also program learned routes outside the IP pools, as Calico does [$SERVAL_PROGRAM_OUTSIDE_POOLS]")
 	fs.StringVar(&secretsDir, "secrets-dir", env("SERVAL_SECRETS_DIR", "/etc/serval/secrets"), "directory of BGP password secrets (<dir>/<secret>/<key>) [$SERVAL_SECRETS_DIR]")
 	fs.StringVar(&logLevel, "log-level", env("SERVAL_LOG_LEVEL", "info"), "debug, info, warn or error [$SERVAL_LOG_LEVEL]")
+	fs.StringVar(&pprofListen, "pprof-listen", env("SERVAL_PPROF_LISTEN", ""), "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty disables [$SERVAL_PPROF_LISTEN]")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -87,6 +90,15 @@ func run() int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	if pprofListen != "" {
+		// For profiling a host's agent; the default mux holds nothing but
+		// the pprof handlers (health and metrics have their own).
+		go func() {
+			srv := &http.Server{Addr: pprofListen, ReadHeaderTimeout: 5 * time.Second}
+			log.Warn("pprof endpoint stopped", "err", srv.ListenAndServe())
+		}()
+	}
 
 	etcd.Endpoints = strings.Split(endpoints, ",")
 	etcd.DialTimeout = 5 * time.Second

@@ -158,12 +158,30 @@ type box struct {
 	p0, p1   uint16
 }
 
+// exactTerm is one rule's share of a run's exact set that follows an IP
+// set: every single-address member of the set, of the term's family,
+// with one protocol and one port. A run keeps terms rather than their
+// elements, so that a policy whose rule names a set of 2,000 endpoints
+// costs one term, not 2,000 elements (times every policy of the run);
+// the elements live once, in the run's set, counted by exactRef.
+type exactTerm struct {
+	set   string
+	proto uint8
+	port  uint16
+}
+
 // contribution is what one policy direction adds to a run's sets, per
-// family (index 0: IPv4, 1: IPv6): exact elements, and boxes by protocol.
+// family (index 0: IPv4, 1: IPv6): terms that follow IP sets, elements
+// of its own, and boxes by protocol.
 type contribution struct {
+	terms  [2][]exactTerm
 	exact  [2][]elem
 	boxes  [2]map[uint8][]box
-	setIDs []string // the IP sets it was computed from
+	setIDs []string // the IP sets it was computed from, sorted
+	// copied are the IP sets whose members went into exact or boxes
+	// (sets holding ranges, rules with port ranges): a change of their
+	// members recomputes the contribution.
+	copied []string
 }
 
 func famIndex(fam int) int {
@@ -173,9 +191,21 @@ func famIndex(fam int) int {
 	return 0
 }
 
+// singleMembers reports whether every member of ms in family fam is one
+// address (the set can then be a term).
+func singleMembers(ms map[hoststate.IPSetMember]struct{}, fam int) bool {
+	for m := range ms {
+		if m.Prefix.IsValid() && famOf(m.Prefix) == fam && !m.Prefix.IsSingleIP() {
+			return false
+		}
+	}
+	return true
+}
+
 // contribute computes one policy direction's contribution to a run.
 // members returns an IP set's members (false for an unknown set, which
-// matches nothing, as in renderRules).
+// matches nothing, as in renderRules; its terms then expand to nothing
+// until it appears).
 func contribute(rules []hoststate.Rule, inbound bool, members func(id string) (map[hoststate.IPSetMember]struct{}, bool)) *contribution {
 	c := &contribution{}
 	for _, r := range rules {
@@ -196,36 +226,6 @@ func contribute(rules []hoststate.Rule, inbound bool, members func(id string) (m
 				continue
 			}
 			nets, ids, _ := peerSide(r, inbound)
-			var ranges []elem
-			switch {
-			case len(ids) == 1:
-				ms, ok := members(ids[0])
-				if !ok {
-					continue
-				}
-				var ps []netip.Prefix
-				for m := range ms {
-					if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
-						ps = append(ps, m.Prefix)
-					}
-				}
-				if allSingle(ps) {
-					// Endpoint addresses: no overlaps to merge, skip the sort.
-					ranges = make([]elem, len(ps))
-					for i, p := range ps {
-						ranges[i] = elem{From: p.Addr(), To: p.Addr()}
-					}
-				} else {
-					ranges = intervalsOf(ps)
-				}
-			case len(nets) > 0:
-				ranges = intervalsOf(filterFam(nets, fam))
-			default:
-				ranges = intervalsOf([]netip.Prefix{full})
-			}
-			if len(ranges) == 0 {
-				continue
-			}
 			protos := portProtos
 			if r.Protocol != nil {
 				protos = []uint8{*r.Protocol}
@@ -233,6 +233,55 @@ func contribute(rules []hoststate.Rule, inbound bool, members func(id string) (m
 			ports := []portRange{{0, 0xffff}}
 			if len(r.DstPorts) > 0 {
 				ports = normPorts(r.DstPorts)
+			}
+			var ranges []elem
+			switch {
+			case len(ids) == 1:
+				ms, ok := members(ids[0])
+				if !ok || singleMembers(ms, fam) {
+					// Single ports become terms; only port ranges need
+					// the members copied (as boxes).
+					var portRanges []portRange
+					for _, p := range protos {
+						for _, pr := range ports {
+							if pr.First == pr.Last {
+								c.terms[fi] = append(c.terms[fi], exactTerm{set: ids[0], proto: p, port: pr.First})
+							} else if p == protos[0] {
+								portRanges = append(portRanges, pr)
+							}
+						}
+					}
+					if !ok {
+						// Boxes, if any, are computed when it appears.
+						c.copied = append(c.copied, ids[0])
+						continue
+					}
+					if len(portRanges) == 0 {
+						continue
+					}
+					ports = portRanges
+					for m := range ms {
+						if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
+							ranges = append(ranges, elem{From: m.Prefix.Addr(), To: m.Prefix.Addr()})
+						}
+					}
+				} else {
+					var ps []netip.Prefix
+					for m := range ms {
+						if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
+							ps = append(ps, m.Prefix)
+						}
+					}
+					ranges = intervalsOf(ps)
+				}
+				c.copied = append(c.copied, ids[0])
+			case len(nets) > 0:
+				ranges = intervalsOf(filterFam(nets, fam))
+			default:
+				ranges = intervalsOf([]netip.Prefix{full})
+			}
+			if len(ranges) == 0 {
+				continue
 			}
 			for _, p := range protos {
 				for _, pr := range ports {
@@ -247,6 +296,8 @@ func contribute(rules []hoststate.Rule, inbound bool, members func(id string) (m
 			}
 		}
 	}
+	slices.Sort(c.copied)
+	c.copied = slices.Compact(c.copied)
 	return c
 }
 
@@ -393,10 +444,13 @@ type runState struct {
 	inbound bool
 	pols    []hoststate.PolicyID
 	users   map[string]bool // endpoint keys whose chains test it
-	// contrib holds each policy's share of the sets, and exactRef how many
-	// policies contribute each exact element (per family), so that a
-	// policy or IP set change recomputes and rewrites only its own share.
+	// contrib holds each policy's share of the sets; termRef how many
+	// policies hold each term and exactRef how many live terms and own
+	// elements give each exact element (per family), so that a policy or
+	// IP set change recomputes and rewrites only its own share, and an IP
+	// set's member changes go straight to the elements of its terms.
 	contrib  map[string]*contribution
+	termRef  [2]map[exactTerm]int
 	exactRef [2]map[elem]int
 	setIDs   []string // union of the contributions' IP sets, sorted
 }
@@ -530,14 +584,106 @@ func (d *Dataplane) markRunPolicy(run, pkey string) {
 	ps[pkey] = true
 }
 
-// markRunsOfSet marks the policies of every run whose share came from IP
-// set id: members matter to compiled runs.
+// markRunsOfSet marks the policies of every run whose share copied IP
+// set id's members (ranges, port ranges, a set not known yet); terms
+// follow members by themselves (runMembersChanged).
 func (d *Dataplane) markRunsOfSet(id string) {
 	for r := range d.rb.ofSet[id] {
 		for pk, c := range d.rb.runs[r].contrib {
-			if slices.Contains(c.setIDs, id) {
+			if slices.Contains(c.copied, id) {
 				d.markRunPolicy(r, pk)
 			}
+		}
+	}
+}
+
+// runMembersChanged applies an IP set's member changes to the exact
+// elements of the terms that follow it, as the set's members change, so
+// that a term's elements are always those of the set's current members.
+// A member that is a range cannot be a term's element: the policies with
+// terms on the set are recomputed, and copy the set instead.
+func (d *Dataplane) runMembersChanged(id string, added, removed []hoststate.IPSetMember) {
+	for r := range d.rb.ofSet[id] {
+		rs := d.rb.runs[r]
+		if rs == nil || rs.contrib == nil {
+			continue
+		}
+		ranged := false
+		for fi, fam := range []int{v4, v6} {
+			name := runSetName(r, fam, true)
+			for t, n := range rs.termRef[fi] {
+				if t.set != id || n <= 0 {
+					continue
+				}
+				for _, m := range removed {
+					if m.Prefix.IsValid() && famOf(m.Prefix) == fam && m.Prefix.IsSingleIP() {
+						d.refExact(rs, name, fi, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port}, -1)
+					}
+				}
+				for _, m := range added {
+					if !m.Prefix.IsValid() || famOf(m.Prefix) != fam {
+						continue
+					}
+					if !m.Prefix.IsSingleIP() {
+						ranged = true
+						continue
+					}
+					d.refExact(rs, name, fi, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port}, +1)
+				}
+			}
+		}
+		if ranged {
+			for pk, c := range rs.contrib {
+				if slices.ContainsFunc(c.terms[0], func(t exactTerm) bool { return t.set == id }) ||
+					slices.ContainsFunc(c.terms[1], func(t exactTerm) bool { return t.set == id }) {
+					d.markRunPolicy(r, pk)
+				}
+			}
+		}
+	}
+}
+
+// refExact counts one more or one less source of an exact element of a
+// run; the element is in the run's set while it has any.
+func (d *Dataplane) refExact(rs *runState, name string, fi int, e elem, delta int) {
+	n := rs.exactRef[fi][e] + delta
+	switch {
+	case n > 0:
+		rs.exactRef[fi][e] = n
+		if n == delta { // was absent
+			d.sets[name].Elems[e] = struct{}{}
+			d.dirtySets[name] = true
+		}
+	default:
+		delete(rs.exactRef[fi], e)
+		delete(d.sets[name].Elems, e)
+		d.dirtySets[name] = true
+	}
+}
+
+// refTerm counts one more or one less policy holding a term; its elements
+// come with its first holder and go with its last.
+func (d *Dataplane) refTerm(rs *runState, name string, fi int, t exactTerm, delta int) {
+	n := rs.termRef[fi][t] + delta
+	if n > 0 {
+		rs.termRef[fi][t] = n
+	} else {
+		delete(rs.termRef[fi], t)
+	}
+	if (delta > 0 && n != delta) || (delta < 0 && n > 0) {
+		return // held before and after
+	}
+	st := d.ipsets[t.set]
+	if st == nil {
+		return
+	}
+	fam := v4
+	if fi == 1 {
+		fam = v6
+	}
+	for m := range st.members {
+		if m.Prefix.IsValid() && famOf(m.Prefix) == fam && m.Prefix.IsSingleIP() {
+			d.refExact(rs, name, fi, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port}, delta)
 		}
 	}
 }
@@ -562,6 +708,7 @@ func (d *Dataplane) renderRuns() {
 		if only == nil || rs.contrib == nil {
 			// From scratch: new sets, all policies.
 			rs.contrib = map[string]*contribution{}
+			rs.termRef = [2]map[exactTerm]int{{}, {}}
 			rs.exactRef = [2]map[elem]int{{}, {}}
 			pols := make([]string, len(rs.pols))
 			for i, p := range rs.pols {
@@ -584,29 +731,31 @@ func (d *Dataplane) renderRuns() {
 			}
 		}
 		for pk := range only {
-			if old := rs.contrib[pk]; old != nil {
-				for fi := range 2 {
-					for _, e := range old.exact[fi] {
-						if rs.exactRef[fi][e]--; rs.exactRef[fi][e] == 0 {
-							delete(rs.exactRef[fi], e)
-							delete(d.sets[names[fi]].Elems, e)
-							d.dirtySets[names[fi]] = true
-						}
-					}
-				}
-			}
 			pol := d.policies[pk]
 			rules := pol.OutboundRules
 			if rs.inbound {
 				rules = pol.InboundRules
 			}
 			c := contribute(rules, rs.inbound, members)
+			old := rs.contrib[pk]
 			rs.contrib[pk] = c
+			// The new share first, then the old one out: what both hold
+			// never leaves the set.
 			for fi := range 2 {
+				for _, t := range c.terms[fi] {
+					d.refTerm(rs, names[fi], fi, t, +1)
+				}
 				for _, e := range c.exact[fi] {
-					if rs.exactRef[fi][e]++; rs.exactRef[fi][e] == 1 {
-						d.sets[names[fi]].Elems[e] = struct{}{}
-						d.dirtySets[names[fi]] = true
+					d.refExact(rs, names[fi], fi, e, +1)
+				}
+			}
+			if old != nil {
+				for fi := range 2 {
+					for _, t := range old.terms[fi] {
+						d.refTerm(rs, names[fi], fi, t, -1)
+					}
+					for _, e := range old.exact[fi] {
+						d.refExact(rs, names[fi], fi, e, -1)
 					}
 				}
 			}

@@ -199,11 +199,29 @@ func (d *Dataplane) OnIPSetUpdate(s hoststate.IPSet) {
 		for _, m := range s.Members {
 			st.members[m] = struct{}{}
 		}
-		if _, ok := d.ipsets[s.ID]; !ok {
+		old, known := d.ipsets[s.ID]
+		if !known {
 			d.markUsersOfSet(s.ID)
 		}
 		d.ipsets[s.ID] = st
 		d.dirtyIPSets[s.ID] = true
+		// Compiled runs follow the members' changes, whole set or delta.
+		var added, removed []hoststate.IPSetMember
+		for m := range st.members {
+			if !known {
+				added = append(added, m)
+			} else if _, ok := old.members[m]; !ok {
+				added = append(added, m)
+			}
+		}
+		if known {
+			for m := range old.members {
+				if _, ok := st.members[m]; !ok {
+					removed = append(removed, m)
+				}
+			}
+		}
+		d.runMembersChanged(s.ID, added, removed)
 	})
 }
 
@@ -215,22 +233,37 @@ func (d *Dataplane) OnIPSetDelta(id string, added, removed []hoststate.IPSetMemb
 			d.log.Warn("delta for unknown IP set; ignored", "set", id)
 			return
 		}
+		// Only what really changes goes on to the compiled runs, whose
+		// counts must never see a member twice.
+		var gone, came []hoststate.IPSetMember
 		for _, m := range removed {
-			delete(st.members, m)
+			if _, ok := st.members[m]; ok {
+				delete(st.members, m)
+				gone = append(gone, m)
+			}
 		}
 		for _, m := range added {
-			st.members[m] = struct{}{}
+			if _, ok := st.members[m]; !ok {
+				st.members[m] = struct{}{}
+				came = append(came, m)
+			}
 		}
 		d.dirtyIPSets[id] = true
+		d.runMembersChanged(id, came, gone)
 	})
 }
 
 func (d *Dataplane) OnIPSetRemove(id string) {
 	d.enqueue(func() {
-		if _, ok := d.ipsets[id]; ok {
+		if st, ok := d.ipsets[id]; ok {
 			delete(d.ipsets, id)
 			d.markUsersOfSet(id)
 			d.dirtyIPSets[id] = true
+			var gone []hoststate.IPSetMember
+			for m := range st.members {
+				gone = append(gone, m)
+			}
+			d.runMembersChanged(id, nil, gone)
 		}
 	})
 }

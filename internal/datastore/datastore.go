@@ -39,6 +39,19 @@ type Interface interface {
 	Close() error
 }
 
+// Pager is implemented by datastores that can list a kind a page at a
+// time (Etcd and Memory do). ListPages calls page with the resources that
+// match opts, in storage-key order (not List's namespace-then-name
+// order), a page at a time, all from one snapshot whose revision it
+// returns and passes with every page. The resources are fresh copies the callee may keep; the
+// datastore keeps no reference to a page once page has returned, so a
+// consumer that keeps only what it needs of each never holds the whole
+// kind at once (Syncer uses this for its lists). An error from page stops
+// the listing and is returned as it is.
+type Pager interface {
+	ListPages(ctx context.Context, opts ListOptions, page func(items []api.Resource, revision int64) error) (revision int64, err error)
+}
+
 // ListOptions selects what List returns.
 type ListOptions struct {
 	Kind string // required
@@ -116,4 +129,9 @@ var (
 	ErrConflict      = errors.New("resource was modified since it was read (resourceVersion mismatch)")
 	ErrCompacted     = errors.New("requested revision has been compacted")
 	ErrUnavailable   = errors.New("datastore is unavailable")
+)
+
+var (
+	_ Pager = (*Etcd)(nil)
+	_ Pager = (*Memory)(nil)
 )

@@ -25,9 +25,10 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 )
 
-// listPageSize bounds one range response of List; pages are all read at
-// the revision of the first, so the result is still one snapshot.
-const listPageSize = 1000
+// defaultListPageSize bounds one range response of a list; pages are
+// all read at the revision of the first, so the result is still one
+// snapshot. A page of 1,000 endpoints is about 1 MB on the wire.
+const defaultListPageSize = 1000
 
 // EtcdConfig says how to reach an etcd v3 cluster.
 type EtcdConfig struct {
@@ -47,6 +48,10 @@ type EtcdConfig struct {
 	// answer is reported as unavailable rather than waited on forever
 	// (DefaultRequestTimeout when zero).
 	RequestTimeout time.Duration
+	// ListPageSize is how many keys one range request of a list asks
+	// for (1000 when zero): a list of 100,000 endpoints is read, decoded
+	// and handed on a page at a time rather than in one response.
+	ListPageSize int
 	// Logger receives the backend's own messages (none when nil).
 	Logger *slog.Logger
 }
@@ -93,7 +98,10 @@ func NewEtcd(cfg EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd: %w", mapEtcdError(endpoints, err))
 	}
-	k := &etcdKV{c: c, timeout: cfg.RequestTimeout, endpoints: endpoints}
+	if cfg.ListPageSize <= 0 {
+		cfg.ListPageSize = defaultListPageSize
+	}
+	k := &etcdKV{c: c, timeout: cfg.RequestTimeout, endpoints: endpoints, pageSize: int64(cfg.ListPageSize)}
 	return &Etcd{store: newStore(k, cfg.Prefix, cfg.Logger), client: c, ekv: k}, nil
 }
 
@@ -196,6 +204,7 @@ type etcdKV struct {
 	c         *clientv3.Client
 	timeout   time.Duration
 	endpoints string
+	pageSize  int64
 }
 
 func (k *etcdKV) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -229,32 +238,41 @@ func (k *etcdKV) get(ctx context.Context, key string) (*kvEntry, error) {
 	return &e, nil
 }
 
-func (k *etcdKV) list(ctx context.Context, prefix string) ([]kvEntry, int64, error) {
-	rctx, cancel := k.ctx(ctx)
-	defer cancel()
+func (k *etcdKV) list(ctx context.Context, prefix string, page func([]kvEntry, int64) error) (int64, error) {
 	end := clientv3.GetPrefixRangeEnd(prefix)
-	var out []kvEntry
 	var rev int64
 	from := prefix
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPageSize)}
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(k.pageSize)}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
+		// Each page gets the request timeout: a long list is many
+		// requests, each of which must answer in time, however slowly
+		// the consumer takes the pages.
+		rctx, cancel := k.ctx(ctx)
 		resp, err := k.c.Get(rctx, from, opts...)
+		cancel()
 		if err != nil {
-			return nil, 0, k.err(ctx, err)
+			return 0, k.err(ctx, err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
-		for _, kv := range resp.Kvs {
-			out = append(out, toEntry(kv))
+		entries := make([]kvEntry, len(resp.Kvs))
+		for i, kv := range resp.Kvs {
+			entries[i] = toEntry(kv)
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return out, rev, nil
+		more := resp.More && len(resp.Kvs) > 0
+		if more {
+			from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		if err := page(entries, rev); err != nil {
+			return 0, err
+		}
+		if !more {
+			return rev, nil
+		}
 	}
 }
 

@@ -12,9 +12,13 @@ import "context"
 type kv interface {
 	// get returns the entry at key, or nil when there is none.
 	get(ctx context.Context, key string) (*kvEntry, error)
-	// list returns every entry whose key starts with prefix, in key
-	// order, all read at the one revision it also returns.
-	list(ctx context.Context, prefix string) ([]kvEntry, int64, error)
+	// list calls page with every entry whose key starts with prefix, in
+	// key order, a page at a time, all read at the one revision it
+	// returns and passes with each page. A page's entries are page's to keep; list holds on to no
+	// page once page has returned, so a caller that keeps only what it
+	// needs of each never has the whole prefix in memory. An error from
+	// page stops the listing and is returned as it is.
+	list(ctx context.Context, prefix string, page func(entries []kvEntry, rev int64) error) (int64, error)
 	// create stores val at key if nothing is there; ok is false if
 	// something is. rev is the revision of the write.
 	create(ctx context.Context, key string, val []byte) (rev int64, ok bool, err error)

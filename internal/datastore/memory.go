@@ -65,6 +65,7 @@ type memKV struct {
 	history   []kvEvent // every change since compacted, in revision order
 	watchers  map[*memWatch]struct{}
 	closed    bool
+	pageSize  int // entries per list page (defaultListPageSize when 0)
 }
 
 func (m *memKV) check(ctx context.Context) error {
@@ -96,11 +97,11 @@ func (m *memKV) get(ctx context.Context, key string) (*kvEntry, error) {
 	return cloneEntry(e), nil
 }
 
-func (m *memKV) list(ctx context.Context, prefix string) ([]kvEntry, int64, error) {
+func (m *memKV) list(ctx context.Context, prefix string, page func([]kvEntry, int64) error) (int64, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.check(ctx); err != nil {
-		return nil, 0, err
+		m.mu.Unlock()
+		return 0, err
 	}
 	var out []kvEntry
 	for k, e := range m.data {
@@ -108,8 +109,21 @@ func (m *memKV) list(ctx context.Context, prefix string) ([]kvEntry, int64, erro
 			out = append(out, *cloneEntry(e))
 		}
 	}
+	rev, size := m.rev, m.pageSize
+	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b kvEntry) int { return strings.Compare(a.Key, b.Key) })
-	return out, m.rev, nil
+	if size <= 0 {
+		size = defaultListPageSize
+	}
+	// Pages as etcd's: the consumer sees the same boundaries in tests.
+	for len(out) > 0 {
+		n := min(size, len(out))
+		if err := page(out[:n:n], rev); err != nil {
+			return 0, err
+		}
+		out = out[n:]
+	}
+	return rev, nil
 }
 
 func (m *memKV) create(ctx context.Context, key string, val []byte) (int64, bool, error) {

@@ -398,65 +398,95 @@ func (s *store) Get(ctx context.Context, key api.Key) (api.Resource, error) {
 // is ignored, as calicoctl does, so that one -n flag can apply to a
 // mixed set of kinds.
 func (s *store) List(ctx context.Context, opts ListOptions) (*ListResult, error) {
-	op := "listing " + opts.Kind
-	if opts.Namespace != "" {
-		op += " in namespace " + strconv.Quote(opts.Namespace)
-	}
-	info, err := kindInfo(opts.Kind)
+	var items []api.Resource
+	rev, err := s.ListPages(ctx, opts, func(page []api.Resource, _ int64) error {
+		items = append(items, page...)
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("listing: %w", err)
-	}
-	if strings.Contains(opts.Namespace, "/") {
-		return nil, fmt.Errorf("%s: namespace must not contain '/'", op)
-	}
-	var labels selector.Selector
-	if opts.LabelSelector != "" {
-		labels, err = selector.Parse(opts.LabelSelector)
-		if err != nil {
-			return nil, fmt.Errorf("%s: label selector: %w", op, err)
-		}
-	}
-	fields, err := ParseFieldSelector(opts.FieldSelector)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	entries, rev, err := s.kv.list(ctx, s.kindPrefix(info, opts.Namespace))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	res := &ListResult{Items: make([]api.Resource, 0, len(entries)), Revision: rev}
-	for i := range entries {
-		obj, err := decode(info.Kind, &entries[i])
-		if err != nil {
-			// One corrupt entry must not hide every other resource of its
-			// kind (a node would then tear down all its workloads).
-			s.log.Warn("skipping undecodable entry", "key", entries[i].Key, "err", err)
-			continue
-		}
-		if labels != nil && !labels.Evaluate(obj.GetObjectMeta().Labels) {
-			continue
-		}
-		if len(fields) > 0 {
-			ok, err := fields.Matches(obj)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", op, err)
-			}
-			if !ok {
-				continue
-			}
-		}
-		res.Items = append(res.Items, obj)
+		return nil, err
 	}
 	// Keys sort by "namespace/name" bytes, which is not (namespace, name)
 	// order when a namespace holds '-' or '.'; sort explicitly.
-	slices.SortFunc(res.Items, func(a, b api.Resource) int {
+	slices.SortFunc(items, func(a, b api.Resource) int {
 		am, bm := a.GetObjectMeta(), b.GetObjectMeta()
 		if c := strings.Compare(am.Namespace, bm.Namespace); c != 0 {
 			return c
 		}
 		return strings.Compare(am.Name, bm.Name)
 	})
-	return res, nil
+	if items == nil {
+		items = []api.Resource{}
+	}
+	return &ListResult{Items: items, Revision: rev}, nil
+}
+
+// ListPages implements Pager.
+func (s *store) ListPages(ctx context.Context, opts ListOptions, page func([]api.Resource, int64) error) (int64, error) {
+	op := "listing " + opts.Kind
+	if opts.Namespace != "" {
+		op += " in namespace " + strconv.Quote(opts.Namespace)
+	}
+	info, err := kindInfo(opts.Kind)
+	if err != nil {
+		return 0, fmt.Errorf("listing: %w", err)
+	}
+	if strings.Contains(opts.Namespace, "/") {
+		return 0, fmt.Errorf("%s: namespace must not contain '/'", op)
+	}
+	var labels selector.Selector
+	if opts.LabelSelector != "" {
+		labels, err = selector.Parse(opts.LabelSelector)
+		if err != nil {
+			return 0, fmt.Errorf("%s: label selector: %w", op, err)
+		}
+	}
+	fields, err := ParseFieldSelector(opts.FieldSelector)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	var stopErr error // why the callback stopped the listing, returned as it is
+	rev, err := s.kv.list(ctx, s.kindPrefix(info, opts.Namespace), func(entries []kvEntry, rev int64) error {
+		items := make([]api.Resource, 0, len(entries))
+		for i := range entries {
+			obj, err := decode(info.Kind, &entries[i])
+			if err != nil {
+				// One corrupt entry must not hide every other resource of
+				// its kind (a node would then tear down all its workloads).
+				s.log.Warn("skipping undecodable entry", "key", entries[i].Key, "err", err)
+				continue
+			}
+			if labels != nil && !labels.Evaluate(obj.GetObjectMeta().Labels) {
+				continue
+			}
+			if len(fields) > 0 {
+				ok, err := fields.Matches(obj)
+				if err != nil {
+					stopErr = fmt.Errorf("%s: %w", op, err)
+					return stopErr
+				}
+				if !ok {
+					continue
+				}
+			}
+			items = append(items, obj)
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		if err := page(items, rev); err != nil {
+			stopErr = err
+			return err
+		}
+		return nil
+	})
+	if stopErr != nil {
+		return 0, stopErr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	return rev, nil
 }
 
 // Watch implements Interface. The watcher also stops when ctx is done.

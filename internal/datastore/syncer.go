@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/servalnet/serval/internal/api"
@@ -38,10 +39,13 @@ func (s Status) String() string {
 }
 
 // Update is one change delivered by a Syncer. Type is Added, Modified or
-// Deleted; for Deleted, Object is the resource as last delivered.
-// Revision is the datastore revision the change was seen at (a resync's
-// list revision for changes found by listing). Object is shared with the
-// syncer's record of what it delivered: consumers must not modify it.
+// Deleted. For Deleted, Object is the resource as it was last stored when
+// a watch saw the delete; when a resync finds a resource gone, the syncer
+// no longer has it, and Object carries only its kind, name, namespace and
+// last delivered resourceVersion. Revision is the datastore revision the
+// change was seen at (a resync's list revision for changes found by
+// listing). The syncer keeps no reference to Object: the consumer may
+// keep it, or only what it needs of it.
 type Update struct {
 	Type     EventType
 	Key      api.Key
@@ -67,8 +71,9 @@ type SyncerConfig struct {
 	// error (100ms and 10s when zero).
 	MinBackoff, MaxBackoff time.Duration
 	// MaxBatch caps how many updates one OnUpdates call carries while
-	// streaming (1000 when zero); a resync delivers its differences in
-	// one call per kind.
+	// streaming (1000 when zero). A resync delivers its differences one
+	// call per list page (about 1,000 resources) of each kind, when the
+	// datastore lists by pages (Pager), else one call per kind.
 	MaxBatch int
 	// CheckInterval is how often a streaming Syncer asks a datastore that
 	// has a Check method (etcd) whether it still answers (10s when zero,
@@ -92,6 +97,12 @@ type checker interface {
 // only the differences from what it delivered before (Deleted for what
 // vanished), so the consumer never sees a duplicate or misses a change.
 //
+// It lists page by page when the datastore can (Pager) and hands each
+// page on as it comes, and it remembers only the revision of what it
+// delivered, never the object: at 100,000 endpoints the consumer's own
+// model is then the only copy, and the whole list is never in memory at
+// once.
+//
 // One goroutine, the one in Run, owns all of its state.
 type Syncer struct {
 	ds  Interface
@@ -100,9 +111,17 @@ type Syncer struct {
 	log *slog.Logger
 
 	status Status
-	// seen is what the consumer has been told: per key, the last object
-	// delivered (its resourceVersion decides Modified or nothing).
-	seen map[api.Key]api.Resource
+	// seen is what the consumer has been told: per key, the revision of
+	// the last object delivered (a new one is Modified, the same nothing).
+	seen map[api.Key]seenEntry
+	// pass marks the keys a resync's list found, to tell what vanished.
+	pass uint64
+}
+
+// seenEntry is what a Syncer remembers of a delivered resource.
+type seenEntry struct {
+	rev  int64  // its resourceVersion (-1 when it is not a number)
+	pass uint64 // the last resync pass that listed it
 }
 
 // NewSyncer returns a Syncer; Run starts it.
@@ -126,7 +145,7 @@ func NewSyncer(ds Interface, cb SyncerCallbacks, cfg SyncerConfig) *Syncer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{ds: ds, cb: cb, cfg: cfg, log: log, seen: map[api.Key]api.Resource{}}
+	return &Syncer{ds: ds, cb: cb, cfg: cfg, log: log, seen: map[api.Key]seenEntry{}}
 }
 
 // taggedEvent is an event from one of the watches of one generation; a
@@ -213,27 +232,52 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 	}
 	revs := map[string]int64{}
 	for _, kind := range s.cfg.Kinds {
-		res, err := s.ds.List(ctx, ListOptions{Kind: kind, Namespace: s.cfg.Namespace})
-		if err != nil {
-			return nil, err
+		s.pass++
+		var rev int64
+		// One page: what changed in it goes to the consumer at once, and
+		// the page is garbage as soon as the consumer has taken what it
+		// keeps.
+		deliver := func(items []api.Resource, listRev int64) {
+			var updates []Update
+			for _, obj := range items {
+				key := api.KeyOf(obj)
+				if u, ok := s.apply(key, obj, listRev); ok {
+					updates = append(updates, u)
+				}
+			}
+			if len(updates) > 0 {
+				s.cb.OnUpdates(updates)
+			}
+		}
+		if p, ok := s.ds.(Pager); ok {
+			r, err := p.ListPages(ctx, ListOptions{Kind: kind, Namespace: s.cfg.Namespace}, func(items []api.Resource, listRev int64) error {
+				// The datastore answered: leave WaitForDatastore on the
+				// first page.
+				s.setStatus(ResyncInProgress)
+				deliver(items, listRev)
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			rev = r
+		} else {
+			res, err := s.ds.List(ctx, ListOptions{Kind: kind, Namespace: s.cfg.Namespace})
+			if err != nil {
+				return nil, err
+			}
+			rev = res.Revision
+			deliver(res.Items, rev)
 		}
 		// The datastore answered: leave WaitForDatastore on the first
 		// successful list.
 		s.setStatus(ResyncInProgress)
-		revs[kind] = res.Revision
+		revs[kind] = rev
 		var updates []Update
-		present := make(map[api.Key]bool, len(res.Items))
-		for _, obj := range res.Items {
-			key := api.KeyOf(obj)
-			present[key] = true
-			if u, ok := s.apply(key, obj, res.Revision); ok {
-				updates = append(updates, u)
-			}
-		}
-		for key, old := range s.seen {
-			if key.Kind == kind && !present[key] {
+		for key, e := range s.seen {
+			if key.Kind == kind && e.pass != s.pass {
 				delete(s.seen, key)
-				updates = append(updates, Update{Type: Deleted, Key: key, Object: old, Revision: res.Revision})
+				updates = append(updates, Update{Type: Deleted, Key: key, Object: tombstone(key, e.rev), Revision: rev})
 			}
 		}
 		if len(updates) > 0 {
@@ -243,15 +287,35 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 	return revs, nil
 }
 
+// tombstone is the Object of a deletion found by a resync: the syncer
+// keeps no copy of what it delivered, so only the key and revision.
+func tombstone(key api.Key, rev int64) api.Resource {
+	obj, err := api.New(key.Kind)
+	if err != nil {
+		return nil // cannot happen: the kind was listed
+	}
+	*obj.GetTypeMeta() = api.TypeMeta{Kind: key.Kind, APIVersion: api.APIVersion}
+	m := obj.GetObjectMeta()
+	m.Name, m.Namespace = key.Name, key.Namespace
+	if rev >= 0 {
+		m.ResourceVersion = strconv.FormatInt(rev, 10)
+	}
+	return obj
+}
+
 // apply records a put in seen and says what, if anything, the consumer
 // must be told: Added for a key it does not know, Modified for a new
 // version of one it does, nothing for the version it already has.
 func (s *Syncer) apply(key api.Key, obj api.Resource, rev int64) (Update, bool) {
+	v, err := strconv.ParseInt(obj.GetObjectMeta().ResourceVersion, 10, 64)
+	if err != nil {
+		v = -1 // not a revision: always news
+	}
 	old, known := s.seen[key]
-	if known && old.GetObjectMeta().ResourceVersion == obj.GetObjectMeta().ResourceVersion {
+	s.seen[key] = seenEntry{rev: v, pass: s.pass}
+	if known && v >= 0 && old.rev == v {
 		return Update{}, false
 	}
-	s.seen[key] = obj
 	t := Added
 	if known {
 		t = Modified
@@ -351,14 +415,15 @@ func checkLoop(ctx context.Context, c checker, interval time.Duration, failed ch
 func (s *Syncer) applyEvent(ev Event) (Update, bool) {
 	key := api.KeyOf(ev.Object)
 	if ev.Type == Deleted {
-		old, known := s.seen[key]
-		if !known {
+		if _, known := s.seen[key]; !known {
 			return Update{}, false
 		}
 		delete(s.seen, key)
-		return Update{Type: Deleted, Key: key, Object: old, Revision: ev.Revision}, true
+		return Update{Type: Deleted, Key: key, Object: ev.Object, Revision: ev.Revision}, true
 	}
-	return s.apply(key, ev.Object, ev.Revision)
+	// A watch's put is news to keep, whatever pass listed the key.
+	u, ok := s.apply(key, ev.Object, ev.Revision)
+	return u, ok
 }
 
 // forward copies one watcher's events into the syncer's one channel. A
