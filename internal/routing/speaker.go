@@ -298,6 +298,12 @@ func (s *Speaker) onEvent(ev *api.WatchEventResponse) {
 //
 // When the import filter changes, the sessions it applies to are soft-reset
 // inbound so that routes already accepted are filtered again.
+// Names of Serval's GoBGP policies.
+const (
+	exportPolicy = "serval-nexthop"
+	importPolicy = "serval-reflected"
+)
+
 func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
 	req, key, resetIn := policies(d)
 	if key == s.policyKey {
@@ -305,6 +311,19 @@ func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
 	}
 	if err := s.bgp.SetPolicies(ctx, req); err != nil {
 		return fmt.Errorf("setting the BGP policies (next hop, reflected routes): %w", err)
+	}
+	// SetPolicies keeps the assignments it finds (it ignores the request's):
+	// they are set on their own, by name.
+	for _, a := range []struct {
+		dir    api.PolicyDirection
+		policy string
+	}{{api.PolicyDirection_EXPORT, exportPolicy}, {api.PolicyDirection_IMPORT, importPolicy}} {
+		err := s.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+			Name: "global", Direction: a.dir, Policies: []*api.Policy{{Name: a.policy}}, DefaultAction: api.RouteAction_ACCEPT,
+		}})
+		if err != nil {
+			return fmt.Errorf("assigning BGP policy %s: %w", a.policy, err)
+		}
 	}
 	s.policyKey = key
 	var errs []error
@@ -347,13 +366,15 @@ func policies(d Desired) (req *api.SetPoliciesRequest, key string, importFrom []
 	}
 	key = fmt.Sprint(self, keep, reflectors, clients)
 
-	req = &api.SetPoliciesRequest{}
-	export := &api.Policy{Name: "serval-nexthop"}
+	// Both policies always exist, empty when there is nothing to do, so
+	// that the assignments, which outlive SetPolicies, always name them.
+	export := &api.Policy{Name: exportPolicy}
+	req = &api.SetPoliciesRequest{Policies: []*api.Policy{export, {Name: importPolicy}}}
 	for _, set := range []struct {
 		name  string
 		list  []string
 		apply *api.NexthopAction
-	}{{"serval-nexthop-self", self, &api.NexthopAction{Self: true}}, {"serval-nexthop-keep", keep, &api.NexthopAction{Unchanged: true}}} {
+	}{{exportPolicy + "-self", self, &api.NexthopAction{Self: true}}, {exportPolicy + "-keep", keep, &api.NexthopAction{Unchanged: true}}} {
 		if len(set.list) == 0 {
 			continue
 		}
@@ -364,22 +385,17 @@ func policies(d Desired) (req *api.SetPoliciesRequest, key string, importFrom []
 			Actions:    &api.Actions{Nexthop: set.apply},
 		})
 	}
-	if len(export.Statements) > 0 {
-		req.Policies = append(req.Policies, export)
-		req.Assignments = append(req.Assignments, &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, Policies: []*api.Policy{{Name: export.Name}}, DefaultAction: api.RouteAction_ACCEPT})
-	}
 	if len(reflectors) > 0 {
-		const name = "serval-reflected"
-		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: name + "-from", List: reflectors})
-		req.Policies = append(req.Policies, &api.Policy{Name: name, Statements: []*api.Statement{{
-			Name: name,
+		from := importPolicy + "-from"
+		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: from, List: reflectors})
+		req.Policies[1].Statements = []*api.Statement{{
+			Name: importPolicy,
 			Conditions: &api.Conditions{
-				NeighborSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: name + "-from"},
+				NeighborSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: from},
 				NextHopInList: clients,
 			},
 			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
-		}}})
-		req.Assignments = append(req.Assignments, &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_IMPORT, Policies: []*api.Policy{{Name: name}}, DefaultAction: api.RouteAction_ACCEPT})
+		}}
 	}
 	return req, key, importFrom
 }

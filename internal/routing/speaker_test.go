@@ -459,7 +459,7 @@ func TestPolicies(t *testing.T) {
 			}
 			filters := 0
 			for _, p := range req.Policies {
-				if p.Name == "serval-reflected" {
+				if p.Name == importPolicy && len(p.Statements) > 0 {
 					filters++
 				}
 			}
@@ -468,4 +468,26 @@ func TestPolicies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpeakerNextHopMode: a BGPPeer's nextHopMode Self makes a reflector
+// put itself as the next hop of what it reflects to the peers it names,
+// while the peers of another BGPPeer (Auto) keep the originator's.
+func TestSpeakerNextHopMode(t *testing.T) {
+	c := newCluster(t, false)
+	c.addNode("rr", 61, map[string]string{"rr": "yes"}, "224.0.0.2")
+	c.addNode("a", 62, map[string]string{"group": "a"}, "")
+	c.addNode("b", 63, map[string]string{"group": "b"}, "")
+	c.addNode("d", 64, map[string]string{"group": "d"}, "")
+	c.peers = append(c.peers,
+		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "to-rr"}, Spec: api.BGPPeerSpec{NodeSelector: "all()", PeerSelector: "rr == 'yes'"}},
+		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "rr-to-ad"}, Spec: api.BGPPeerSpec{NodeSelector: "rr == 'yes'", PeerSelector: "group in {'a', 'd'}"}},
+		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "rr-to-b"}, Spec: api.BGPPeerSpec{NodeSelector: "rr == 'yes'", PeerSelector: "group == 'b'", NextHopMode: ptrTo("Self")}},
+	)
+	c.blocks["a"] = []netip.Prefix{netip.MustParsePrefix("10.65.62.0/26")}
+	rr, b, d := c.start("rr"), c.start("b"), c.start("d")
+	c.start("a")
+	eventually(t, 20*time.Second, established(rr, 3))
+	eventually(t, 10*time.Second, ribHas(b, "10.65.62.0/26", "127.0.0.61"))
+	eventually(t, 10*time.Second, ribHas(d, "10.65.62.0/26", "127.0.0.62"))
 }
