@@ -22,6 +22,13 @@
 // Problems with single resources are reported in Desired.Problems and do
 // not stop the rest.
 //
+// Two GoBGP policies, global because GoBGP has per-neighbor policies only
+// for route-server clients, carry per-peer behaviour: an export policy for
+// nextHopMode, and on a reflector an import policy that drops our own
+// clients' routes when a reflector of the same cluster reflects them back
+// (RFC 4456's CLUSTER_LIST check, which GoBGP does not do on receipt;
+// without it a reflector pair can keep a lost client's block for good).
+//
 // The Speaker owns its GoBGP server on one goroutine; methods send it
 // closures. It programs learned routes inside the IP pools, with ECMP over
 // paths equal up to the tie-breakers, and only ever touches unicast
