@@ -34,11 +34,13 @@ type entity struct {
 	namespace string // WEPs and NetworkSets
 	sa        string // a WEP's service account
 	orch      string // a WEP's orchestrator
-	own       map[string]string
+	own       map[string]string // shared (labelTable): never modify
 	profiles  []string
 	// labels is what selectors see: own labels over implicit, profile,
-	// namespace and service-account labels (see flatten).
-	labels map[string]string
+	// namespace and service-account labels (see flatten). Shared with
+	// every entity that sees the same (labelTable): never modify.
+	labels            map[string]string
+	ownRef, labelsRef *sharedLabels
 	nets   []netip.Prefix
 	ports  []namedPort
 	// sets are the active sets the entity is in.
@@ -102,7 +104,16 @@ func (g *Graph) flatten(e *entity) {
 	if e.sa != "" {
 		l[serviceAccountLbl] = e.sa
 	}
-	e.labels = l
+	prev := e.labelsRef
+	e.labels, e.labelsRef = g.labelSets.intern(l)
+	g.labelSets.release(prev)
+}
+
+// dropLabels gives back an entity's shared label maps.
+func (g *Graph) dropLabels(e *entity) {
+	g.labelSets.release(e.ownRef)
+	g.labelSets.release(e.labelsRef)
+	e.ownRef, e.labelsRef = nil, nil
 }
 
 // withPrefix adds prefix to a label unless the profile already carries it
@@ -173,14 +184,17 @@ func parseAddrOrPrefix(s string) (netip.Prefix, bool) {
 // not matched by selectors.
 func (g *Graph) entityFrom(obj api.Resource) *entity {
 	m := obj.GetObjectMeta()
-	e := &entity{key: api.KeyOf(obj), own: m.Labels}
+	e := &entity{key: api.KeyOf(obj)}
+	// What is kept of a remote endpoint is this entity alone, so it
+	// shares what repeats: the namespace and other names, label maps.
+	e.key.Namespace = intern(e.key.Namespace)
 	bad := func(what, v string) {
 		g.log.Warn("ignoring an invalid address", "resource", e.key.String(), "field", what, "value", v)
 	}
 	switch o := obj.(type) {
 	case *api.WorkloadEndpoint:
-		e.kind, e.namespace, e.sa, e.orch = kindWEP, m.Namespace, o.Spec.ServiceAccountName, o.Spec.Orchestrator
-		e.profiles = o.Spec.Profiles
+		e.kind, e.namespace, e.sa, e.orch = kindWEP, intern(m.Namespace), intern(o.Spec.ServiceAccountName), intern(o.Spec.Orchestrator)
+		e.profiles = internAll(o.Spec.Profiles)
 		for _, n := range o.Spec.IPNetworks {
 			if p, ok := parseAddrOrPrefix(n); ok {
 				e.nets = append(e.nets, p)
@@ -198,7 +212,7 @@ func (g *Graph) entityFrom(obj api.Resource) *entity {
 		}
 	case *api.HostEndpoint:
 		e.kind = kindHEP
-		e.profiles = o.Spec.Profiles
+		e.profiles = internAll(o.Spec.Profiles)
 		for _, ip := range o.Spec.ExpectedIPs {
 			if a, err := netip.ParseAddr(ip); err == nil {
 				e.nets = append(e.nets, memberPrefix(a.Unmap()))
@@ -215,7 +229,7 @@ func (g *Graph) entityFrom(obj api.Resource) *entity {
 			e.local, e.hep = true, o
 		}
 	case *api.NetworkSet:
-		e.kind, e.namespace = kindNetSet, m.Namespace
+		e.kind, e.namespace = kindNetSet, intern(m.Namespace)
 		e.nets = g.parseNets(e, o.Spec.Nets)
 	case *api.GlobalNetworkSet:
 		e.kind = kindNetSet
@@ -223,6 +237,7 @@ func (g *Graph) entityFrom(obj api.Resource) *entity {
 	default:
 		return nil
 	}
+	e.own, e.ownRef = g.labelSets.intern(m.Labels)
 	g.flatten(e)
 	return e
 }
@@ -248,6 +263,7 @@ func (g *Graph) onEntity(key api.Key, obj api.Resource) {
 	}
 	if old != nil {
 		g.unindex(old)
+		g.dropLabels(old)
 		if old.local {
 			g.dirtyLocal[key] = struct{}{}
 			g.changeProfileRefs(old.profiles, -1)

@@ -32,6 +32,8 @@ type Graph struct {
 	profiles map[string]*profile
 	tiers    map[string]*tier
 
+	// labelSets shares equal label maps between entities.
+	labelSets labelTable
 	// labelIdx indexes entities by label: key → value → entities.
 	labelIdx map[string]map[string]map[*entity]struct{}
 	// deps: profile name → the entities whose labels depend on it.
@@ -85,6 +87,7 @@ func New(hostname string, cb hoststate.Callbacks, log *slog.Logger) *Graph {
 		policies:      map[api.Key]*policy{},
 		profiles:      map[string]*profile{},
 		tiers:         map[string]*tier{},
+		labelSets:     labelTable{},
 		labelIdx:      map[string]map[string]map[*entity]struct{}{},
 		deps:          map[string]map[*entity]struct{}{},
 		sets:          map[string]*ipSet{},

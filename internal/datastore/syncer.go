@@ -231,6 +231,12 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 		s.setStatus(ResyncInProgress)
 	}
 	revs := map[string]int64{}
+	start, delivered := time.Now(), 0
+	defer func() {
+		if len(revs) == len(s.cfg.Kinds) {
+			s.log.Info("datastore listed", "kinds", len(revs), "changes", delivered, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}()
 	for _, kind := range s.cfg.Kinds {
 		s.pass++
 		var rev int64
@@ -246,6 +252,7 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 				}
 			}
 			if len(updates) > 0 {
+				delivered += len(updates)
 				s.cb.OnUpdates(updates)
 			}
 		}
@@ -281,6 +288,7 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 			}
 		}
 		if len(updates) > 0 {
+			delivered += len(updates)
 			s.cb.OnUpdates(updates)
 		}
 	}

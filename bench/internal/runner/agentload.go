@@ -239,10 +239,19 @@ func startAgent(ctx context.Context, bin, etcd, dir string) (*agent, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
+	// SERVALBENCH_AGENT_LOG=FILE keeps the agent's log, to see where its
+	// start goes; never set by make bench.
+	var logCopy io.Writer = io.Discard
+	if p := os.Getenv("SERVALBENCH_AGENT_LOG"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			logCopy = f
+		}
+	}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
+			fmt.Fprintf(logCopy, "%s %s\n", time.Now().Format("15:04:05.000"), sc.Text())
 			if strings.Contains(sc.Text(), "dataplane committed") {
 				select {
 				case ag.commits <- time.Now():
