@@ -31,9 +31,9 @@ type namedPort struct {
 type entity struct {
 	key       api.Key
 	kind      entityKind
-	namespace string // WEPs and NetworkSets
-	sa        string // a WEP's service account
-	orch      string // a WEP's orchestrator
+	namespace string            // WEPs and NetworkSets
+	sa        string            // a WEP's service account
+	orch      string            // a WEP's orchestrator
 	own       map[string]string // shared (labelTable): never modify
 	profiles  []string
 	// labels is what selectors see: own labels over implicit, profile,
@@ -41,8 +41,8 @@ type entity struct {
 	// every entity that sees the same (labelTable): never modify.
 	labels            map[string]string
 	ownRef, labelsRef *sharedLabels
-	nets   []netip.Prefix
-	ports  []namedPort
+	nets              []netip.Prefix
+	ports             []namedPort
 	// sets are the active sets the entity is in.
 	sets []*ipSet
 

@@ -28,7 +28,9 @@ func TestSharedLabels(t *testing.T) {
 		objs = append(objs, w)
 	}
 	g.OnUpdates(toUpdates(objs))
-	ent := func(name string) *entity { return g.entities[api.Key{Kind: "WorkloadEndpoint", Namespace: "prod", Name: name}] }
+	ent := func(name string) *entity {
+		return g.entities[api.Key{Kind: "WorkloadEndpoint", Namespace: "prod", Name: name}]
+	}
 	same := func(a, b map[string]string) bool {
 		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 	}
