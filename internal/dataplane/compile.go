@@ -191,22 +191,10 @@ func famIndex(fam int) int {
 	return 0
 }
 
-// singleMembers reports whether every member of ms in family fam is one
-// address (the set can then be a term).
-func singleMembers(ms map[hoststate.IPSetMember]struct{}, fam int) bool {
-	for m := range ms {
-		if m.Prefix.IsValid() && famOf(m.Prefix) == fam && !m.Prefix.IsSingleIP() {
-			return false
-		}
-	}
-	return true
-}
-
 // contribute computes one policy direction's contribution to a run.
-// members returns an IP set's members (false for an unknown set, which
-// matches nothing, as in renderRules; its terms then expand to nothing
-// until it appears).
-func contribute(rules []hoststate.Rule, inbound bool, members func(id string) (map[hoststate.IPSetMember]struct{}, bool)) *contribution {
+// sets returns an IP set (nil for an unknown set, which matches nothing,
+// as in renderRules; its terms then expand to nothing until it appears).
+func contribute(rules []hoststate.Rule, inbound bool, sets func(id string) *ipsetState) *contribution {
 	c := &contribution{}
 	for _, r := range rules {
 		_, ids, _ := peerSide(r, inbound)
@@ -237,8 +225,9 @@ func contribute(rules []hoststate.Rule, inbound bool, members func(id string) (m
 			var ranges []elem
 			switch {
 			case len(ids) == 1:
-				ms, ok := members(ids[0])
-				if !ok || singleMembers(ms, fam) {
+				st := sets(ids[0])
+				ok := st != nil
+				if !ok || st.ranges[fi] == 0 {
 					// Single ports become terms; only port ranges need
 					// the members copied (as boxes).
 					var portRanges []portRange
@@ -260,14 +249,14 @@ func contribute(rules []hoststate.Rule, inbound bool, members func(id string) (m
 						continue
 					}
 					ports = portRanges
-					for m := range ms {
+					for m := range st.members {
 						if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
 							ranges = append(ranges, elem{From: m.Prefix.Addr(), To: m.Prefix.Addr()})
 						}
 					}
 				} else {
 					var ps []netip.Prefix
-					for m := range ms {
+					for m := range st.members {
 						if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
 							ps = append(ps, m.Prefix)
 						}
@@ -317,18 +306,6 @@ func rangeElems(cs map[string]*contribution, fi int) map[elem]struct{} {
 		}
 	}
 	return out
-}
-
-// runElems computes the elements of a run's sets for one family from
-// scratch: exact ones (kindAddrPort*) and disjoint ranges (kindRun*).
-func runElems(rules []hoststate.Rule, inbound bool, fam int, members func(id string) (map[hoststate.IPSetMember]struct{}, bool)) (exact, ranges map[elem]struct{}) {
-	c := contribute(rules, inbound, members)
-	fi := famIndex(fam)
-	exact = map[elem]struct{}{}
-	for _, e := range c.exact[fi] {
-		exact[e] = struct{}{}
-	}
-	return exact, rangeElems(map[string]*contribution{"": c}, fi)
 }
 
 // disjoint turns boxes into non-overlapping boxes covering the same
@@ -692,13 +669,7 @@ func (d *Dataplane) refTerm(rs *runState, name string, fi int, t exactTerm, delt
 // sets by reference counts, element by element; the interval sets (rare,
 // small) from all boxes again.
 func (d *Dataplane) renderRuns() {
-	members := func(id string) (map[hoststate.IPSetMember]struct{}, bool) {
-		st := d.ipsets[id]
-		if st == nil {
-			return nil, false
-		}
-		return st.members, true
-	}
+	sets := func(id string) *ipsetState { return d.ipsets[id] }
 	for key, only := range d.rb.dirty {
 		rs := d.rb.runs[key]
 		if rs == nil {
@@ -736,7 +707,7 @@ func (d *Dataplane) renderRuns() {
 			if rs.inbound {
 				rules = pol.InboundRules
 			}
-			c := contribute(rules, rs.inbound, members)
+			c := contribute(rules, rs.inbound, sets)
 			old := rs.contrib[pk]
 			rs.contrib[pk] = c
 			// The new share first, then the old one out: what both hold

@@ -118,6 +118,23 @@ type Dataplane struct {
 type ipsetState struct {
 	typ     hoststate.IPSetType
 	members map[hoststate.IPSetMember]struct{}
+	// ranges counts the members per family (0: IPv4, 1: IPv6) that are
+	// more than one address: a set without any is a compiled run's term.
+	ranges [2]int
+}
+
+func (st *ipsetState) add(m hoststate.IPSetMember) {
+	st.members[m] = struct{}{}
+	if m.Prefix.IsValid() && !m.Prefix.IsSingleIP() {
+		st.ranges[famIndex(famOf(m.Prefix))]++
+	}
+}
+
+func (st *ipsetState) remove(m hoststate.IPSetMember) {
+	delete(st.members, m)
+	if m.Prefix.IsValid() && !m.Prefix.IsSingleIP() {
+		st.ranges[famIndex(famOf(m.Prefix))]--
+	}
 }
 
 // ApplyStats describes the last Apply, for metrics and benchmarks.
@@ -197,7 +214,9 @@ func (d *Dataplane) OnIPSetUpdate(s hoststate.IPSet) {
 	d.enqueue(func() {
 		st := &ipsetState{typ: s.Type, members: make(map[hoststate.IPSetMember]struct{}, len(s.Members))}
 		for _, m := range s.Members {
-			st.members[m] = struct{}{}
+			if _, dup := st.members[m]; !dup {
+				st.add(m)
+			}
 		}
 		old, known := d.ipsets[s.ID]
 		if !known {
@@ -238,13 +257,13 @@ func (d *Dataplane) OnIPSetDelta(id string, added, removed []hoststate.IPSetMemb
 		var gone, came []hoststate.IPSetMember
 		for _, m := range removed {
 			if _, ok := st.members[m]; ok {
-				delete(st.members, m)
+				st.remove(m)
 				gone = append(gone, m)
 			}
 		}
 		for _, m := range added {
 			if _, ok := st.members[m]; !ok {
-				st.members[m] = struct{}{}
+				st.add(m)
 				came = append(came, m)
 			}
 		}

@@ -47,7 +47,9 @@ type Interface interface {
 // datastore keeps no reference to a page once page has returned, so a
 // consumer that keeps only what it needs of each never holds the whole
 // kind at once (Syncer uses this for its lists). An error from page stops
-// the listing and is returned as it is.
+// the listing and is returned as it is. A wrapper that embeds a backend
+// to change what List does must change ListPages too, or Syncer bypasses
+// it.
 type Pager interface {
 	ListPages(ctx context.Context, opts ListOptions, page func(items []api.Resource, revision int64) error) (revision int64, err error)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/datastore/dstest"
 )
@@ -32,6 +33,14 @@ func (m *checkedMemory) List(ctx context.Context, opts datastore.ListOptions) (*
 		return nil, datastore.ErrUnavailable
 	}
 	return m.Memory.List(ctx, opts)
+}
+
+// ListPages fails too: the Syncer lists by pages when it can.
+func (m *checkedMemory) ListPages(ctx context.Context, opts datastore.ListOptions, page func([]api.Resource, int64) error) (int64, error) {
+	if m.down.Load() {
+		return 0, datastore.ErrUnavailable
+	}
+	return m.Memory.ListPages(ctx, opts, page)
 }
 
 type statusRecorder struct {
