@@ -238,42 +238,69 @@ func (k *etcdKV) get(ctx context.Context, key string) (*kvEntry, error) {
 	return &e, nil
 }
 
+// list reads the first page with a limit; when there is more, it reads
+// the keys of the rest (keys only, one request) and then each page as the
+// exact range between two of them. etcd counts every key from a range
+// request's start to its end whatever the limit, so paging by limit alone
+// walks the rest of the prefix once per page: at 100,000 endpoints in
+// pages of 1,000 that was most of the list's time on the server.
 func (k *etcdKV) list(ctx context.Context, prefix string, page func([]kvEntry, int64) error) (int64, error) {
 	end := clientv3.GetPrefixRangeEnd(prefix)
-	var rev int64
-	from := prefix
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(k.pageSize)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		// Each page gets the request timeout: a long list is many
+	get := func(from, to string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+		// Each request gets the request timeout: a long list is many
 		// requests, each of which must answer in time, however slowly
 		// the consumer takes the pages.
 		rctx, cancel := k.ctx(ctx)
-		resp, err := k.c.Get(rctx, from, opts...)
-		cancel()
+		defer cancel()
+		resp, err := k.c.Get(rctx, from, append(opts, clientv3.WithRange(to))...)
 		if err != nil {
-			return 0, k.err(ctx, err)
+			return nil, k.err(ctx, err)
 		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
+		return resp, nil
+	}
+	deliver := func(resp *clientv3.GetResponse, rev int64) error {
 		entries := make([]kvEntry, len(resp.Kvs))
 		for i, kv := range resp.Kvs {
 			entries[i] = toEntry(kv)
 		}
-		more := resp.More && len(resp.Kvs) > 0
-		if more {
-			from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-		}
-		if err := page(entries, rev); err != nil {
-			return 0, err
-		}
-		if !more {
+		return page(entries, rev)
+	}
+	first, err := get(prefix, end, clientv3.WithLimit(k.pageSize))
+	if err != nil {
+		return 0, err
+	}
+	rev := first.Header.Revision
+	if !first.More || len(first.Kvs) == 0 {
+		if len(first.Kvs) == 0 {
 			return rev, nil
 		}
+		return rev, deliver(first, rev)
 	}
+	from := string(first.Kvs[len(first.Kvs)-1].Key) + "\x00"
+	if err := deliver(first, rev); err != nil {
+		return 0, err
+	}
+	// The first key of each later page, and the end of the last; the
+	// keys themselves are not kept.
+	var bounds []string
+	if keys, err := get(from, end, clientv3.WithRev(rev), clientv3.WithKeysOnly()); err != nil {
+		return 0, err
+	} else if len(keys.Kvs) > 0 {
+		for i := 0; i < len(keys.Kvs); i += int(k.pageSize) {
+			bounds = append(bounds, string(keys.Kvs[i].Key))
+		}
+		bounds = append(bounds, string(keys.Kvs[len(keys.Kvs)-1].Key)+"\x00")
+	}
+	for i := 0; i+1 < len(bounds); i++ {
+		resp, err := get(bounds[i], bounds[i+1], clientv3.WithRev(rev))
+		if err != nil {
+			return 0, err
+		}
+		if err := deliver(resp, rev); err != nil {
+			return 0, err
+		}
+	}
+	return rev, nil
 }
 
 func (k *etcdKV) create(ctx context.Context, key string, val []byte) (int64, bool, error) {

@@ -103,6 +103,29 @@ func TestListPages(t *testing.T) {
 				t.Errorf("List = %v, want %v", all, w)
 			}
 
+			// Page boundaries: none, exactly one page, exactly two.
+			for _, tc := range []struct {
+				n    int
+				want []int
+			}{{0, nil}, {3, []int{3}}, {6, []int{3, 3}}} {
+				ns := fmt.Sprintf("size%d", tc.n)
+				for i := range tc.n {
+					if _, err := s.Create(ctx, netSet(ns, fmt.Sprintf("s%d", i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var sizes []int
+				if _, err := s.(datastore.Pager).ListPages(ctx, datastore.ListOptions{Kind: "NetworkSet", Namespace: ns}, func(items []api.Resource, _ int64) error {
+					sizes = append(sizes, len(items))
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(sizes, tc.want) {
+					t.Errorf("%d resources: pages %v, want %v", tc.n, sizes, tc.want)
+				}
+			}
+
 			stop := errors.New("consumer stops")
 			calls := 0
 			_, err = s.(datastore.Pager).ListPages(ctx, datastore.ListOptions{Kind: "NetworkSet"}, func([]api.Resource, int64) error {
