@@ -32,7 +32,7 @@ func TestWireLab(t *testing.T) {
 	needAgent(t)
 	name := labName(t, "wire")
 	start := time.Now()
-	l, _ := upLab(t, name, wireHosts)
+	l, opts := upLab(t, name, wireHosts)
 	t.Logf("up took %s", time.Since(start).Round(time.Millisecond))
 	ctx := context.Background()
 
@@ -70,6 +70,9 @@ func TestWireLab(t *testing.T) {
 		if err != nil || !ok {
 			t.Errorf("%s -> %s %s: allowed=%v err=%v, want allowed", p.from, p.to, p.proto, ok, err)
 		}
+	}
+	if out, code := servalLab(t, opts, name, "status"); code != 0 || !strings.Contains(out, "veth eth0 between host1 and host2") {
+		t.Errorf("status (exit %d) does not show the wire:\n%s", code, out)
 	}
 	if err := l.HostLink(ctx, "host2", false); err == nil || !strings.Contains(err.Error(), "wire") {
 		t.Errorf("HostLink on a wire lab: %v, want an error saying there is no bridge", err)
