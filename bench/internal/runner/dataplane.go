@@ -61,6 +61,9 @@ func (s *Suite) labUp(ctx context.Context, part, topo string, manifests map[stri
 	if t.Router != nil {
 		router = "router " + t.Router.Kind
 	}
+	if t.Wire() {
+		router = "one veth wire between the hosts, " + router
+	}
 	s.Report.Command(part, fmt.Sprintf("serval-lab up -f topology.yaml   # %d hosts, %d workloads, %s, embedded etcd", len(t.Hosts), len(t.Workloads), router))
 	start := time.Now()
 	l, err := lab.Up(ctx, t, opts)
