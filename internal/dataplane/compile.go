@@ -163,7 +163,7 @@ type box struct {
 // with one protocol and one port. A run keeps terms rather than their
 // elements, so that a policy whose rule names a set of 2,000 endpoints
 // costs one term, not 2,000 elements (times every policy of the run);
-// the elements live once, in the run's set, counted by exactRef.
+// the elements live once, in the run's set.
 type exactTerm struct {
 	set   string
 	proto uint8
@@ -422,14 +422,25 @@ type runState struct {
 	pols    []hoststate.PolicyID
 	users   map[string]bool // endpoint keys whose chains test it
 	// contrib holds each policy's share of the sets; termRef how many
-	// policies hold each term and exactRef how many live terms and own
-	// elements give each exact element (per family), so that a policy or
-	// IP set change recomputes and rewrites only its own share, and an IP
-	// set's member changes go straight to the elements of its terms.
+	// policies hold each term, termSets the sets of the live terms by
+	// protocol and port, and ownRef how many policies hold each element
+	// of their own (per family), so that a policy or IP set change
+	// recomputes and rewrites only its own share, and an IP set's member
+	// changes go straight to the elements of its terms. An exact element
+	// is in the run's set while a policy holds it or a live term's set
+	// holds its address: elements are not counted one by one, which at
+	// 200,000 elements would be another map as big as the set.
 	contrib  map[string]*contribution
 	termRef  [2]map[exactTerm]int
-	exactRef [2]map[elem]int
+	termSets [2]map[protoPort]map[string]struct{}
+	ownRef   [2]map[elem]int
 	setIDs   []string // union of the contributions' IP sets, sorted
+}
+
+// protoPort is the protocol and port of an exact element.
+type protoPort struct {
+	proto uint8
+	port  uint16
 }
 
 // runBook is the Dataplane's bookkeeping of compiled runs.
@@ -594,7 +605,7 @@ func (d *Dataplane) runMembersChanged(id string, added, removed []hoststate.IPSe
 				}
 				for _, m := range removed {
 					if m.Prefix.IsValid() && famOf(m.Prefix) == fam && m.Prefix.IsSingleIP() {
-						d.refExact(rs, name, fi, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port}, -1)
+						d.dropRunElem(rs, name, fi, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port})
 					}
 				}
 				for _, m := range added {
@@ -605,7 +616,7 @@ func (d *Dataplane) runMembersChanged(id string, added, removed []hoststate.IPSe
 						ranged = true
 						continue
 					}
-					d.refExact(rs, name, fi, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port}, +1)
+					d.addRunElem(name, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port})
 				}
 			}
 		}
@@ -620,21 +631,50 @@ func (d *Dataplane) runMembersChanged(id string, added, removed []hoststate.IPSe
 	}
 }
 
-// refExact counts one more or one less source of an exact element of a
-// run; the element is in the run's set while it has any.
-func (d *Dataplane) refExact(rs *runState, name string, fi int, e elem, delta int) {
-	n := rs.exactRef[fi][e] + delta
-	switch {
-	case n > 0:
-		rs.exactRef[fi][e] = n
-		if n == delta { // was absent
-			d.sets[name].Elems[e] = struct{}{}
-			d.dirtySets[name] = true
-		}
-	default:
-		delete(rs.exactRef[fi], e)
-		delete(d.sets[name].Elems, e)
+// addRunElem puts an exact element in a run's set.
+func (d *Dataplane) addRunElem(name string, e elem) {
+	set := d.sets[name]
+	if _, ok := set.Elems[e]; !ok {
+		set.Elems[e] = struct{}{}
 		d.dirtySets[name] = true
+	}
+}
+
+// dropRunElem takes an exact element out of a run's set unless something
+// else still holds it: a policy's own element, or a live term whose set
+// has its address (the caller has already updated what it changed).
+func (d *Dataplane) dropRunElem(rs *runState, name string, fi int, e elem) {
+	if rs.ownRef[fi][e] > 0 {
+		return
+	}
+	m := hoststate.IPSetMember{Prefix: netip.PrefixFrom(e.From, e.From.BitLen())}
+	for id := range rs.termSets[fi][protoPort{e.Proto, e.Port}] {
+		if st := d.ipsets[id]; st != nil {
+			if _, ok := st.members[m]; ok {
+				return
+			}
+		}
+	}
+	set := d.sets[name]
+	if _, ok := set.Elems[e]; ok {
+		delete(set.Elems, e)
+		d.dirtySets[name] = true
+	}
+}
+
+// refOwn counts one more or one less policy holding an element of its
+// own.
+func (d *Dataplane) refOwn(rs *runState, name string, fi int, e elem, delta int) {
+	n := rs.ownRef[fi][e] + delta
+	if n > 0 {
+		rs.ownRef[fi][e] = n
+	} else {
+		delete(rs.ownRef[fi], e)
+	}
+	if delta > 0 {
+		d.addRunElem(name, e)
+	} else if n <= 0 {
+		d.dropRunElem(rs, name, fi, e)
 	}
 }
 
@@ -650,6 +690,7 @@ func (d *Dataplane) refTerm(rs *runState, name string, fi int, t exactTerm, delt
 	if (delta > 0 && n != delta) || (delta < 0 && n > 0) {
 		return // held before and after
 	}
+	addOrDelSet(rs.termSets[fi], protoPort{t.proto, t.port}, t.set, delta > 0)
 	st := d.ipsets[t.set]
 	if st == nil {
 		return
@@ -659,9 +700,29 @@ func (d *Dataplane) refTerm(rs *runState, name string, fi int, t exactTerm, delt
 		fam = v6
 	}
 	for m := range st.members {
-		if m.Prefix.IsValid() && famOf(m.Prefix) == fam && m.Prefix.IsSingleIP() {
-			d.refExact(rs, name, fi, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port}, delta)
+		if !m.Prefix.IsValid() || famOf(m.Prefix) != fam || !m.Prefix.IsSingleIP() {
+			continue
 		}
+		e := elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port}
+		if delta > 0 {
+			d.addRunElem(name, e)
+		} else {
+			d.dropRunElem(rs, name, fi, e)
+		}
+	}
+}
+
+func addOrDelSet(idx map[protoPort]map[string]struct{}, k protoPort, v string, add bool) {
+	if add {
+		if idx[k] == nil {
+			idx[k] = map[string]struct{}{}
+		}
+		idx[k][v] = struct{}{}
+		return
+	}
+	delete(idx[k], v)
+	if len(idx[k]) == 0 {
+		delete(idx, k)
 	}
 }
 
@@ -680,7 +741,8 @@ func (d *Dataplane) renderRuns() {
 			// From scratch: new sets, all policies.
 			rs.contrib = map[string]*contribution{}
 			rs.termRef = [2]map[exactTerm]int{{}, {}}
-			rs.exactRef = [2]map[elem]int{{}, {}}
+			rs.termSets = [2]map[protoPort]map[string]struct{}{{}, {}}
+			rs.ownRef = [2]map[elem]int{{}, {}}
 			pols := make([]string, len(rs.pols))
 			for i, p := range rs.pols {
 				pols[i] = p.Name
@@ -717,7 +779,7 @@ func (d *Dataplane) renderRuns() {
 					d.refTerm(rs, names[fi], fi, t, +1)
 				}
 				for _, e := range c.exact[fi] {
-					d.refExact(rs, names[fi], fi, e, +1)
+					d.refOwn(rs, names[fi], fi, e, +1)
 				}
 			}
 			if old != nil {
@@ -726,7 +788,7 @@ func (d *Dataplane) renderRuns() {
 						d.refTerm(rs, names[fi], fi, t, -1)
 					}
 					for _, e := range old.exact[fi] {
-						d.refExact(rs, names[fi], fi, e, -1)
+						d.refOwn(rs, names[fi], fi, e, -1)
 					}
 				}
 			}

@@ -156,7 +156,10 @@ func TestRunIncrementalMatchesScratch(t *testing.T) {
 	members := func() []hoststate.IPSetMember {
 		var ms []hoststate.IPSetMember
 		for i := rng.IntN(4); i >= 0; i-- {
-			ms = append(ms, hoststate.IPSetMember{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(rng.IntN(6))}), 32)})
+			// Up to 10.1.0.9: past the /29 below, so that a set holding
+			// the range also gives single-address elements of its own,
+			// which other sets' terms may give too.
+			ms = append(ms, hoststate.IPSetMember{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(rng.IntN(10))}), 32)})
 		}
 		if rng.IntN(4) == 0 {
 			ms = append(ms, hoststate.IPSetMember{Prefix: pfx("10.1.0.0/29")[0]})

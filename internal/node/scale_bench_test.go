@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"testing"
@@ -132,6 +133,13 @@ func BenchmarkColdSync(b *testing.B) {
 		runtime.GC()
 		var after runtime.MemStats
 		runtime.ReadMemStats(&after)
+		if p := os.Getenv("SERVAL_BENCH_HEAPPROFILE"); p != "" {
+			// What stays in use once programmed, for go tool pprof.
+			if f, err := os.Create(p); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 		cancel()
 		b.ReportMetric(took.Seconds(), "s-to-programmed")
 		b.ReportMetric(float64(peak-min(peak, base.HeapInuse))/(1<<20), "peak-heap-MiB")
