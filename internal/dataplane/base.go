@@ -17,6 +17,9 @@ type baseInputs struct {
 	// wildcard: for each host endpoint map, the chain of the "*" host
 	// endpoint ("" when there is none).
 	wildcard map[string]string
+	// used: the host endpoint maps that dispatch to at least one chain
+	// (an interface's entry or a wildcard).
+	used map[string]bool
 }
 
 func prefixesOf(cfg hoststate.Config) []string {
@@ -109,20 +112,28 @@ func renderBase(in baseInputs) []*chain {
 	outp.Rules = append(outp.Rules, failsafeRules(cfg.FailsafeOutboundHostPorts, true)...)
 	outp.Rules = append(outp.Rules, hepDispatch(mapHepOut, true)...)
 
+	// The preDNAT and raw (doNotTrack) chains exist for host endpoint
+	// policy of those kinds only. Every packet the host forwards crosses
+	// them, established ones too in raw (it runs before conntrack), so
+	// they stay empty while no host endpoint has such policy: the failsafe
+	// rules in them only guard against that policy.
 	pre := &chain{Name: chainPrerouting, Base: &hook{Hook: "prerouting", Type: "filter", Priority: -150}}
-	pre.Rules = append(pre.Rules, ctFirst[0])
-	pre.Rules = append(pre.Rules, failsafeRules(cfg.FailsafeInboundHostPorts, false)...)
-	pre.Rules = append(pre.Rules, hepDispatch(mapHepPreDNAT, false)...)
-
-	rawPre := &chain{Name: chainRawPre, Base: &hook{Hook: "prerouting", Type: "filter", Priority: -300}}
-	rawPre.Rules = append(rawPre.Rules, failsafeRules(cfg.FailsafeInboundHostPorts, false)...)
-	rawPre.Rules = append(rawPre.Rules, hepDispatch(mapHepRawIn, false)...)
-	rawPre.Rules = append(rawPre.Rules, rule{Stmts: []stmt{mMark{Mask: MarkAccept, Value: MarkAccept}, sNotrack{}, vAccept}})
-
-	rawOut := &chain{Name: chainRawOut, Base: &hook{Hook: "output", Type: "filter", Priority: -300}}
-	rawOut.Rules = append(rawOut.Rules, failsafeRules(cfg.FailsafeOutboundHostPorts, true)...)
-	rawOut.Rules = append(rawOut.Rules, hepDispatch(mapHepRawOut, true)...)
-	rawOut.Rules = append(rawOut.Rules, rule{Stmts: []stmt{mMark{Mask: MarkAccept, Value: MarkAccept}, sNotrack{}, vAccept}})
+	if in.used[mapHepPreDNAT] {
+		pre.Rules = append(pre.Rules, ctFirst[0])
+		pre.Rules = append(pre.Rules, failsafeRules(cfg.FailsafeInboundHostPorts, false)...)
+		pre.Rules = append(pre.Rules, hepDispatch(mapHepPreDNAT, false)...)
+	}
+	raw := func(name, hookName, mapName string, failsafe []hoststate.ProtoPort, out bool) *chain {
+		c := &chain{Name: name, Base: &hook{Hook: hookName, Type: "filter", Priority: -300}}
+		if in.used[mapName] {
+			c.Rules = append(c.Rules, failsafeRules(failsafe, out)...)
+			c.Rules = append(c.Rules, hepDispatch(mapName, out)...)
+			c.Rules = append(c.Rules, rule{Stmts: []stmt{mMark{Mask: MarkAccept, Value: MarkAccept}, sNotrack{}, vAccept}})
+		}
+		return c
+	}
+	rawPre := raw(chainRawPre, "prerouting", mapHepRawIn, cfg.FailsafeInboundHostPorts, false)
+	rawOut := raw(chainRawOut, "output", mapHepRawOut, cfg.FailsafeOutboundHostPorts, true)
 
 	nat := &chain{Name: chainNATPost, Base: &hook{Hook: "postrouting", Type: "nat", Priority: 100}}
 	for _, f := range []struct {

@@ -917,6 +917,10 @@ func (d *Dataplane) renderBaseChains() {
 			in.wildcard[m] = w[keys[0]]
 		}
 	}
+	in.used = map[string]bool{}
+	for _, m := range allMaps {
+		in.used[m] = in.wildcard[m] != "" || len(d.sets[m].Elems) > 0
+	}
 	for _, c := range renderBase(in) {
 		d.putChain(c)
 	}
