@@ -82,6 +82,45 @@ func needRoot() error {
 	return nil
 }
 
+// runE is a cobra command's RunE.
+type runE = func(cmd *cobra.Command, args []string) error
+
+// asRoot refuses (exit status 2) before run when this process is not root.
+func asRoot(run runE) runE {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := needRoot(); err != nil {
+			return err
+		}
+		return run(cmd, args)
+	}
+}
+
+// onLab is the RunE of a command that acts on a running lab: as root, it
+// opens the lab (--name, or the only one) and hands it to run, so that
+// each command says only what is its own. A lab that does not open exits
+// with openFail: 1 like any failure, but 2 for the commands whose exit 1
+// is an answer (probe: denied, matrix: differs).
+func (c *cliOpts) onLab(openFail int, run func(cmd *cobra.Command, l *Lab, args []string) error) runE {
+	return asRoot(func(cmd *cobra.Command, args []string) error {
+		l, err := c.open()
+		if err != nil {
+			return &ExitError{Code: openFail, Err: err}
+		}
+		return run(cmd, l, args)
+	})
+}
+
+// execIn replaces this process with argv run in network namespace ns:
+// the command gets the terminal, the signals and the exit status, with
+// nothing in between. It returns only on failure.
+func execIn(ns string, argv ...string) error {
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		return &ExitError{Code: 2, Err: fmt.Errorf("finding ip: %w", err)}
+	}
+	return &ExitError{Code: 2, Err: syscall.Exec(ip, append([]string{"ip", "netns", "exec", ns}, argv...), os.Environ())}
+}
+
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	c := &cliOpts{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
@@ -121,10 +160,7 @@ func upCmd(c *cliOpts) *cobra.Command {
 		Use:   "up -f TOPOLOGY.yaml",
 		Short: "build the lab a topology file describes; returns when every host is ready",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
+		RunE: asRoot(func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return &ExitError{Code: 2, Err: errors.New("up needs -f TOPOLOGY.yaml")}
 			}
@@ -151,7 +187,7 @@ func upCmd(c *cliOpts) *cobra.Command {
 				fmt.Fprintln(c.stdout, "note: serval-node is not built yet: no BGP, no policy, no cross-host routing in this lab")
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file")
 	cmd.Flags().BoolVar(&keep, "keep-on-error", false, "leave a lab that failed to come up in place for inspection")
@@ -163,10 +199,7 @@ func downCmd(c *cliOpts) *cobra.Command {
 		Use:   "down",
 		Short: "remove everything a lab made (processes, namespaces, veths, files), even after a crash",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
+		RunE: asRoot(func(cmd *cobra.Command, _ []string) error {
 			name := c.name
 			if name == "" {
 				names, err := List(c.options())
@@ -183,7 +216,7 @@ func downCmd(c *cliOpts) *cobra.Command {
 			}
 			fmt.Fprintln(c.stdout, "lab removed")
 			return nil
-		},
+		}),
 	}
 }
 
@@ -192,16 +225,9 @@ func statusCmd(c *cliOpts) *cobra.Command {
 		Use:   "status",
 		Short: "show hosts, workloads, the datastore, the router and BGP sessions",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return err
-			}
+		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, _ []string) error {
 			return l.Status(cmd.Context(), c.stdout)
-		},
+		}),
 	}
 }
 
@@ -228,27 +254,13 @@ func execCmd(c *cliOpts) *cobra.Command {
 		Use:   "exec NAME -- CMD [ARG...]",
 		Short: "run a command in the namespace of a host, workload, the router, 'datastore' or 'fabric'",
 		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return err
-			}
+		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
 			ns := l.Netns(args[0])
 			if !netnsExists(ns) {
 				return &ExitError{Code: 2, Err: fmt.Errorf("%q is not a member of lab %s (no namespace %s)", args[0], l.Name, ns)}
 			}
-			ip, err := exec.LookPath("ip")
-			if err != nil {
-				return &ExitError{Code: 2, Err: fmt.Errorf("finding ip: %w", err)}
-			}
-			// Replace this process: the command gets the terminal, the
-			// signals and the exit status, with nothing in between.
-			argv := append([]string{"ip", "netns", "exec", ns}, args[1:]...)
-			return &ExitError{Code: 2, Err: syscall.Exec(ip, argv, os.Environ())}
-		},
+			return execIn(ns, args[1:]...)
+		}),
 	}
 }
 
@@ -267,14 +279,7 @@ func probeCmd(c *cliOpts) *cobra.Command {
 reach it from FROM, and prints "allowed" (exit 0) or "denied" (exit 1): refused, unreachable
 and no answer within --timeout all count as denied. An error is exit status 2.`,
 		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
+		RunE: c.onLab(2, func(cmd *cobra.Command, l *Lab, args []string) error {
 			ok, err := l.Probe(cmd.Context(), args[0], args[1], spec)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
@@ -286,7 +291,7 @@ and no answer within --timeout all count as denied. An error is exit status 2.`,
 			}
 			fmt.Fprintf(c.stdout, "denied: %s -> %s %s\n", args[0], args[1], s)
 			return &ExitError{Code: 1}
-		},
+		}),
 	}
 	probeFlags(cmd, &spec, 2*time.Second)
 	cmd.Flags().BoolVar(&spec.NoListener, "no-listener", false, "do not start a listener in TO (then only something already listening answers)")
@@ -302,14 +307,7 @@ func matrixCmd(c *cliOpts) *cobra.Command {
 		Long: `matrix probes every ordered pair of workloads. With --expect FILE (a table in the same
 format, cells allow, deny or -) it exits 1 and names every cell that differs.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
+		RunE: c.onLab(2, func(cmd *cobra.Command, l *Lab, _ []string) error {
 			var want map[[2]string]bool
 			if expect != "" {
 				data, err := os.ReadFile(expect)
@@ -332,7 +330,7 @@ format, cells allow, deny or -) it exits 1 and names every cell that differs.`,
 				fmt.Fprintf(c.stdout, "as expected (%s)\n", expect)
 			}
 			return nil
-		},
+		}),
 	}
 	probeFlags(cmd, &spec, time.Second)
 	cmd.Flags().StringVar(&expect, "expect", "", "file with the expected table; exit 1 when the lab differs")
@@ -346,14 +344,7 @@ func addWorkloadCmd(c *cliOpts) *cobra.Command {
 		Use:   "add-workload NAME --host HOST [--address IP] [--namespace NS] [--label K=V]... [--profile P]...",
 		Short: "add a workload to a running lab, through serval-cni",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return err
-			}
+		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
 			w.Name = args[0]
 			for _, kv := range labels {
 				k, v, ok := strings.Cut(kv, "=")
@@ -370,7 +361,7 @@ func addWorkloadCmd(c *cliOpts) *cobra.Command {
 			}
 			fmt.Fprintf(c.stdout, "workload %s added on %s with address %s\n", w.Name, w.Host, l.State.Workloads[w.Name].IP)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&w.Host, "host", "", "host to run it on")
 	cmd.Flags().StringVar(&w.Address, "address", "", "static address (default: from IPAM)")
@@ -385,20 +376,13 @@ func deleteWorkloadCmd(c *cliOpts) *cobra.Command {
 		Use:   "delete-workload NAME",
 		Short: "remove a workload from a running lab, through serval-cni",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return err
-			}
+		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
 			if err := l.DeleteWorkload(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "workload %s deleted\n", args[0])
 			return nil
-		},
+		}),
 	}
 }
 
@@ -418,14 +402,8 @@ func processCmd(c *cliOpts, use, short, what string,
 		Short:     short,
 		Args:      cobra.ExactArgs(2),
 		ValidArgs: []string{"stop", "kill", "start"},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return err
-			}
+		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
+			var err error
 			switch args[0] {
 			case "stop":
 				err = stop(l, args[1], false)
@@ -441,7 +419,7 @@ func processCmd(c *cliOpts, use, short, what string,
 			}
 			fmt.Fprintf(c.stdout, "%s %s: %s done\n", what, args[1], args[0])
 			return nil
-		},
+		}),
 	}
 }
 
@@ -450,20 +428,8 @@ func servalctlCmd(c *cliOpts) *cobra.Command {
 		Use:                "servalctl ARGS...",
 		Short:              "run servalctl against the lab's datastore (e.g. serval-lab servalctl apply -f policy.yaml)",
 		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return err
-			}
-			ip, err := exec.LookPath("ip")
-			if err != nil {
-				return &ExitError{Code: 2, Err: fmt.Errorf("finding ip: %w", err)}
-			}
-			argv := append([]string{"ip", "netns", "exec", l.Netns("datastore"), l.bin("servalctl"), "--etcd-endpoints", l.State.EtcdEndpoint}, args...)
-			return &ExitError{Code: 2, Err: syscall.Exec(ip, argv, os.Environ())}
-		},
+		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
+			return execIn(l.Netns("datastore"), append([]string{l.bin("servalctl"), "--etcd-endpoints", l.State.EtcdEndpoint}, args...)...)
+		}),
 	}
 }

@@ -20,25 +20,15 @@ func linkCmd(c *cliOpts) *cobra.Command {
 		Use:   "link down|up HOST",
 		Short: "take a host's fabric link down (its cable pulled) or up again",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needRoot(); err != nil {
-				return err
-			}
-			l, err := c.open()
-			if err != nil {
-				return err
-			}
-			switch args[0] {
-			case "down", "up":
-				err = l.HostLink(cmd.Context(), args[1], args[0] == "up")
-			default:
+		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
+			if args[0] != "down" && args[0] != "up" {
 				return &ExitError{Code: 2, Err: fmt.Errorf("%q: want down or up", args[0])}
 			}
-			if err != nil {
+			if err := l.HostLink(cmd.Context(), args[1], args[0] == "up"); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "fabric link of %s is %s\n", args[1], args[0])
 			return nil
-		},
+		}),
 	}
 }
