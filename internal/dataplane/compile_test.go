@@ -237,3 +237,49 @@ func TestRunIncrementalMatchesScratch(t *testing.T) {
 		}
 	}
 }
+
+// TestIPSetOnlyWhileTested: an IP set that only compiled runs use is not
+// in the kernel (its members are in the runs' sets); it comes, before
+// the rule, with the first chain that tests it, and goes with the last.
+func TestIPSetOnlyWhileTested(t *testing.T) {
+	d := newTestDP(t)
+	d.OnIPSetUpdate(hoststate.IPSet{ID: "a", Type: hoststate.IPSetNets, Members: []hoststate.IPSetMember{{Prefix: pfx("10.1.0.1/32")[0]}}})
+	compiled := hoststate.Rule{Action: hoststate.Allow, Protocol: u8(tcp), SrcIPSetIDs: []string{"a"}, DstPorts: []hoststate.PortRange{{First: 80, Last: 80}}, ID: "r0"}
+	d.OnPolicyUpdate(inPolicy("default", "p1", compiled))
+	d.OnWorkloadEndpointUpdate(wep("ns/w1", "cali1", pfx("10.65.0.1/32"), []hoststate.TierPolicies{tierIn("default", hoststate.Deny, pid("default", "p1"))}))
+	d.OnInSync()
+	d.apply(t)
+	name := ipSetName("a", v4)
+	if dump := d.Dump(); strings.Contains(dump, name) || !strings.Contains(dump, "10.1.0.1 . tcp . 80") {
+		t.Fatalf("set a, used only by a compiled run: want it out of the kernel and its member in the run\n%s", dump)
+	}
+
+	// p2 has a Log rule: it does not compile, its chain tests the set.
+	d.OnPolicyUpdate(inPolicy("default", "p2", hoststate.Rule{Action: hoststate.Log, SrcIPSetIDs: []string{"a"}, ID: "l"}))
+	d.OnWorkloadEndpointUpdate(wep("ns/w1", "cali1", pfx("10.65.0.1/32"), []hoststate.TierPolicies{tierIn("default", hoststate.Deny, pid("default", "p1"), pid("default", "p2"))}))
+	d.apply(t)
+	ops := d.lastOps()
+	addSet := slices.Index(ops, "add set "+name)
+	addElems := slices.IndexFunc(ops, func(o string) bool {
+		return strings.HasPrefix(o, "add element "+name) && strings.Contains(o, "10.1.0.1")
+	})
+	addRule := slices.IndexFunc(ops, func(o string) bool { return strings.HasPrefix(o, "add rule") && strings.Contains(o, "@"+name) })
+	if addSet < 0 || addElems < 0 || addRule < 0 || addSet > addRule || addElems > addRule {
+		t.Fatalf("a chain starts testing set a: want the set and its member added before the rule, ops:\n%s", strings.Join(ops, "\n"))
+	}
+
+	d.OnIPSetDelta("a", []hoststate.IPSetMember{{Prefix: pfx("10.1.0.2/32")[0]}}, nil)
+	d.apply(t)
+	if ops := d.lastOps(); !slices.ContainsFunc(ops, func(o string) bool {
+		return strings.HasPrefix(o, "add element "+name) && strings.Contains(o, "10.1.0.2")
+	}) {
+		t.Errorf("a member added while the set is tested: ops %q, want it added to %s", ops, name)
+	}
+
+	d.OnPolicyRemove(pid("default", "p2"))
+	d.OnWorkloadEndpointUpdate(wep("ns/w1", "cali1", pfx("10.65.0.1/32"), []hoststate.TierPolicies{tierIn("default", hoststate.Deny, pid("default", "p1"))}))
+	d.apply(t)
+	if dump := d.Dump(); strings.Contains(dump, name) {
+		t.Errorf("no chain tests set a any more: want it out of the kernel\n%s", dump)
+	}
+}
