@@ -1,6 +1,8 @@
-// Package testbin builds Serval's commands for tests that run the real
-// binaries (the lab-based packages under test/), so that each of them does
-// not carry its own copy of the build step.
+// Package testbin runs real processes for tests: it builds Serval's
+// commands for the tests that run the real binaries (the lab-based
+// packages under test/), and starts the test binary again as worker
+// processes (Worker) for tests that need several at once, so that each
+// package does not carry its own copy of either.
 //
 // Use, from a TestMain:
 //
@@ -28,13 +30,22 @@ func Build(prefix string, cmds ...string) (repo, dir string, err error) {
 	if dir, err = os.MkdirTemp("", prefix+"-bin-"); err != nil {
 		return "", "", err
 	}
-	build := exec.Command("go", append([]string{"build", "-o", dir + "/"}, cmds...)...)
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
+	if err := GoBuild(repo, dir+"/", cmds...); err != nil {
 		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("building %s: %w\n%s", strings.Join(cmds, " "), err, out)
+		return "", "", err
 	}
 	return repo, dir, nil
+}
+
+// GoBuild runs go build -o out pkgs... in the repository root repo: out is
+// a directory when it ends in "/", else the one binary's file name.
+func GoBuild(repo, out string, pkgs ...string) error {
+	build := exec.Command("go", append([]string{"build", "-o", out}, pkgs...)...)
+	build.Dir = repo
+	if msg, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %w\n%s", strings.Join(pkgs, " "), err, msg)
+	}
+	return nil
 }
 
 // Root is the repository root: the nearest directory above the working

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/servalnet/serval/internal/testbin"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -22,44 +21,25 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/servalnet/serval/internal/lab"
+	"github.com/servalnet/serval/internal/labtest"
 	"github.com/servalnet/serval/internal/netconst"
 	"github.com/servalnet/serval/internal/node"
 )
 
 var (
-	binDir  string // serval-node, servalctl, serval, serval-ipam, built once
-	repo    string
-	buildOK bool
+	binDir string // serval-node, servalctl, serval, serval-ipam, built once
+	repo   string
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		return m.Run() // every test skips
-	}
+func TestMain(m *testing.M) {
 	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-node"}
-	var dir string
-	var err error
-	if repo, dir, err = testbin.Build("serval-bgp", cmds...); err != nil {
-		fmt.Fprintf(os.Stderr, "bgp: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	buildOK = true
-	return m.Run()
+	os.Exit(labtest.Main(m, "bgp", cmds, func(dir, root string) error {
+		binDir, repo = dir, root
+		return nil
+	}))
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the lab creates network namespaces")
-	}
-	if !buildOK {
-		t.Fatal("the binaries were not built")
-	}
-}
+var needRoot = labtest.NeedRoot
 
 // labName is "bgp" + base + a random suffix: labs of parallel runs and of
 // other people never share a namespace.
@@ -67,14 +47,6 @@ func labName(base string) string {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	return "bgp" + base + hex.EncodeToString(b)
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // upLab brings up topo (YAML without the name) with manifests from
@@ -85,35 +57,15 @@ func upLab(t *testing.T, base, topo string, manifests ...string) *lab.Lab {
 	t.Helper()
 	name := labName(base)
 	var b strings.Builder
-	fmt.Fprintf(&b, "name: %s\n%s", name, topo)
+	b.WriteString(topo)
 	if len(manifests) > 0 {
 		b.WriteString("manifests:\n")
 		for _, m := range manifests {
 			fmt.Fprintf(&b, "  - %s\n", filepath.Join(repo, "test", "bgp", "testdata", m))
 		}
 	}
-	tp, err := lab.ParseTopology(name+".yaml", []byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := lab.Options{
-		BinDir: binDir,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
-	t.Cleanup(func() {
-		if err := lab.Down(context.Background(), name, lab.Options{Logger: slog.New(slog.DiscardHandler)}); err != nil {
-			t.Errorf("removing lab %s: %v", name, err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	start := time.Now()
-	l, err := lab.Up(ctx, tp, opts)
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Logf("lab %s up in %s", name, time.Since(start).Round(time.Millisecond))
-	return l
+	opts := lab.Options{BinDir: binDir, Logger: labtest.Logger(t, slog.LevelWarn)}
+	return labtest.Up(t, name, b.String(), opts, 90*time.Second)
 }
 
 // status is `servalctl node status -o json` on host, as an operator runs it.

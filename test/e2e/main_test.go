@@ -5,10 +5,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"github.com/servalnet/serval/internal/testbin"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +14,8 @@ import (
 	"time"
 
 	"github.com/servalnet/serval/internal/lab"
+	"github.com/servalnet/serval/internal/labtest"
+	"github.com/servalnet/serval/internal/testbin"
 )
 
 var (
@@ -24,61 +23,36 @@ var (
 	// fakeBinDir has the same binaries, with test/e2e/fakeagent as serval-node.
 	fakeBinDir string
 	repo       string // repository root
-	buildOK    bool
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-lab", "./cmd/serval-node"}
+	os.Exit(labtest.Main(m, "e2e", cmds, func(dir, root string) error {
+		binDir, repo = dir, root
+		return makeFakeBinDir()
+	}))
 }
 
-func run(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		return m.Run() // every test skips
-	}
-	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-lab", "./cmd/serval-node"}
-	start := time.Now()
-	var dir string
-	var err error
-	if repo, dir, err = testbin.Build("serval-e2e", cmds...); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	fmt.Fprintf(os.Stderr, "e2e: built %s in %s\n", strings.Join(cmds, " "), time.Since(start).Round(100*time.Millisecond))
-	// A second directory where serval-node is the fake agent, for the
-	// agent-control test, which must not wait for the real one.
-	fakeBinDir = filepath.Join(dir, "fake")
+// makeFakeBinDir makes fakeBinDir, where serval-node is the fake agent,
+// for the agent-control test, which must not wait for the real one.
+func makeFakeBinDir() error {
+	fakeBinDir = filepath.Join(binDir, "fake")
 	if err := os.Mkdir(fakeBinDir, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	for _, b := range []string{"servalctl", "serval", "serval-ipam", "serval-lab"} {
-		if err := os.Symlink(filepath.Join(dir, b), filepath.Join(fakeBinDir, b)); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+		if err := os.Symlink(filepath.Join(binDir, b), filepath.Join(fakeBinDir, b)); err != nil {
+			return err
 		}
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(fakeBinDir, lab.AgentBinary), "./test/e2e/fakeagent")
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building the fake agent: %v\n%s", err, out)
-		return 1
+	if err := testbin.GoBuild(repo, filepath.Join(fakeBinDir, lab.AgentBinary), "./test/e2e/fakeagent"); err != nil {
+		return fmt.Errorf("the fake agent: %w", err)
 	}
-	buildOK = true
-	return m.Run()
+	return nil
 }
 
 // needRoot skips tests that build namespaces.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the lab creates network namespaces")
-	}
-	if !buildOK {
-		t.Fatal("the binaries were not built")
-	}
-}
+var needRoot = labtest.NeedRoot
 
 // hasAgent says whether serval-node was built.
 func hasAgent() bool {
@@ -99,42 +73,13 @@ func labName(t *testing.T, base string) string {
 	return fmt.Sprintf("%s%d", base, os.Getpid()%100000)
 }
 
-func testOptions(t *testing.T) lab.Options {
-	return lab.Options{
-		RunRoot: t.TempDir(),
-		BinDir:  binDir,
-		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func testOptions(t *testing.T) lab.Options { return labtest.Options(t, binDir) }
 
 // upLab brings up topo (YAML) and removes it when the test ends.
 func upLab(t *testing.T, name, topo string) (*lab.Lab, lab.Options) {
 	t.Helper()
-	tp, err := lab.ParseTopology(name+".yaml", []byte("name: "+name+"\n"+topo))
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := testOptions(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	t.Cleanup(func() {
-		if err := lab.Down(context.Background(), name, opts); err != nil {
-			t.Errorf("down: %v", err)
-		}
-	})
-	l, err := lab.Up(ctx, tp, opts)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
-	return l, opts
+	return labtest.Up(t, name, topo, opts, 90*time.Second), opts
 }
 
 // serval runs the built serval-lab binary and returns its output and exit

@@ -12,8 +12,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/servalnet/serval/internal/testbin"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -23,13 +21,10 @@ import (
 	"time"
 
 	"github.com/servalnet/serval/internal/lab"
+	"github.com/servalnet/serval/internal/labtest"
 )
 
-var (
-	binDir  string // the built binaries
-	repo    string // repository root
-	buildOK bool
-)
+var binDir string // the built binaries
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -42,31 +37,14 @@ func run(m *testing.M) int {
 		}
 		return 0
 	}
-	if os.Geteuid() != 0 {
-		return m.Run() // every test skips
-	}
 	cmds := []string{"./cmd/servalctl", "./cmd/serval", "./cmd/serval-ipam", "./cmd/serval-lab", "./cmd/serval-node"}
-	var dir string
-	var err error
-	if repo, dir, err = testbin.Build("serval-rel", cmds...); err != nil {
-		fmt.Fprintf(os.Stderr, "reliability: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	buildOK = true
-	return m.Run()
+	return labtest.Main(m, "reliability", cmds, func(dir, _ string) error {
+		binDir = dir
+		return nil
+	})
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the lab creates network namespaces")
-	}
-	if !buildOK {
-		t.Fatal("the binaries were not built")
-	}
-}
+var needRoot = labtest.NeedRoot
 
 func needBinary(t *testing.T, name string) {
 	t.Helper()
@@ -78,14 +56,6 @@ func needBinary(t *testing.T, name string) {
 // labName is unique to this test process and test, so parallel runs and
 // other people's labs never share a namespace.
 func labName(base string) string { return fmt.Sprintf("rel%s%d", base, os.Getpid()%10000) }
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // upLab brings up topo (YAML without name and manifests) with manifests
 // (file name → content) and removes it when the test ends.
@@ -101,31 +71,11 @@ func upLab(t *testing.T, base, topo string, manifests map[string]string) *lab.La
 		}
 		files = append(files, p)
 	}
-	text := "name: " + name + "\n" + topo
+	text := topo
 	if len(files) > 0 {
 		text += "\nmanifests: [" + strings.Join(files, ", ") + "]\n"
 	}
-	tp, err := lab.ParseTopology(name+".yaml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := lab.Options{
-		RunRoot: t.TempDir(),
-		BinDir:  binDir,
-		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	}
-	t.Cleanup(func() {
-		if err := lab.Down(context.Background(), name, opts); err != nil {
-			t.Errorf("down: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, tp, opts)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
-	return l
+	return labtest.Up(t, name, text, labtest.Options(t, binDir), 2*time.Minute)
 }
 
 // Policies used by several tests.
