@@ -48,7 +48,7 @@ func run() int {
 	host, _ := os.Hostname()
 	var cfg node.Config
 	var etcd datastore.EtcdConfig
-	var endpoints, logLevel, secretsDir, pprofListen string
+	var endpoints, logLevel, secretsDir, pprofListen, memoryLimit string
 	var showVersion, programOutsidePools bool
 	fs := flag.NewFlagSet("serval-node", flag.ContinueOnError)
 	fs.StringVar(&cfg.NodeName, "nodename", env("SERVAL_NODENAME", host), "this host's Node name [$SERVAL_NODENAME]")
@@ -76,6 +76,8 @@ func run() int {
 	fs.StringVar(&secretsDir, "secrets-dir", env("SERVAL_SECRETS_DIR", "/etc/serval/secrets"), "directory of BGP password secrets (<dir>/<secret>/<key>) [$SERVAL_SECRETS_DIR]")
 	fs.StringVar(&logLevel, "log-level", env("SERVAL_LOG_LEVEL", "info"), "debug, info, warn or error [$SERVAL_LOG_LEVEL]")
 	fs.StringVar(&pprofListen, "pprof-listen", env("SERVAL_PPROF_LISTEN", ""), "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty disables [$SERVAL_PPROF_LISTEN]")
+	fs.StringVar(&memoryLimit, "memory-limit", env("SERVAL_MEMORY_LIMIT", ""),
+		"Go runtime soft memory limit, e.g. 512MiB, or off (default: $GOMEMLIMIT if set, else 256MiB) [$SERVAL_MEMORY_LIMIT]")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -90,6 +92,10 @@ func run() int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if _, err := node.ApplyMemoryLimit(memoryLimit, os.Getenv); err != nil {
+		fmt.Fprintf(os.Stderr, "serval-node: --memory-limit: %v\n", err)
+		return 2
+	}
 
 	if pprofListen != "" {
 		// For profiling a host's agent; the default mux holds nothing but
