@@ -126,15 +126,25 @@ func withPrefix(k, prefix string) string {
 }
 
 // index and unindex maintain the label index, the profile dependency index
-// and set membership.
+// and set membership. The label index holds label maps, not entities:
+// every endpoint of a deployment shares one map (labelTable), so it is
+// indexed once and lists its entities.
 func (g *Graph) index(e *entity) {
-	for k, v := range e.labels {
-		byV := g.labelIdx[k]
-		if byV == nil {
-			byV = map[string]map[*entity]struct{}{}
-			g.labelIdx[k] = byV
+	if ls := e.labelsRef; ls != nil {
+		if len(ls.members) == 0 {
+			for k, v := range ls.m {
+				byV := g.labelIdx[k]
+				if byV == nil {
+					byV = map[string]map[*sharedLabels]struct{}{}
+					g.labelIdx[k] = byV
+				}
+				addOrDel(byV, v, ls, true)
+			}
+			if ls.members == nil {
+				ls.members = map[*entity]struct{}{}
+			}
 		}
-		addOrDel(byV, v, e, true)
+		ls.members[e] = struct{}{}
 	}
 	for _, d := range e.depKeys() {
 		addOrDel(g.deps, d, e, true)
@@ -144,11 +154,16 @@ func (g *Graph) index(e *entity) {
 
 func (g *Graph) unindex(e *entity) {
 	g.removeFromSets(e)
-	for k, v := range e.labels {
-		if byV := g.labelIdx[k]; byV != nil {
-			addOrDel(byV, v, e, false)
-			if len(byV) == 0 {
-				delete(g.labelIdx, k)
+	if ls := e.labelsRef; ls != nil {
+		delete(ls.members, e)
+		if len(ls.members) == 0 {
+			for k, v := range ls.m {
+				if byV := g.labelIdx[k]; byV != nil {
+					addOrDel(byV, v, ls, false)
+					if len(byV) == 0 {
+						delete(g.labelIdx, k)
+					}
+				}
 			}
 		}
 	}

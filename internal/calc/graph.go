@@ -34,8 +34,9 @@ type Graph struct {
 
 	// labelSets shares equal label maps between entities.
 	labelSets labelTable
-	// labelIdx indexes entities by label: key → value → entities.
-	labelIdx map[string]map[string]map[*entity]struct{}
+	// labelIdx indexes the label maps entities see by label: key → value
+	// → maps, each listing its entities.
+	labelIdx map[string]map[string]map[*sharedLabels]struct{}
 	// deps: profile name → the entities whose labels depend on it.
 	deps map[string]map[*entity]struct{}
 
@@ -88,7 +89,7 @@ func New(hostname string, cb hoststate.Callbacks, log *slog.Logger) *Graph {
 		profiles:      map[string]*profile{},
 		tiers:         map[string]*tier{},
 		labelSets:     labelTable{},
-		labelIdx:      map[string]map[string]map[*entity]struct{}{},
+		labelIdx:      map[string]map[string]map[*sharedLabels]struct{}{},
 		deps:          map[string]map[*entity]struct{}{},
 		sets:          map[string]*ipSet{},
 		setsByKV:      map[string]map[string]map[*ipSet]struct{}{},

@@ -153,13 +153,17 @@ func sortMembers(ms []hoststate.IPSetMember) {
 func (g *Graph) candidates(h hint, f func(*entity)) {
 	switch {
 	case h.ok && h.hasValue:
-		for ep := range g.labelIdx[h.key][h.value] {
-			f(ep)
+		for ls := range g.labelIdx[h.key][h.value] {
+			for ep := range ls.members {
+				f(ep)
+			}
 		}
 	case h.ok:
-		for _, eps := range g.labelIdx[h.key] {
-			for ep := range eps {
-				f(ep)
+		for _, lss := range g.labelIdx[h.key] {
+			for ls := range lss {
+				for ep := range ls.members {
+					f(ep)
+				}
 			}
 		}
 	default:

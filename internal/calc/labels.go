@@ -21,6 +21,9 @@ type sharedLabels struct {
 	key  string
 	m    map[string]string
 	refs int
+	// members are the indexed entities that see these labels (the label
+	// index lists the map once, with them).
+	members map[*entity]struct{}
 }
 
 // labelsKey is a canonical form of m: its pairs sorted, each part length

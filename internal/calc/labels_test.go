@@ -58,6 +58,16 @@ func TestSharedLabels(t *testing.T) {
 	if same(ent("w1").labels, ent("w4").labels) {
 		t.Error("endpoints with different labels share a map")
 	}
+	// The label index lists the shared map once, with its three entities.
+	if byV := g.labelIdx["app"]["web"]; len(byV) != 1 {
+		t.Errorf("label index app=web holds %d label maps, want the one shared", len(byV))
+	} else {
+		for ls := range byV {
+			if len(ls.members) != 3 {
+				t.Errorf("label index app=web lists %d entities, want 3", len(ls.members))
+			}
+		}
+	}
 
 	// The caller's map is its own.
 	weps[0].Labels["app"] = "changed"
@@ -87,7 +97,7 @@ func TestSharedLabels(t *testing.T) {
 	}
 	dels = append(dels, del(profileRes("kns.prod", "", nil)))
 	g.OnUpdates(toUpdates(dels))
-	if len(g.entities) != 0 || len(g.labelSets) != 0 {
-		t.Errorf("after deleting everything: %d entities, %d shared label maps left, want none", len(g.entities), len(g.labelSets))
+	if len(g.entities) != 0 || len(g.labelSets) != 0 || len(g.labelIdx) != 0 {
+		t.Errorf("after deleting everything: %d entities, %d shared label maps, %d label index keys left, want none", len(g.entities), len(g.labelSets), len(g.labelIdx))
 	}
 }

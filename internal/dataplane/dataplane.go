@@ -704,6 +704,12 @@ func (d *Dataplane) render() {
 			d.dropSet(ipSetName(id, v6))
 			continue
 		}
+		if d.setRefs[ipSetName(id, v4)] == 0 && d.setRefs[ipSetName(id, v6)] == 0 {
+			// No chain tests it (yet): nothing to render.
+			d.dropSet(ipSetName(id, v4))
+			d.dropSet(ipSetName(id, v6))
+			continue
+		}
 		for _, s := range renderIPSet(hoststate.IPSet{ID: id, Type: st.typ}, st.members) {
 			d.putIPSet(s)
 		}

@@ -1,11 +1,13 @@
 package dataplane
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -465,27 +467,18 @@ func (s *set) sortedElems() []elem {
 }
 
 func sortElems(es []elem) {
-	sort.Slice(es, func(i, j int) bool {
-		a, b := es[i], es[j]
-		if a.Iface != b.Iface {
-			return a.Iface < b.Iface
-		}
-		if c := a.From.Compare(b.From); c != 0 {
-			return c < 0
-		}
-		if c := a.To.Compare(b.To); c != 0 {
-			return c < 0
-		}
-		if a.Proto != b.Proto {
-			return a.Proto < b.Proto
-		}
-		if a.Port != b.Port {
-			return a.Port < b.Port
-		}
-		if a.PortTo != b.PortTo {
-			return a.PortTo < b.PortTo
-		}
-		return a.Chain < b.Chain
+	// slices.SortFunc, not sort.Slice: elements are 96 bytes, and a cold
+	// start sorts 200,000 of them; swapping through reflection was most
+	// of the planner's time.
+	slices.SortFunc(es, func(a, b elem) int {
+		return cmp.Or(
+			strings.Compare(a.Iface, b.Iface),
+			a.From.Compare(b.From),
+			a.To.Compare(b.To),
+			cmp.Compare(a.Proto, b.Proto),
+			cmp.Compare(a.Port, b.Port),
+			cmp.Compare(a.PortTo, b.PortTo),
+			strings.Compare(a.Chain, b.Chain))
 	})
 }
 
