@@ -11,10 +11,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,6 +25,7 @@ import (
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/datastore/embedetcd"
 	"github.com/servalnet/serval/internal/ipam"
+	"github.com/servalnet/serval/internal/testbin"
 )
 
 const (
@@ -64,9 +63,8 @@ func child(mode string) error {
 	}
 	c := ipam.New(ds, ipam.Config{})
 	ctx := context.Background()
-	fmt.Println("ready")
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
-		return fmt.Errorf("waiting for go: %w", err)
+	if err := testbin.WorkerReady(); err != nil {
+		return err
 	}
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
@@ -92,70 +90,76 @@ func child(mode string) error {
 }
 
 type worker struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout *bufio.Reader
-	stderr bytes.Buffer
-	host   string
+	*testbin.Worker
+	host string
 }
 
 // startWorkers starts procs workers, two per host, and returns once all
 // are ready.
-func startWorkers(t *testing.T, endpoint, mode string, procs, each int) []*worker {
+func startWorkers(t *testing.T, endpoint, mode string, procs, each int) []worker {
 	t.Helper()
-	var ws []*worker
+	var ws []worker
 	for i := range procs {
-		w := &worker{host: fmt.Sprintf("host%d", i/2)}
-		w.cmd = exec.Command(os.Args[0], "-test.run=^$")
-		w.cmd.Env = append(os.Environ(), envChild+"="+mode, envEndpoint+"="+endpoint, envHost+"="+w.host,
-			envProc+"="+strconv.Itoa(i), envCount+"="+strconv.Itoa(each))
-		var err error
-		if w.stdin, err = w.cmd.StdinPipe(); err != nil {
-			t.Fatal(err)
-		}
-		out, err := w.cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.stdout = bufio.NewReader(out)
-		w.cmd.Stderr = &w.stderr
-		if err := w.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = w.cmd.Process.Kill(); _ = w.cmd.Wait() })
-		ws = append(ws, w)
+		host := fmt.Sprintf("host%d", i/2)
+		ws = append(ws, worker{testbin.StartWorker(t, envChild+"="+mode, envEndpoint+"="+endpoint, envHost+"="+host,
+			envProc+"="+strconv.Itoa(i), envCount+"="+strconv.Itoa(each)), host})
 	}
 	for i, w := range ws {
-		if line, err := w.stdout.ReadString('\n'); err != nil || line != "ready\n" {
-			t.Fatalf("worker %d did not get ready: %q, %v\n%s", i, line, err, w.stderr.String())
+		if err := w.WaitReady(); err != nil {
+			t.Fatalf("worker %d: %v", i, err)
 		}
 	}
 	return ws
 }
 
 // run releases the workers at once and returns what each printed.
-func run(t *testing.T, ws []*worker) [][]string {
+func run(t *testing.T, ws []worker) [][]string {
 	t.Helper()
 	for _, w := range ws {
-		if _, err := io.WriteString(w.stdin, "go\n"); err != nil {
+		if err := w.Go(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	lines := make([][]string, len(ws))
 	var wg sync.WaitGroup
 	for i, w := range ws {
-		wg.Go(func() {
-			rest, _ := io.ReadAll(w.stdout)
-			lines[i] = strings.Fields(string(rest))
-		})
+		wg.Go(func() { lines[i] = strings.Fields(w.Output()) })
 	}
 	wg.Wait()
 	for i, w := range ws {
-		if err := w.cmd.Wait(); err != nil {
-			t.Errorf("worker %d (%s): %v\n%s", i, w.host, err, w.stderr.String())
+		if err := w.Cmd.Wait(); err != nil {
+			t.Errorf("worker %d (%s): %v\n%s", i, w.host, err, w.Stderr.String())
 		}
 	}
 	return lines
+}
+
+// startCluster starts an etcd for t, with an IP pool of cidr in /26
+// blocks and a Node for each host, and returns its client endpoint and a
+// datastore on it. Both are closed when t ends.
+func startCluster(t *testing.T, ctx context.Context, cidr string, hosts ...string) (string, *datastore.Etcd) {
+	t.Helper()
+	srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: t.TempDir(),
+		ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{srv.ClientURL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ds.Close() })
+	if _, err := ds.Create(ctx, &api.IPPool{TypeMeta: api.TypeMeta{Kind: "IPPool"}, ObjectMeta: api.ObjectMeta{Name: "pool1"},
+		Spec: api.IPPoolSpec{CIDR: cidr, BlockSize: 26}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		if _, err := ds.Create(ctx, &api.Node{TypeMeta: api.TypeMeta{Kind: "Node"}, ObjectMeta: api.ObjectMeta{Name: h}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv.ClientURL(), ds
 }
 
 func servalctl(t *testing.T, endpoint string, args ...string) (string, int) {
@@ -184,28 +188,12 @@ func TestConcurrentProcesses(t *testing.T) {
 	const procs, each = 8, 250
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: t.TempDir(),
-		ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	endpoint := srv.ClientURL()
-	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{endpoint}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ds.Close()
 	pool := netip.MustParsePrefix("10.65.0.0/16")
-	if _, err := ds.Create(ctx, &api.IPPool{TypeMeta: api.TypeMeta{Kind: "IPPool"}, ObjectMeta: api.ObjectMeta{Name: "pool1"},
-		Spec: api.IPPoolSpec{CIDR: pool.String(), BlockSize: 26}}); err != nil {
-		t.Fatal(err)
-	}
+	var hosts []string
 	for h := range procs / 2 {
-		if _, err := ds.Create(ctx, &api.Node{TypeMeta: api.TypeMeta{Kind: "Node"}, ObjectMeta: api.ObjectMeta{Name: fmt.Sprint("host", h)}}); err != nil {
-			t.Fatal(err)
-		}
+		hosts = append(hosts, fmt.Sprint("host", h))
 	}
+	endpoint, ds := startCluster(t, ctx, pool.String(), hosts...)
 
 	ws := startWorkers(t, endpoint, "alloc", procs, each)
 	start := time.Now()
@@ -304,25 +292,7 @@ func TestConcurrentProcesses(t *testing.T) {
 // to release.
 func TestReleaseCommand(t *testing.T) {
 	ctx := context.Background()
-	srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: t.TempDir(),
-		ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	endpoint := srv.ClientURL()
-	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{endpoint}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ds.Close()
-	if _, err := ds.Create(ctx, &api.IPPool{TypeMeta: api.TypeMeta{Kind: "IPPool"}, ObjectMeta: api.ObjectMeta{Name: "pool1"},
-		Spec: api.IPPoolSpec{CIDR: "10.65.0.0/16", BlockSize: 26}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ds.Create(ctx, &api.Node{TypeMeta: api.TypeMeta{Kind: "Node"}, ObjectMeta: api.ObjectMeta{Name: "host1"}}); err != nil {
-		t.Fatal(err)
-	}
+	endpoint, ds := startCluster(t, ctx, "10.65.0.0/16", "host1")
 	c := ipam.New(ds, ipam.Config{})
 	res, err := c.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "net.c1", Node: "host1"})
 	if err != nil {

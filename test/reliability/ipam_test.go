@@ -1,14 +1,11 @@
 package reliability
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,6 +18,7 @@ import (
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/datastore/embedetcd"
 	"github.com/servalnet/serval/internal/ipam"
+	"github.com/servalnet/serval/internal/testbin"
 )
 
 const (
@@ -46,8 +44,7 @@ func ipamChild() error {
 	host, proc := os.Getenv(envIPAMHost), os.Getenv(envIPAMProc)
 	c := ipam.New(ds, ipam.Config{})
 	ctx := context.Background()
-	fmt.Println("ready")
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+	if err := testbin.WorkerReady(); err != nil {
 		return err
 	}
 	for i := range ipamPerWorker {
@@ -113,56 +110,36 @@ func TestIPAMKilledMidAllocation(t *testing.T) {
 		}
 	}
 
-	type worker struct {
-		cmd    *exec.Cmd
-		stdin  io.WriteCloser
-		stdout *bufio.Reader
-		stderr bytes.Buffer
-		lines  []string
-	}
-	ws := make([]*worker, ipamWorkers)
+	ws := make([]*testbin.Worker, ipamWorkers)
 	for i := range ws {
-		w := &worker{}
-		w.cmd = exec.Command(os.Args[0], "-test.run=^$")
-		w.cmd.Env = append(os.Environ(), envIPAMChild+"="+endpoint, envIPAMHost+"="+fmt.Sprint("host", i/2), envIPAMProc+"="+strconv.Itoa(i))
-		w.stdin, _ = w.cmd.StdinPipe()
-		out, _ := w.cmd.StdoutPipe()
-		w.stdout = bufio.NewReader(out)
-		w.cmd.Stderr = &w.stderr
-		if err := w.cmd.Start(); err != nil {
-			t.Fatal(err)
+		ws[i] = testbin.StartWorker(t, envIPAMChild+"="+endpoint, envIPAMHost+"="+fmt.Sprint("host", i/2), envIPAMProc+"="+strconv.Itoa(i))
+		if err := ws[i].WaitReady(); err != nil {
+			t.Fatalf("worker %d: %v", i, err)
 		}
-		t.Cleanup(func() { _ = w.cmd.Process.Kill(); _ = w.cmd.Wait() })
-		if line, err := w.stdout.ReadString('\n'); err != nil || line != "ready\n" {
-			t.Fatalf("worker %d: %q %v\n%s", i, line, err, w.stderr.String())
-		}
-		ws[i] = w
 	}
+	lines := make([][]string, len(ws))
 	var wg sync.WaitGroup
-	for _, w := range ws {
-		_, _ = io.WriteString(w.stdin, "go\n")
-		wg.Go(func() {
-			rest, _ := io.ReadAll(w.stdout)
-			w.lines = strings.Split(strings.TrimSpace(string(rest)), "\n")
-		})
+	for i, w := range ws {
+		_ = w.Go()
+		wg.Go(func() { lines[i] = strings.Split(strings.TrimSpace(w.Output()), "\n") })
 	}
 	// Kill the even workers (one per host) at staggered moments: each
 	// dies somewhere inside an allocation, an endpoint write, or between.
 	for i := 0; i < ipamWorkers; i += 2 {
 		time.Sleep(time.Duration(150+40*i) * time.Millisecond)
-		_ = ws[i].cmd.Process.Kill()
+		_ = ws[i].Cmd.Process.Kill()
 	}
 	wg.Wait()
 	printed := map[netip.Addr]string{} // address → workload, as the workers said
 	for i, w := range ws {
-		err := w.cmd.Wait()
+		err := w.Cmd.Wait()
 		if i%2 == 1 && err != nil {
-			t.Errorf("worker %d (not killed): %v\n%s", i, err, w.stderr.String())
+			t.Errorf("worker %d (not killed): %v\n%s", i, err, w.Stderr.String())
 		}
 		if i%2 == 0 && err == nil {
 			t.Logf("worker %d finished before its kill: raise ipamPerWorker", i)
 		}
-		for _, l := range w.lines {
+		for _, l := range lines[i] {
 			f := strings.Fields(l)
 			if len(f) != 2 {
 				continue
