@@ -633,9 +633,8 @@ func (d *Dataplane) runMembersChanged(id string, added, removed []hoststate.IPSe
 
 // addRunElem puts an exact element in a run's set.
 func (d *Dataplane) addRunElem(name string, e elem) {
-	set := d.sets[name]
-	if _, ok := set.Elems[e]; !ok {
-		set.Elems[e] = struct{}{}
+	if _, ok := d.sets[name].Elems[e]; !ok {
+		d.elemsToChange(name)[e] = struct{}{}
 		d.dirtySets[name] = true
 	}
 }
@@ -655,9 +654,8 @@ func (d *Dataplane) dropRunElem(rs *runState, name string, fi int, e elem) {
 			}
 		}
 	}
-	set := d.sets[name]
-	if _, ok := set.Elems[e]; ok {
-		delete(set.Elems, e)
+	if _, ok := d.sets[name].Elems[e]; ok {
+		delete(d.elemsToChange(name), e)
 		d.dirtySets[name] = true
 	}
 }

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -229,6 +230,18 @@ func TestRunIncrementalMatchesScratch(t *testing.T) {
 			}
 		}
 		d.apply(t)
+		// The snapshot of the kernel, which shares elements with the
+		// desired sets where they are equal, must still say what the
+		// kernel holds.
+		kernel, err := d.nft.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, ks := range kernel.Sets {
+			if hs := d.have.Sets[name]; hs == nil || !maps.Equal(hs.Elems, ks.Elems) {
+				t.Fatalf("step %d: snapshot of set %s differs from the kernel's", step, name)
+			}
+		}
 		fresh := newTestDP(t)
 		feed(fresh, st)
 		fresh.apply(t)

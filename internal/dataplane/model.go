@@ -455,6 +455,9 @@ type set struct {
 	Kind    setKind
 	Comment string
 	Elems   map[elem]struct{}
+	// shared: Elems is also the Dataplane's snapshot of the kernel's set
+	// (they are equal); it is copied before it is changed in place.
+	shared bool
 }
 
 func (s *set) sortedElems() []elem {
