@@ -48,6 +48,10 @@
 //   - Sets are maintained incrementally: an entity update evaluates only the
 //     sets indexed under one of its labels (plus those without an index
 //     hint) and reports only the members that changed.
+//   - An entity keeps only what selectors and sets need (labels,
+//     addresses, namespace, service account, named ports); equal label
+//     maps are shared between entities (labels.go) and the label index
+//     lists each shared map once, with its entities.
 //
 // Nothing is reported before the first datastore.InSync: the initial state
 // is computed once, then reported whole, then OnInSync. After that each

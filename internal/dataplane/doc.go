@@ -43,6 +43,14 @@
 // run never crosses such a jump. Runs are named by direction and policy
 // list, so endpoints with the same policies share their sets.
 //
+// At scale (100,000 remote endpoints in IP sets): a run keeps each
+// policy's share as terms (IP set, protocol, port), not as copies of the
+// set's members, and IP set deltas go straight to the run's elements; an
+// IP set is in the kernel only while a chain tests it (a set used only
+// by compiled runs is already in their sets); and the snapshot of what
+// the kernel holds shares a set's elements with the desired set while
+// they are equal.
+//
 // Usage:
 //
 //	nft := dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn() })
