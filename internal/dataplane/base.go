@@ -40,7 +40,9 @@ func renderBase(in baseInputs) []*chain {
 		{Stmts: []stmt{mCtState{States: []string{"invalid"}}, vDrop}},
 	}
 	// Packets a doNotTrack policy allowed in the raw chains carry
-	// MarkAccept and no conntrack entry; they are accepted here.
+	// MarkAccept and no conntrack entry; they are accepted here, after
+	// the conntrack rules (a packet is either tracked or untracked, so
+	// the order only decides what an established packet walks: one rule).
 	untracked := rule{Stmts: []stmt{mCtState{States: []string{"untracked"}}, mMark{Mask: MarkAccept, Value: MarkAccept}, vAccept}}
 	perPrefix := func(out bool, tail ...stmt) []rule {
 		var rs []rule
@@ -72,8 +74,8 @@ func renderBase(in baseInputs) []*chain {
 	ndProto := mL4proto{Protos: []uint8{58}}
 
 	fwd := &chain{Name: chainForward, Base: &hook{Hook: "forward", Type: "filter", Priority: 0}}
-	fwd.Rules = append(fwd.Rules, untracked)
 	fwd.Rules = append(fwd.Rules, ctFirst...)
+	fwd.Rules = append(fwd.Rules, untracked)
 	fwd.Rules = append(fwd.Rules, clearMarks(), rule{Stmts: []stmt{sVmap{Map: mapWlFrom}}})
 	fwd.Rules = append(fwd.Rules, unknown(false)...)
 	fwd.Rules = append(fwd.Rules, clearMarks(), rule{Stmts: []stmt{sVmap{Out: true, Map: mapWlTo}}})
@@ -82,8 +84,8 @@ func renderBase(in baseInputs) []*chain {
 	fwd.Rules = append(fwd.Rules, hepDispatch(mapHepFwdOut, true)...)
 
 	inp := &chain{Name: chainInput, Base: &hook{Hook: "input", Type: "filter", Priority: 0}}
-	inp.Rules = append(inp.Rules, untracked)
 	inp.Rules = append(inp.Rules, ctFirst...)
+	inp.Rules = append(inp.Rules, untracked)
 	inp.Rules = append(inp.Rules, clearMarks())
 	inp.Rules = append(inp.Rules, perPrefix(false, ndProto, ndTypes, vAccept)...)
 	inp.Rules = append(inp.Rules, rule{Stmts: []stmt{sVmap{Map: mapWlFrom}}})
@@ -100,8 +102,8 @@ func renderBase(in baseInputs) []*chain {
 	inp.Rules = append(inp.Rules, hepDispatch(mapHepIn, false)...)
 
 	outp := &chain{Name: chainOutput, Base: &hook{Hook: "output", Type: "filter", Priority: 0}}
-	outp.Rules = append(outp.Rules, untracked)
 	outp.Rules = append(outp.Rules, ctFirst...)
+	outp.Rules = append(outp.Rules, untracked)
 	outp.Rules = append(outp.Rules, clearMarks())
 	outp.Rules = append(outp.Rules, perPrefix(true, ndProto, ndTypes, vAccept)...)
 	outp.Rules = append(outp.Rules, rule{Stmts: []stmt{sVmap{Out: true, Map: mapWlTo}}})
