@@ -282,6 +282,12 @@ func (s *Speaker) onEvent(ev *api.WatchEventResponse) {
 	s.kick()
 }
 
+// Names of Serval's GoBGP policies.
+const (
+	exportPolicy = "serval-nexthop"
+	importPolicy = "serval-reflected"
+)
+
 // reconcilePolicy installs Serval's GoBGP policies. GoBGP has
 // per-neighbor policies only for route-server clients, so each per-peer
 // choice is a global policy with a neighbor-set condition:
@@ -298,12 +304,6 @@ func (s *Speaker) onEvent(ev *api.WatchEventResponse) {
 //
 // When the import filter changes, the sessions it applies to are soft-reset
 // inbound so that routes already accepted are filtered again.
-// Names of Serval's GoBGP policies.
-const (
-	exportPolicy = "serval-nexthop"
-	importPolicy = "serval-reflected"
-)
-
 func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
 	req, key, resetIn := policies(d)
 	if key == s.policyKey {
@@ -340,7 +340,8 @@ func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
 
 // policies computes the GoBGP policy configuration for d (see
 // reconcilePolicy), a key that changes whenever it does, and the peers
-// whose received routes the import filter applies to.
+// whose received routes the import filter may apply to (re-filtered when
+// it changes, also when it goes away).
 func policies(d Desired) (req *api.SetPoliciesRequest, key string, importFrom []netip.Addr) {
 	hostPrefix := func(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() }
 	var self, keep, reflectors, clients []string
@@ -360,9 +361,6 @@ func policies(d Desired) (req *api.SetPoliciesRequest, key string, importFrom []
 			reflectors = append(reflectors, hostPrefix(p.Address))
 			importFrom = append(importFrom, p.Address)
 		}
-	}
-	if len(clients) == 0 {
-		reflectors, importFrom = nil, nil
 	}
 	key = fmt.Sprint(self, keep, reflectors, clients)
 
@@ -385,7 +383,7 @@ func policies(d Desired) (req *api.SetPoliciesRequest, key string, importFrom []
 			Actions:    &api.Actions{Nexthop: set.apply},
 		})
 	}
-	if len(reflectors) > 0 {
+	if len(reflectors) > 0 && len(clients) > 0 {
 		from := importPolicy + "-from"
 		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: from, List: reflectors})
 		req.Policies[1].Statements = []*api.Statement{{
