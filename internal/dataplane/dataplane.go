@@ -952,8 +952,8 @@ func (d *Dataplane) renderWEP(id hoststate.EndpointID) {
 	d.setObjChains(key, []*chain{from, to})
 	elems := map[string]elem{}
 	if ep.InterfaceName != "" {
-		elems[mapWlFrom] = elem{Iface: ep.InterfaceName, Chain: from.Name}
-		elems[mapWlTo] = elem{Iface: ep.InterfaceName, Chain: to.Name}
+		elems[mapWlFrom] = vmapElem(ep.InterfaceName, from.Name)
+		elems[mapWlTo] = vmapElem(ep.InterfaceName, to.Name)
 	}
 	d.setObjMapElems(key, elems)
 	if d.routes != nil {
@@ -991,7 +991,7 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 			}
 			d.wildcard[mapName][key] = c.Name
 		} else if ep.InterfaceName != "" {
-			elems[mapName] = elem{Iface: ep.InterfaceName, Chain: c.Name}
+			elems[mapName] = vmapElem(ep.InterfaceName, c.Name)
 		}
 	}
 	normal := func(inbound bool) []rule {

@@ -161,7 +161,7 @@ func plan(have *Snapshot, wantChains map[string]*chain, wantHashes map[string][]
 			// A map key may change its value only by delete + add; keys
 			// are never reused for another chain, but be safe.
 			for e := range hs.Elems {
-				if _, ok := w.Elems[e]; !ok && slices.ContainsFunc(add, func(a elem) bool { return a.Iface == e.Iface }) {
+				if _, ok := w.Elems[e]; !ok && slices.ContainsFunc(add, func(a elem) bool { return a.iface() == e.iface() }) {
 					del = append(del, e)
 				}
 			}

@@ -113,12 +113,12 @@ func (f *FakeNFT) apply(o Op) error {
 					}
 				}
 				if s.Kind == kindIfaceVmap {
-					if f.chains[e.Chain] == nil {
-						return fmt.Errorf("map element jumps to chain %s: %w", e.Chain, errNotFound)
+					if f.chains[e.chain()] == nil {
+						return fmt.Errorf("map element jumps to chain %s: %w", e.chain(), errNotFound)
 					}
 					for x := range s.Elems {
-						if x.Iface == e.Iface {
-							return fmt.Errorf("map key %q: %w", e.Iface, errExists)
+						if x.iface() == e.iface() {
+							return fmt.Errorf("map key %q: %w", e.iface(), errExists)
 						}
 					}
 				}
@@ -200,7 +200,7 @@ func (f *FakeNFT) chainUsed(name string) bool {
 	}
 	for _, s := range f.sets {
 		for e := range s.Elems {
-			if e.Chain == name {
+			if e.chain() == name {
 				return true
 			}
 		}

@@ -211,11 +211,11 @@ func elemsToKernel(es []elem) []nftables.SetElement {
 	out := make([]nftables.SetElement, 0, 2*len(es))
 	for _, e := range es {
 		switch {
-		case e.Iface != "":
+		case e.isVmap():
 			out = append(out, nftables.SetElement{
-				Key:         ifnameKey(e.Iface),
-				VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Chain},
-				Comment:     e.Chain,
+				Key:         ifnameKey(e.iface()),
+				VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: e.chain()},
+				Comment:     e.chain(),
 			})
 		case e.Run:
 			// Concatenated intervals (pipapo) take an inclusive end key.
@@ -601,7 +601,7 @@ func elemsFromKernel(kind setKind, es []nftables.SetElement) []elem {
 	switch kind {
 	case kindIfaceVmap:
 		for _, e := range es {
-			out = append(out, elem{Iface: strings.TrimRight(string(e.Key), "\x00"), Chain: e.Comment})
+			out = append(out, vmapElem(strings.TrimRight(string(e.Key), "\x00"), e.Comment))
 		}
 	case kindAddrPort4, kindAddrPort6:
 		n := 4
