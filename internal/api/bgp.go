@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 )
 
@@ -127,8 +126,8 @@ func (c *BGPConfiguration) SetDefaults() {
 }
 
 var (
-	standardCommunityRE = regexp.MustCompile(`^(\d+):(\d+)$`)
-	largeCommunityRE    = regexp.MustCompile(`^(\d+):(\d+):(\d+)$`)
+	standardCommunityRE = newLazyRegexp(`^(\d+):(\d+)$`)
+	largeCommunityRE    = newLazyRegexp(`^(\d+):(\d+):(\d+)$`)
 )
 
 // communityValid reports whether v is "aa:nn" with 16-bit parts or
@@ -269,7 +268,7 @@ func validatePassword(errs *ErrorList, p Path, pw *BGPPassword) {
 	}
 }
 
-var secretKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+var secretKeyRE = newLazyRegexp(`^[-._a-zA-Z0-9]+$`)
 
 // BGPPeer is a BGP session (or a set of them): which nodes peer (node,
 // nodeSelector, or all), with whom (peerIP, peerSelector for other nodes,
@@ -334,8 +333,8 @@ func init() {
 func (b *BGPPeer) SetDefaults() {}
 
 var (
-	ipv4PortRE = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)\.(\d+):(\d+)$`)
-	ipv6PortRE = regexp.MustCompile(`^\[[0-9a-fA-F:.]+\]:(\d+)$`)
+	ipv4PortRE = newLazyRegexp(`^(\d+)\.(\d+)\.(\d+)\.(\d+):(\d+)$`)
+	ipv6PortRE = newLazyRegexp(`^\[[0-9a-fA-F:.]+\]:(\d+)$`)
 )
 
 // ParsePeerIP splits "IP", "IPv4:port" or "[IPv6]:port" into the address and

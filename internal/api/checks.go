@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -131,12 +130,12 @@ func checkName(errs *ErrorList, p Path, s string) {
 }
 
 var (
-	interfaceRE        = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
-	ignoredInterfaceRE = regexp.MustCompile(`^[a-zA-Z0-9_.*-]{1,15}$`)
-	ifaceFilterRE      = regexp.MustCompile(`^[a-zA-Z0-9:._+-]{1,15}$`)
-	containerIDRE      = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$`)
-	portNameRE         = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	portNameLetterRE   = regexp.MustCompile(`[a-z]`)
+	interfaceRE        = newLazyRegexp(`^[a-zA-Z0-9_.-]{1,15}$`)
+	ignoredInterfaceRE = newLazyRegexp(`^[a-zA-Z0-9_.*-]{1,15}$`)
+	ifaceFilterRE      = newLazyRegexp(`^[a-zA-Z0-9:._+-]{1,15}$`)
+	containerIDRE      = newLazyRegexp(`^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$`)
+	portNameRE         = newLazyRegexp(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	portNameLetterRE   = newLazyRegexp(`[a-z]`)
 )
 
 // checkInterface checks a Linux interface name (at most 15 characters).

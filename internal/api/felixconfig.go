@@ -278,9 +278,9 @@ func init() {
 func (f *FelixConfiguration) SetDefaults() {}
 
 var (
-	kvItemRE    = regexp.MustCompile(`^\s*(\w+)=(.*)$`)
-	hostRE      = regexp.MustCompile(`^[a-zA-Z0-9:._+-]{1,64}$`)
-	rateLimitRE = regexp.MustCompile(`^[1-9]\d{0,3}/(?:second|minute|hour|day)$`)
+	kvItemRE    = newLazyRegexp(`^\s*(\w+)=(.*)$`)
+	hostRE      = newLazyRegexp(`^[a-zA-Z0-9:._+-]{1,64}$`)
+	rateLimitRE = newLazyRegexp(`^[1-9]\d{0,3}/(?:second|minute|hour|day)$`)
 	durationT   = reflect.TypeOf(Duration{})
 	portT       = reflect.TypeOf(Port{})
 )

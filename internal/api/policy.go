@@ -1,7 +1,6 @@
 package api
 
 import (
-	"regexp"
 	"strings"
 )
 
@@ -13,16 +12,16 @@ var (
 	labelFmt = `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
 	// A NetworkPolicy name is a DNS label, two labels joined by one dot, or
 	// a name Calico derives from another API ("knp.default.*", "ossg.default.*").
-	networkPolicyNameRE = regexp.MustCompile(`^((` + labelFmt + `)(\.` + labelFmt + `)?|((knp|ossg)\.default\.` + labelFmt + `(\.` + labelFmt + `)*))$`)
+	networkPolicyNameRE = newLazyRegexp(`^((` + labelFmt + `)(\.` + labelFmt + `)?|((knp|ossg)\.default\.` + labelFmt + `(\.` + labelFmt + `)*))$`)
 	// A GlobalNetworkPolicy name is a DNS label or two labels joined by one dot.
-	globalNetworkPolicyNameRE = regexp.MustCompile(`^(` + labelFmt + `\.)?` + labelFmt + `$`)
+	globalNetworkPolicyNameRE = newLazyRegexp(`^(` + labelFmt + `\.)?` + labelFmt + `$`)
 )
 
 // checkPolicyName applies the stricter naming rule of policies. Calico
 // before v3.30 also required a policy outside the default tier to be named
 // "<tier>.<name>"; current Calico dropped that rule (a name may, but need
 // not, carry its tier as a prefix), and so does Serval.
-func checkPolicyName(errs *ErrorList, name string, re *regexp.Regexp) {
+func checkPolicyName(errs *ErrorList, name string, re *lazyRegexp) {
 	if name == "" || CheckDNS1123Subdomain(name) != "" {
 		return // the metadata check already reports it
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"regexp"
 	"strings"
 )
 
@@ -67,9 +66,9 @@ func ValidateLabels(errs *ErrorList, p Path, labels map[string]string) {
 }
 
 var (
-	dns1123LabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	qualifiedRE    = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	labelValueRE   = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
+	dns1123LabelRE = newLazyRegexp(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	qualifiedRE    = newLazyRegexp(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	labelValueRE   = newLazyRegexp(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
 )
 
 // CheckDNS1123Label returns "" when s is a DNS-1123 label (as Kubernetes
