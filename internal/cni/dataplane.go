@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,11 @@ type LinkSpec struct {
 	// Created says that CreateLink made the veth in this command: Setup
 	// configures it rather than replacing it as a stale one.
 	Created bool
+	// ContainerMAC is the workload end's MAC address. Creating the veth
+	// sets it (a random locally administered address, as the kernel
+	// would pick, when empty) so that it is known before Setup: ADD
+	// writes the WorkloadEndpoint, which records it, while Setup runs.
+	ContainerMAC string
 }
 
 // LinkInfo is what Setup made.
@@ -260,9 +266,16 @@ func (d *NetlinkDataplane) createLink(s *LinkSpec, cns netns.NsHandle) error {
 			return fmt.Errorf("removing stale interface %s: %w", s.HostVeth, err)
 		}
 	}
+	if s.ContainerMAC == "" {
+		s.ContainerMAC = randomMAC().String()
+	}
+	peerMAC, err := net.ParseMAC(s.ContainerMAC)
+	if err != nil {
+		return fmt.Errorf("creating veth %s: workload MAC address %q: %w", s.HostVeth, s.ContainerMAC, err)
+	}
 	veth := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{Name: s.HostVeth, MTU: s.MTU, HardwareAddr: hostVethMAC},
-		PeerName:  s.IfName, PeerMTU: uint32(s.MTU), PeerNamespace: netlink.NsFd(int(cns)),
+		PeerName:  s.IfName, PeerMTU: uint32(s.MTU), PeerNamespace: netlink.NsFd(int(cns)), PeerHardwareAddr: peerMAC,
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		if errors.Is(err, unix.EEXIST) {
@@ -271,6 +284,15 @@ func (d *NetlinkDataplane) createLink(s *LinkSpec, cns netns.NsHandle) error {
 		return fmt.Errorf("creating veth %s (host) / %s (in %s): %w", s.HostVeth, s.IfName, s.Netns, err)
 	}
 	return nil
+}
+
+// randomMAC is a random unicast, locally administered MAC address (what
+// the kernel's eth_random_addr gives a veth that is not told one).
+func randomMAC() net.HardwareAddr {
+	m := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(m) // crypto/rand's Read does not fail
+	m[0] = m[0]&^0x01 | 0x02
+	return m
 }
 
 func (d *NetlinkDataplane) configureHostSide(s *LinkSpec, host netlink.Link) error {

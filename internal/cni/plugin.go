@@ -315,32 +315,60 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 	}
 
 	spec.Addrs = addrs
+	for _, ad := range addrs {
+		wep.Spec.IPNetworks = append(wep.Spec.IPNetworks, netip.PrefixFrom(ad, ad.BitLen()).String())
+	}
+	var created bool // this ADD created the endpoint (rather than replaced one)
+	undoEndpoint := func() {
+		if created {
+			undo.push("deleting "+api.KeyOf(wep).String(), func() error {
+				_, err := c.ds.Delete(ctx, api.KeyOf(wep), "")
+				if errors.Is(err, datastore.ErrNotFound) {
+					return nil
+				}
+				return err
+			})
+		}
+	}
+	// The endpoint records the workload's MAC address. When creating the
+	// veth chose it, the endpoint is written (a datastore round trip)
+	// while Setup configures the veth (netlink), and a failure of either
+	// undoes both.
+	var epErr error
+	var epDone chan struct{}
+	if spec.Created && spec.ContainerMAC != "" {
+		wep.Spec.MAC = spec.ContainerMAC
+		epDone = make(chan struct{})
+		go func() {
+			defer close(epDone)
+			created, epErr = writeEndpoint(ctx, c.ds, wep)
+		}()
+	}
 	tDP := time.Now()
 	info, err := dp.Setup(spec)
+	tDS := time.Now()
+	if epDone != nil {
+		<-epDone
+		undoEndpoint()
+	}
 	if err != nil {
 		return failAdd(&undo, cniError("setting up the workload's interface", ErrDataplane, err))
 	}
 	if !spec.Created {
 		undo.push("removing veth "+spec.HostVeth, func() error { return dp.Teardown(spec.HostVeth) })
 	}
-
-	for _, ad := range addrs {
-		wep.Spec.IPNetworks = append(wep.Spec.IPNetworks, netip.PrefixFrom(ad, ad.BitLen()).String())
+	if epDone == nil || (epErr == nil && wep.Spec.MAC != info.ContainerMAC) {
+		// Written only now, or again with the MAC the veth really has.
+		wep.Spec.MAC = info.ContainerMAC
+		var again bool
+		again, epErr = writeEndpoint(ctx, c.ds, wep)
+		if again && !created {
+			created = true
+			undoEndpoint()
+		}
 	}
-	wep.Spec.MAC = info.ContainerMAC
-	tDS := time.Now()
-	created, err := writeEndpoint(ctx, c.ds, wep)
-	if err != nil {
-		return failAdd(&undo, cniError("writing WorkloadEndpoint "+api.KeyOf(wep).String(), ErrDatastore, err))
-	}
-	if created {
-		undo.push("deleting "+api.KeyOf(wep).String(), func() error {
-			_, err := c.ds.Delete(ctx, api.KeyOf(wep), "")
-			if errors.Is(err, datastore.ErrNotFound) {
-				return nil
-			}
-			return err
-		})
+	if epErr != nil {
+		return failAdd(&undo, cniError("writing WorkloadEndpoint "+api.KeyOf(wep).String(), ErrDatastore, epErr))
 	}
 
 	res := buildResult(c.conf, a, spec, info, ipamRes)

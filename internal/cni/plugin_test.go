@@ -138,7 +138,9 @@ func (f *fakeIPAM) held() int {
 type fakeDataplane struct {
 	links     map[string]*LinkSpec
 	failSetup error
-	calls     []string
+	// failConfigure fails Setup only (CreateLink succeeds).
+	failConfigure error
+	calls         []string
 }
 
 func (d *fakeDataplane) HostMTU() (int, error) { return 9000, nil }
@@ -147,6 +149,10 @@ func (d *fakeDataplane) Setup(s *LinkSpec) (*LinkInfo, error) {
 	d.calls = append(d.calls, "setup "+s.HostVeth)
 	if d.failSetup != nil {
 		return nil, d.failSetup
+	}
+	if d.failConfigure != nil {
+		delete(d.links, s.HostVeth) // as Setup removes the veth it fails to configure
+		return nil, d.failConfigure
 	}
 	d.links[s.HostVeth] = s
 	return &LinkInfo{HostMAC: "ee:ee:ee:ee:ee:ee", ContainerMAC: "02:00:00:00:00:01"}, nil
@@ -173,6 +179,9 @@ func (d creatingDataplane) CreateLink(s *LinkSpec) error {
 	d.calls = append(d.calls, "create "+s.HostVeth)
 	if d.failSetup != nil {
 		return d.failSetup
+	}
+	if s.ContainerMAC == "" {
+		s.ContainerMAC = "02:00:00:00:00:01" // what Setup reports
 	}
 	d.links[s.HostVeth] = s
 	return nil
@@ -242,7 +251,17 @@ const testConf = `{"cniVersion":"1.0.0","name":"net1","type":"serval","nodename"
 	"ipam":{"type":"serval-ipam","assign_ipv6":"true"}}`
 
 func TestAddDelWithFakes(t *testing.T) {
+	t.Run("veth made by Setup", func(t *testing.T) { testAddDelWithFakes(t, false) })
+	// The veth is created while IPAM runs and the endpoint written while
+	// Setup configures it.
+	t.Run("veth while IPAM runs", func(t *testing.T) { testAddDelWithFakes(t, true) })
+}
+
+func testAddDelWithFakes(t *testing.T, creating bool) {
 	r := newRig(t, 4, 4)
+	if creating {
+		r.plugin.Dataplane = creatingDataplane{r.dp}
+	}
 	if err := r.cmd(r.plugin.Add, testConf, "c1", "label.app=web"); err != nil {
 		t.Fatalf("ADD: %v", err)
 	}
@@ -313,6 +332,8 @@ func TestAddFailureUndoes(t *testing.T) {
 			r.ipam.failAdd = fmt.Errorf("claiming a block: %w", datastore.ErrUnavailable)
 		}, types.ErrTryAgainLater, "allocating addresses with IPAM plugin serval-ipam"},
 		{"veth fails", 4, testConf, func(r *rig) { r.dp.failSetup = errors.New("creating veth: file exists") }, ErrDataplane, "setting up the workload's interface: creating veth"},
+		{"veth configuration fails", 4, testConf, func(r *rig) { r.dp.failConfigure = errors.New("adding address: permission denied") },
+			ErrDataplane, "setting up the workload's interface: adding address"},
 		{"endpoint write fails", 4, testConf, func(r *rig) {
 			r.ds.failCreate = fmt.Errorf("creating WorkloadEndpoint: %w", datastore.ErrUnavailable)
 		}, types.ErrTryAgainLater, "writing WorkloadEndpoint"},

@@ -207,6 +207,12 @@ func TestSpecVersions(t *testing.T) {
 				fmt.Sprint(w.Spec.IPNetworks) != fmt.Sprintf("[%s/32 %s/128]", addrs[0], addrs[1]) || w.Spec.MAC == "" {
 				t.Errorf("endpoint spec %+v", w.Spec)
 			}
+			// The endpoint is written while the veth is configured, with
+			// the MAC chosen when it was created: it must be the one the
+			// workload's interface has.
+			if mac := linkMAC(t, wl, "eth0"); w.Spec.MAC != mac {
+				t.Errorf("endpoint MAC %s, the workload's eth0 has %s", w.Spec.MAC, mac)
+			}
 
 			checkErr := h.check(t, l, rt)
 			if v < "0.4.0" {
@@ -598,4 +604,21 @@ func TestExecIPAM(t *testing.T) {
 		t.Fatalf("DEL: %v", err)
 	}
 	assertGone(t, h, "net-exec", rt)
+}
+
+// linkMAC is the MAC address of dev in the named network namespace.
+func linkMAC(t *testing.T, netns, dev string) string {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", netns, "-o", "link", "show", dev).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip -n %s link show %s: %v: %s", netns, dev, err, out)
+	}
+	f := strings.Fields(string(out))
+	for i, w := range f {
+		if w == "link/ether" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	t.Fatalf("no MAC address in: %s", out)
+	return ""
 }
