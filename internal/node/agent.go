@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/servalnet/serval/internal/addrdetect"
@@ -178,7 +179,19 @@ func (a *Agent) afterApply(r dataplane.ApplyResult) {
 		// "Finished applying updates to dataplane".
 		a.log.Info("dataplane committed", "ops", r.Stats.Ops, "elements", r.Stats.Elements, "took", r.Stats.Duration)
 	}
+	if r.Stats.Elements >= bigApplyElements {
+		// A transaction this big (a cold start at scale) leaves tens of
+		// MB of garbage (netlink messages, planned ops) and may have set
+		// the collector's next goal at twice a heap that held them all;
+		// collecting now sets it from what really stays, so the small
+		// changes that follow do not grow the heap towards that goal.
+		runtime.GC()
+	}
 }
+
+// bigApplyElements is the size of a transaction after which the agent
+// collects garbage at once.
+const bigApplyElements = 20_000
 
 // identity works out the host's addresses.
 func (a *Agent) identity() (Identity, error) {
