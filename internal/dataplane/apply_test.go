@@ -287,3 +287,75 @@ func TestRunMergesBursts(t *testing.T) {
 		t.Errorf("%d transactions for one burst of 53 updates", n)
 	}
 }
+
+// A plan with more set elements than fillBatch fills the sets it creates
+// in transactions of their own, bounded, before the one transaction that
+// adds the rules using them; elements added to a set already in use stay
+// in that one transaction, however many.
+func TestFillNewSetsInBatches(t *testing.T) {
+	// Elements travel in ops of maxElemsPerOp; a batch is whole ops.
+	const size = 2*maxElemsPerOp + maxElemsPerOp/2
+	members := func(second byte) []hoststate.IPSetMember {
+		var ms []hoststate.IPSetMember
+		for i := range size {
+			ms = append(ms, hoststate.IPSetMember{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, second, byte(i / 100), byte(2 * (i % 100))}), 32)})
+		}
+		return ms
+	}
+	d := newTestDP(t)
+	d.fillBatch = maxElemsPerOp
+	d.OnIPSetUpdate(hoststate.IPSet{ID: "sel-a", Type: hoststate.IPSetNets, Members: members(80)})
+	d.OnPolicyUpdate(inPolicy("default", "p1", hoststate.Rule{Action: hoststate.Allow, SrcIPSetIDs: []string{"sel-a"}, ID: "r0"}))
+	d.OnWorkloadEndpointUpdate(wep("ns/w1", "cali1", pfx("10.65.0.1/32"),
+		[]hoststate.TierPolicies{tierIn("default", hoststate.Deny, pid("default", "p1"))}))
+	d.OnInSync()
+	d.apply(t)
+
+	txs := d.nft.Transactions
+	if len(txs) < 3 {
+		t.Fatalf("cold start in %d transactions, want the set filled in batches of %d before the rules", len(txs), d.fillBatch)
+	}
+	filled := 0
+	for i, tx := range txs[:len(txs)-1] {
+		elems := 0
+		for _, o := range tx {
+			switch o.Kind {
+			case OpAddTable, OpAddSet, OpAddElems:
+				elems += len(o.Elems)
+			default:
+				t.Errorf("fill transaction %d holds %s", i, o)
+			}
+		}
+		if elems > d.fillBatch {
+			t.Errorf("fill transaction %d: %d elements, want at most %d", i, elems, d.fillBatch)
+		}
+		filled += elems
+	}
+	if filled != size {
+		t.Errorf("fill transactions added %d elements, want the set's %d", filled, size)
+	}
+	rules := 0
+	for _, o := range txs[len(txs)-1] {
+		if o.Kind == OpAddRule {
+			rules++
+		}
+	}
+	if rules == 0 {
+		t.Error("the last transaction adds no rule")
+	}
+	// The dataplane's view of the kernel matches the kernel: nothing to do.
+	n := len(d.nft.Transactions)
+	d.Resync()
+	d.apply(t)
+	if got := len(d.nft.Transactions) - n; got != 0 {
+		t.Errorf("a resync after the fill committed %d transactions: %v", got, d.lastOps())
+	}
+
+	// The set is in use now: a larger change to it is one transaction.
+	n = len(d.nft.Transactions)
+	d.OnIPSetUpdate(hoststate.IPSet{ID: "sel-a", Type: hoststate.IPSetNets, Members: members(81)})
+	d.apply(t)
+	if got := len(d.nft.Transactions) - n; got != 1 {
+		t.Errorf("replacing the %d elements of a set in use took %d transactions, want 1", size, got)
+	}
+}

@@ -63,7 +63,10 @@ type Dataplane struct {
 	routes         *routeManager
 	ifaces         *ifaceManager
 	resyncInterval time.Duration
-	afterApply     func(ApplyResult)
+	// fillBatch bounds the elements of one transaction that only fills
+	// sets no rule refers to yet (see splitFill).
+	fillBatch  int
+	afterApply func(ApplyResult)
 
 	mu      sync.Mutex
 	pending []func()
@@ -169,9 +172,10 @@ func New(o Options) (*Dataplane, error) {
 	log := o.Logger.With("component", "dataplane")
 	d := &Dataplane{
 		log: log, clock: o.Clock, nft: o.NFT, resyncInterval: o.ResyncInterval, afterApply: o.AfterApply,
-		trigger:  make(chan struct{}, 1),
-		ipsets:   map[string]*ipsetState{},
-		policies: map[string]hoststate.Policy{}, profiles: map[string]hoststate.Profile{},
+		fillBatch: defaultFillBatch,
+		trigger:   make(chan struct{}, 1),
+		ipsets:    map[string]*ipsetState{},
+		policies:  map[string]hoststate.Policy{}, profiles: map[string]hoststate.Profile{},
 		weps: map[hoststate.EndpointID]hoststate.WorkloadEndpoint{}, heps: map[hoststate.EndpointID]hoststate.HostEndpoint{},
 		pools:       map[string]hoststate.IPPool{},
 		dirtyIPSets: map[string]bool{}, dirtyPolicies: map[string]bool{}, dirtyProfiles: map[string]bool{},
@@ -456,6 +460,21 @@ func (d *Dataplane) applyNFT() error {
 	for _, o := range ops {
 		d.stats.Elements += len(o.Elems)
 	}
+	fill := splitFill(ops, d.fillBatch)
+	if len(fill) > 0 {
+		var filled []Op
+		for _, t := range fill {
+			if err := d.nft.Apply(t); err != nil {
+				// Some new sets may be in the kernel, filled or not: no
+				// rule refers to them, and the read-back finds them.
+				d.needRead = true
+				return fmt.Errorf("programming nftables table %s (filling new sets, %d ops): %w", TableName, len(t), err)
+			}
+			filled = append(filled, t...)
+		}
+		d.recordApplied(filled, setNames)
+		ops = ops[len(filled):]
+	}
 	if len(ops) > 0 {
 		if err := d.nft.Apply(ops); err != nil {
 			d.needRead = true
@@ -467,6 +486,81 @@ func (d *Dataplane) applyNFT() error {
 	clear(d.dirtySets)
 	d.fullDiff = false
 	return nil
+}
+
+// defaultFillBatch is the most elements a set-filling transaction carries.
+// The netlink library builds every message of a transaction in memory
+// before sending any; at a cold start with 100,000 remote endpoints that
+// was 160,000 elements at once, tens of MB alive together on top of the
+// heap they were compiled from.
+const defaultFillBatch = 20_000
+
+// splitFill takes from the front of ops, when they carry more than
+// batch elements, the table's creation and the creation and filling of
+// the sets this plan makes (not those it replaces, nor verdict maps), in
+// transactions of at most about batch elements each; the rest of ops
+// stays one transaction.
+// No rule refers to a set before the rest runs, so each transaction
+// leaves the kernel consistent, and what packets see still changes in
+// one step: the rest. Ops are reordered so the fill comes first, which
+// plan's order allows (table, sets and set elements before any chain).
+func splitFill(ops []Op, batch int) [][]Op {
+	total := 0
+	for _, o := range ops {
+		total += len(o.Elems)
+	}
+	if total <= batch {
+		return nil
+	}
+	fresh, replaced := map[string]bool{}, map[string]bool{}
+	for _, o := range ops {
+		switch o.Kind {
+		case OpAddSet:
+			// A verdict map's elements name chains, which come later.
+			fresh[o.Name] = o.Set.Kind != kindIfaceVmap
+		case OpDelSet:
+			replaced[o.Name] = true
+		}
+	}
+	isFill := func(o Op) bool {
+		switch o.Kind {
+		case OpAddTable:
+			return true
+		case OpAddSet, OpAddElems:
+			return fresh[o.Name] && !replaced[o.Name]
+		}
+		return false
+	}
+	var fill, rest []Op
+	for _, o := range ops {
+		if isFill(o) {
+			fill = append(fill, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	n := 0
+	for _, o := range fill {
+		n += len(o.Elems)
+	}
+	if n == 0 {
+		return nil
+	}
+	copy(ops, fill)
+	copy(ops[len(fill):], rest)
+	var out [][]Op
+	start, elems := 0, 0
+	for i, o := range fill {
+		if elems > 0 && elems+len(o.Elems) > batch {
+			out = append(out, fill[start:i:i])
+			start, elems = i, 0
+		}
+		elems += len(o.Elems)
+	}
+	out = append(out, fill[start:len(fill):len(fill)])
+	// The slices above alias fill, which the caller no longer needs; the
+	// caller resumes at ops[len(fill):].
+	return out
 }
 
 // recordApplied brings the snapshot of the kernel up to date after a
