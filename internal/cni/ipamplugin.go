@@ -100,7 +100,12 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 		if c.conf.IPAM.WantIPv6() {
 			args.Num6 = 1
 		}
+		hints := hintFile(c.conf.IPAMLockFile)
+		loaded := loadHints(im, hints, c.id.Node)
 		res, err := im.AutoAssign(ctx, args)
+		if err == nil {
+			saveHints(im, hints, c.id.Node, loaded, c.log)
+		}
 		if err != nil {
 			e := cniError(fmt.Sprintf("allocating %s for handle %s on node %s", describeWant(args), c.id.Handle, c.id.Node), ErrIPAM, err)
 			return p.releaseAfter(ctx, im, c, e)

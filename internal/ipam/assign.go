@@ -61,37 +61,60 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 	pre := map[int]*prefetched{}
 	var affs []*api.BlockAffinity
 	var affsErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { s, loadErr = c.load(ctx, args.Node) })
+	//
+	// The handle is counted up ahead in the block the node used last (the
+	// hint): creating it is also how a request with ReuseHandle learns
+	// whether it existed, for one family (two would both create it). The
+	// lock, if any, is then taken first, so that the handle is written
+	// under it and the block read is not stale when written; it is held
+	// for about as long as without the hint (one read round and the
+	// block write), but the request waits for one round trip less.
+	oneFamily := (args.Num4 == 0) != (args.Num6 == 0)
 	needAffs := false
 	for _, f := range []struct{ n, bits int }{{args.Num4, 32}, {args.Num6, 128}} {
 		if f.n == 0 {
 			continue
 		}
-		// Counting the handle ahead is for requests without a lock to
-		// wait for, and must not be mistaken for what the handle held.
-		if h := c.hint(args.Node, f.bits); h.IsValid() && args.Lock == nil && !args.ReuseHandle {
-			p := &prefetched{cidr: h}
-			pre[f.bits] = p
-			wg.Go(func() { c.readCounting(ctx, p, args.Handle, f.n) })
+		if h := c.hint(args.Node, f.bits); h.IsValid() && (!args.ReuseHandle || oneFamily) {
+			pre[f.bits] = &prefetched{cidr: h}
 		} else {
 			needAffs = true
 		}
+	}
+	unlock := func() {}
+	defer func() { unlock() }()
+	locked := false
+	if args.Lock != nil && len(pre) > 0 {
+		unlock, locked = args.Lock(), true
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { s, loadErr = c.load(ctx, args.Node) })
+	for _, p := range pre {
+		wg.Go(func() { c.readCounting(ctx, p, args.Handle, p.want(args)) })
 	}
 	if needAffs {
 		wg.Go(func() { affs, affsErr = c.nodeAffinities(ctx, args.Node) })
 	}
 	var held *api.IPAMHandle
-	if args.ReuseHandle {
-		wg.Go(func() {
-			var err error
-			held, err = c.getHandle(ctx, api.Key{Kind: "IPAMHandle", Name: api.IPAMHandleName(args.Handle)}, args.Handle)
-			if err != nil {
-				c.log.Debug("could not read the handle; allocating", "handle", args.Handle, "err", err)
-			}
-		})
+	readHandle := func() {
+		var err error
+		held, err = c.getHandle(ctx, api.Key{Kind: "IPAMHandle", Name: api.IPAMHandleName(args.Handle)}, args.Handle)
+		if err != nil {
+			c.log.Debug("could not read the handle; allocating", "handle", args.Handle, "err", err)
+		}
+	}
+	if args.ReuseHandle && len(pre) == 0 {
+		wg.Go(readHandle)
 	}
 	wg.Wait()
+	if args.ReuseHandle && len(pre) > 0 {
+		for _, p := range pre {
+			if p.counted == 0 {
+				// Not created: it existed already (or the write failed).
+				readHandle()
+			}
+		}
+	}
 
 	giveBack := func() {
 		for _, p := range pre {
@@ -108,8 +131,8 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 			return res, nil
 		}
 	}
-	if args.Lock != nil {
-		defer args.Lock()()
+	if args.Lock != nil && !locked {
+		unlock = args.Lock()
 	}
 	type fam struct {
 		n     int
@@ -176,6 +199,14 @@ type prefetched struct {
 	b       *block // nil: not read, or it does not exist
 	err     error  // reading it failed
 	counted int    // the handle already counts this many in the block
+}
+
+// want is how many addresses of p's family the request asks for.
+func (p *prefetched) want(args AutoAssignArgs) int {
+	if p.cidr.Addr().Is4() {
+		return args.Num4
+	}
+	return args.Num6
 }
 
 // readCounting reads p's block and, at the same time, creates the handle

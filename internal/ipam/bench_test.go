@@ -134,14 +134,24 @@ func (s slowStore) Delete(ctx context.Context, k api.Key, rv string) (api.Resour
 // BenchmarkAutoAssignRoundTrips reports how many datastore round trips one
 // allocation waits for in a row ("rtts/op": its latency over a 2 ms
 // round trip), for a long-lived client (it remembers the node's last
-// block) and for a fresh client per allocation (the CNI plugin: one
-// process per ADD). Run with:
+// block), for a fresh client per allocation, and for a fresh client as
+// the CNI plugin makes one per ADD (ReuseHandle, the host lock), without
+// and with the last block it used (SetHint). Run with:
 //
 //	go test -run '^$' -bench AutoAssignRoundTrips -benchtime 200x ./internal/ipam/
 func BenchmarkAutoAssignRoundTrips(b *testing.B) {
 	const rtt = 2 * time.Millisecond
-	for _, fresh := range []bool{false, true} {
-		b.Run(fmt.Sprintf("fresh-client=%v", fresh), func(b *testing.B) {
+	for _, bc := range []struct {
+		name         string
+		fresh, cni   bool
+		keepLastHint bool
+	}{
+		{"long-lived", false, false, false},
+		{"fresh-client", true, false, false},
+		{"fresh-cni", true, true, false},
+		{"fresh-cni-hinted", true, true, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
 			mem := datastore.NewMemory(nil)
 			b.Cleanup(func() { mem.Close() })
 			ctx := context.Background()
@@ -156,10 +166,18 @@ func BenchmarkAutoAssignRoundTrips(b *testing.B) {
 			}
 			start := time.Now()
 			for i := 0; b.Loop(); i++ {
-				if fresh {
+				if bc.fresh {
+					last := c.Hint("host0", 32)
 					c = ipam.New(ds, ipam.Config{})
+					if bc.keepLastHint {
+						c.SetHint("host0", last)
+					}
 				}
-				if _, err := c.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: fmt.Sprint("h", i+1), Node: "host0"}); err != nil {
+				args := ipam.AutoAssignArgs{Num4: 1, Handle: fmt.Sprint("h", i+1), Node: "host0"}
+				if bc.cni {
+					args.ReuseHandle, args.Lock = true, func() func() { return func() {} }
+				}
+				if _, err := c.AutoAssign(ctx, args); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -82,6 +82,22 @@ func (c *Client) setHint(node string, cidr netip.Prefix) {
 	c.hints[hintKey{node, cidr.Addr().BitLen()}] = cidr
 }
 
+// Hint is the block this client last allocated from for node in the
+// family of bitLen (32 or 128), if any: a short-lived caller (the CNI
+// plugin, one process per command) keeps it for the next one.
+func (c *Client) Hint(node string, bitLen int) netip.Prefix { return c.hint(node, bitLen) }
+
+// SetHint tells the client which block node allocated from last (Hint of
+// an earlier client), so that a request for one family reads that block
+// while it reads the settings, rather than listing the node's affinities
+// first. A wrong hint costs a round trip: the block is read and its
+// affinity checked as always.
+func (c *Client) SetHint(node string, block netip.Prefix) {
+	if block.IsValid() && block.Masked() == block {
+		c.setHint(node, block)
+	}
+}
+
 var _ Interface = (*Client)(nil)
 
 // New returns a Client on ds.

@@ -42,16 +42,20 @@ type AutoAssignArgs struct {
 	// IPv4Pools / IPv6Pools restrict allocation to these pools (names or
 	// CIDRs). Empty: every enabled pool whose nodeSelector matches the node.
 	IPv4Pools, IPv6Pools []string
-	// Lock, when set, is taken once the pools and settings are read and
-	// before any block is read or written, and released when AutoAssign
-	// returns: a host-wide lock (the CNI plugin's) that stops this host's
-	// concurrent requests racing for the same block, held only for the
-	// writes that need it.
+	// Lock, when set, is taken before any block or handle is written and
+	// released when AutoAssign returns: a host-wide lock (the CNI
+	// plugin's) that stops this host's concurrent requests racing for the
+	// same block, held only for the writes that need it. It is taken once
+	// the pools and settings are read, or, when the client has a hint for
+	// the family asked for (Client.SetHint), before they are read with the
+	// hinted block, so that the block read is not stale when written.
 	Lock func() (unlock func())
 	// ReuseHandle: when the handle already holds an address of every
 	// family asked for (a retried CNI ADD of the same attachment), return
 	// those instead of allocating more. The handle is read together with
-	// the settings, so this costs no extra round trip.
+	// the settings (or, with a hint, created with them: a handle that
+	// exists already is then read after), so a new handle costs no extra
+	// round trip.
 	ReuseHandle bool
 }
 

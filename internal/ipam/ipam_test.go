@@ -759,3 +759,79 @@ func TestReuseHandle(t *testing.T) {
 		}
 	}
 }
+
+// TestSetHint: a fresh client told the block its node used last (as the
+// CNI plugin tells it, with ReuseHandle and the host lock) allocates from
+// that block when it is the node's, and from the node's own block
+// otherwise; the handle counts exactly what it holds, every write happens
+// under the lock, and a retry with the hint gets the same address.
+func TestSetHint(t *testing.T) {
+	e := newEnv(t, ippool("p", "10.17.0.0/24", 28))
+	first, err := e.c.AutoAssign(e.ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "a", Node: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.AutoAssign(e.ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "b", Node: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	own, other := e.c.Hint("n1", 32), e.c.Hint("n2", 32)
+	if !own.IsValid() || !own.Contains(first.IPv4[0]) || !other.IsValid() || other == own {
+		t.Fatalf("hints after the first allocations: n1 %v, n2 %v", own, other)
+	}
+	held := false
+	ds := lockCheckingStore{Interface: e.ds, t: t, held: &held}
+	lock := func() func() {
+		if held {
+			t.Error("lock taken twice")
+		}
+		held = true
+		return func() { held = false }
+	}
+	tests := []struct {
+		name string
+		hint netip.Prefix
+	}{
+		{"the node's block", own},
+		{"another node's block", other},
+		{"a block nobody claimed", netip.MustParsePrefix("10.17.0.128/28")},
+		{"outside every pool", netip.MustParsePrefix("192.168.7.0/28")},
+		{"no hint", netip.Prefix{}},
+	}
+	for i, tt := range tests {
+		c := ipam.New(ds, ipam.Config{})
+		c.SetHint("n1", tt.hint)
+		handle := fmt.Sprint("t", i)
+		args := ipam.AutoAssignArgs{Num4: 1, Handle: handle, Node: "n1", ReuseHandle: true, Lock: lock}
+		res, err := c.AutoAssign(e.ctx, args)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if len(res.IPv4) != 1 || !own.Contains(res.IPv4[0]) || res.Reused {
+			t.Errorf("%s: got %+v, want one new address of the node's block %s", tt.name, res, own)
+		}
+		if h := c.Hint("n1", 32); h != own {
+			t.Errorf("%s: hint afterwards %v, want %s", tt.name, h, own)
+		}
+		r, err := e.ds.Get(e.ctx, api.Key{Kind: "IPAMHandle", Name: api.IPAMHandleName(handle)})
+		if err != nil {
+			t.Fatalf("%s: handle: %v", tt.name, err)
+		}
+		counted := 0
+		for _, n := range r.(*api.IPAMHandle).Spec.Block {
+			counted += n
+		}
+		if counted != 1 {
+			t.Errorf("%s: handle counts %v, want 1 address", tt.name, r.(*api.IPAMHandle).Spec.Block)
+		}
+		// The retried ADD: a fresh client with the hint gets the same.
+		c = ipam.New(ds, ipam.Config{})
+		c.SetHint("n1", own)
+		again, err := c.AutoAssign(e.ctx, args)
+		if err != nil || !again.Reused || fmt.Sprint(again.IPv4) != fmt.Sprint(res.IPv4) {
+			t.Errorf("%s: retry got %+v (err %v), want %v reused", tt.name, again, err, res.IPv4)
+		}
+		if held {
+			t.Errorf("%s: lock still held", tt.name)
+		}
+	}
+}
