@@ -251,7 +251,7 @@ func contribute(rules []hoststate.Rule, inbound bool, sets func(id string) *ipse
 					ports = portRanges
 					for m := range st.members {
 						if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
-							ranges = append(ranges, elem{From: m.Prefix.Addr(), To: m.Prefix.Addr()})
+							ranges = append(ranges, elem{from: pack(m.Prefix.Addr()), to: pack(m.Prefix.Addr())})
 						}
 					}
 				} else {
@@ -275,11 +275,11 @@ func contribute(rules []hoststate.Rule, inbound bool, sets func(id string) *ipse
 			for _, p := range protos {
 				for _, pr := range ports {
 					for _, a := range ranges {
-						if a.From == a.To && pr.First == pr.Last {
-							c.exact[fi] = append(c.exact[fi], elem{From: a.From, Proto: p, Port: pr.First})
+						if a.from == a.to && pr.First == pr.Last {
+							c.exact[fi] = append(c.exact[fi], elem{from: a.from, Proto: p, Port: pr.First})
 							continue
 						}
-						c.boxes[fi][p] = append(c.boxes[fi][p], box{from: a.From, to: a.To, p0: pr.First, p1: pr.Last})
+						c.boxes[fi][p] = append(c.boxes[fi][p], box{from: a.From(), to: a.To(), p0: pr.First, p1: pr.Last})
 					}
 				}
 			}
@@ -302,7 +302,7 @@ func rangeElems(cs map[string]*contribution, fi int) map[elem]struct{} {
 	out := map[elem]struct{}{}
 	for proto, bs := range byProto {
 		for _, b := range disjoint(bs) {
-			out[elem{From: b.from, To: b.to, Proto: proto, Port: b.p0, PortTo: b.p1, Run: true}] = struct{}{}
+			out[elem{from: pack(b.from), to: pack(b.to), Proto: proto, Port: b.p0, PortTo: b.p1, Run: true}] = struct{}{}
 		}
 	}
 	return out
@@ -318,7 +318,7 @@ func disjoint(bs []box) []box {
 	groups := map[pr][]elem{}
 	for _, b := range bs {
 		k := pr{b.p0, b.p1}
-		groups[k] = append(groups[k], elem{From: b.from, To: b.to})
+		groups[k] = append(groups[k], elem{from: pack(b.from), to: pack(b.to)})
 	}
 	keys := make([]pr, 0, len(groups))
 	for k := range groups {
@@ -341,7 +341,7 @@ func disjoint(bs []box) []box {
 	if !overlap {
 		for _, k := range keys {
 			for _, a := range mergeRanges(groups[k]) {
-				out = append(out, box{from: a.From, to: a.To, p0: k.p0, p1: k.p1})
+				out = append(out, box{from: a.From(), to: a.To(), p0: k.p0, p1: k.p1})
 			}
 		}
 		return out
@@ -357,7 +357,7 @@ func disjoint(bs []box) []box {
 	segStart := -1
 	flush := func(end int) {
 		for _, a := range prev {
-			out = append(out, box{from: a.From, to: a.To, p0: uint16(segStart), p1: uint16(end)})
+			out = append(out, box{from: a.From(), to: a.To(), p0: uint16(segStart), p1: uint16(end)})
 		}
 	}
 	for i := 0; i+1 < len(cuts); i++ {
@@ -392,9 +392,9 @@ func mergeRanges(rs []elem) []elem {
 	sortElems(rs)
 	out := rs[:0]
 	for _, r := range rs {
-		if n := len(out); n > 0 && out[n-1].To.BitLen() == r.From.BitLen() && r.From.Compare(out[n-1].To) <= 0 {
-			if r.To.Compare(out[n-1].To) > 0 {
-				out[n-1].To = r.To
+		if n := len(out); n > 0 && out[n-1].to.fam == r.from.fam && r.from.compare(out[n-1].to) <= 0 {
+			if r.to.compare(out[n-1].to) > 0 {
+				out[n-1].to = r.to
 			}
 			continue
 		}
@@ -605,7 +605,7 @@ func (d *Dataplane) runMembersChanged(id string, added, removed []hoststate.IPSe
 				}
 				for _, m := range removed {
 					if m.Prefix.IsValid() && famOf(m.Prefix) == fam && m.Prefix.IsSingleIP() {
-						d.dropRunElem(rs, name, fi, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port})
+						d.dropRunElem(rs, name, fi, elem{from: pack(m.Prefix.Addr()), Proto: t.proto, Port: t.port})
 					}
 				}
 				for _, m := range added {
@@ -616,7 +616,7 @@ func (d *Dataplane) runMembersChanged(id string, added, removed []hoststate.IPSe
 						ranged = true
 						continue
 					}
-					d.addRunElem(name, elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port})
+					d.addRunElem(name, elem{from: pack(m.Prefix.Addr()), Proto: t.proto, Port: t.port})
 				}
 			}
 		}
@@ -646,7 +646,7 @@ func (d *Dataplane) dropRunElem(rs *runState, name string, fi int, e elem) {
 	if rs.ownRef[fi][e] > 0 {
 		return
 	}
-	m := hoststate.IPSetMember{Prefix: netip.PrefixFrom(e.From, e.From.BitLen())}
+	m := hoststate.IPSetMember{Prefix: netip.PrefixFrom(e.From(), e.From().BitLen())}
 	for id := range rs.termSets[fi][protoPort{e.Proto, e.Port}] {
 		if st := d.ipsets[id]; st != nil {
 			if _, ok := st.members[m]; ok {
@@ -701,7 +701,7 @@ func (d *Dataplane) refTerm(rs *runState, name string, fi int, t exactTerm, delt
 		if !m.Prefix.IsValid() || famOf(m.Prefix) != fam || !m.Prefix.IsSingleIP() {
 			continue
 		}
-		e := elem{From: m.Prefix.Addr(), Proto: t.proto, Port: t.port}
+		e := elem{from: pack(m.Prefix.Addr()), Proto: t.proto, Port: t.port}
 		if delta > 0 {
 			d.addRunElem(name, e)
 		} else {

@@ -38,8 +38,8 @@ func TestDisjointCoversSameSpace(t *testing.T) {
 		out := disjoint(in)
 		for i := range out {
 			for j := i + 1; j < len(out); j++ {
-				a := elem{From: out[i].from, To: out[i].to, Port: out[i].p0, PortTo: out[i].p1}
-				b := elem{From: out[j].from, To: out[j].to, Port: out[j].p0, PortTo: out[j].p1}
+				a := elem{from: pack(out[i].from), to: pack(out[i].to), Port: out[i].p0, PortTo: out[i].p1}
+				b := elem{from: pack(out[j].from), to: pack(out[j].to), Port: out[j].p0, PortTo: out[j].p1}
 				if boxesOverlap(a, b) {
 					t.Fatalf("input %v: output boxes %v and %v overlap", in, out[i], out[j])
 				}

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -418,14 +419,58 @@ func (k setKind) String() string {
 // wanted sets and the ops planned from them), and two strings in every
 // element made each one 96 bytes where 64 do.
 type elem struct {
-	From, To netip.Addr
-	jump     unique.Handle[vmapEntry] // zero unless a verdict map element
+	// The fields are ordered to pack: 17+17+1+1+2+2 bytes, then the
+	// handle, 48 bytes in all.
+	from, to addr
 	Proto    uint8
-	Port     uint16
 	// Run elements (compiled runs) are boxes: addresses From..To, one
 	// protocol, ports Port..PortTo.
-	PortTo uint16
 	Run    bool
+	Port   uint16
+	PortTo uint16
+	jump   unique.Handle[vmapEntry] // zero unless a verdict map element
+}
+
+// From is the element's (first) address.
+func (e elem) From() netip.Addr { return e.from.ip() }
+
+// To is the last address of an address range or run.
+func (e elem) To() netip.Addr { return e.to.ip() }
+
+// addr is an address packed into 17 bytes where netip.Addr takes 24 (its
+// zone, which Serval never uses, is a pointer). Packed addresses order as
+// netip.Addr.Compare does: invalid, then IPv4, then IPv6, then by bytes.
+type addr struct {
+	b   [16]byte
+	fam uint8 // 0: invalid, 4 or 6
+}
+
+func pack(a netip.Addr) addr {
+	switch {
+	case a.Is4():
+		var p addr
+		b := a.As4()
+		copy(p.b[:], b[:])
+		p.fam = 4
+		return p
+	case a.Is6():
+		return addr{b: a.As16(), fam: 6}
+	}
+	return addr{}
+}
+
+func (p addr) ip() netip.Addr {
+	switch p.fam {
+	case 4:
+		return netip.AddrFrom4([4]byte(p.b[:4]))
+	case 6:
+		return netip.AddrFrom16(p.b)
+	}
+	return netip.Addr{}
+}
+
+func (p addr) compare(q addr) int {
+	return cmp.Or(cmp.Compare(p.fam, q.fam), bytes.Compare(p.b[:], q.b[:]))
 }
 
 // vmapEntry is a verdict map element's key and target.
@@ -460,8 +505,8 @@ func (e elem) text() string {
 	case e.isVmap():
 		return strconv.Quote(e.iface()) + " : jump " + e.chain()
 	case e.Run:
-		a := e.From.String() + "-" + e.To.String()
-		if p, ok := rangeToPrefix(e.From, e.To); ok {
+		a := e.From().String() + "-" + e.To().String()
+		if p, ok := rangeToPrefix(e.From(), e.To()); ok {
 			a = prefixText(p)
 		}
 		ports := strconv.Itoa(int(e.Port))
@@ -470,12 +515,12 @@ func (e elem) text() string {
 		}
 		return a + " . " + protoName(e.Proto) + " . " + ports
 	case e.Port != 0 || e.Proto != 0:
-		return fmt.Sprintf("%s . %s . %d", e.From, protoName(e.Proto), e.Port)
+		return fmt.Sprintf("%s . %s . %d", e.From(), protoName(e.Proto), e.Port)
 	}
-	if p, ok := rangeToPrefix(e.From, e.To); ok {
+	if p, ok := rangeToPrefix(e.From(), e.To()); ok {
 		return prefixText(p)
 	}
-	return e.From.String() + "-" + e.To.String()
+	return e.From().String() + "-" + e.To().String()
 }
 
 // set is a named set or verdict map. Comment carries the hoststate ID it
@@ -500,14 +545,14 @@ func (s *set) sortedElems() []elem {
 }
 
 func sortElems(es []elem) {
-	// slices.SortFunc, not sort.Slice: elements are 64 bytes, and a cold
+	// slices.SortFunc, not sort.Slice: elements are 48 bytes, and a cold
 	// start sorts 200,000 of them; swapping through reflection was most
 	// of the planner's time.
 	slices.SortFunc(es, func(a, b elem) int {
 		return cmp.Or(
 			strings.Compare(a.iface(), b.iface()),
-			a.From.Compare(b.From),
-			a.To.Compare(b.To),
+			a.from.compare(b.from),
+			a.to.compare(b.to),
 			cmp.Compare(a.Proto, b.Proto),
 			cmp.Compare(a.Port, b.Port),
 			cmp.Compare(a.PortTo, b.PortTo),
@@ -555,14 +600,14 @@ func intervalsOf(ps []netip.Prefix) []elem {
 			continue
 		}
 		p = p.Masked()
-		rs = append(rs, elem{From: p.Addr(), To: lastAddr(p)})
+		rs = append(rs, elem{from: pack(p.Addr()), to: pack(lastAddr(p))})
 	}
 	sortElems(rs)
 	out := rs[:0]
 	for _, r := range rs {
-		if n := len(out); n > 0 && out[n-1].To.BitLen() == r.From.BitLen() && r.From.Compare(out[n-1].To) <= 0 {
-			if r.To.Compare(out[n-1].To) > 0 {
-				out[n-1].To = r.To
+		if n := len(out); n > 0 && out[n-1].to.fam == r.from.fam && r.from.compare(out[n-1].to) <= 0 {
+			if r.to.compare(out[n-1].to) > 0 {
+				out[n-1].to = r.to
 			}
 			continue
 		}

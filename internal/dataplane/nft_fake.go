@@ -265,7 +265,7 @@ func (f *FakeNFT) DeleteTable() {
 // boxesOverlap reports whether two compiled-run elements share a point:
 // the kernel's concatenated interval sets refuse such elements.
 func boxesOverlap(a, b elem) bool {
-	return a.Proto == b.Proto && a.From.BitLen() == b.From.BitLen() &&
-		a.From.Compare(b.To) <= 0 && b.From.Compare(a.To) <= 0 &&
+	return a.Proto == b.Proto && a.from.fam == b.from.fam &&
+		a.from.compare(b.to) <= 0 && b.from.compare(a.to) <= 0 &&
 		a.Port <= b.PortTo && b.Port <= a.PortTo
 }

@@ -223,7 +223,7 @@ func elemsToKernel(es []elem) []nftables.SetElement {
 	// library adds several allocations of its own per element.
 	size := 0
 	for _, e := range es {
-		size += 2 * (e.From.BitLen()/8 + 8)
+		size += 2 * (e.From().BitLen()/8 + 8)
 	}
 	slab := make([]byte, size)
 	key := func(n int) []byte {
@@ -261,12 +261,12 @@ func elemsToKernel(es []elem) []nftables.SetElement {
 			})
 		case e.Run:
 			// Concatenated intervals (pipapo) take an inclusive end key.
-			out = append(out, nftables.SetElement{Key: addrPort(e.From, e.Proto, e.Port), KeyEnd: addrPort(e.To, e.Proto, e.PortTo)})
+			out = append(out, nftables.SetElement{Key: addrPort(e.From(), e.Proto, e.Port), KeyEnd: addrPort(e.To(), e.Proto, e.PortTo)})
 		case e.Proto != 0 || e.Port != 0:
-			out = append(out, nftables.SetElement{Key: addrPort(e.From, e.Proto, e.Port)})
+			out = append(out, nftables.SetElement{Key: addrPort(e.From(), e.Proto, e.Port)})
 		default:
-			out = append(out, nftables.SetElement{Key: addr(e.From)})
-			if next := e.To.Next(); next.IsValid() {
+			out = append(out, nftables.SetElement{Key: addr(e.From())})
+			if next := e.To().Next(); next.IsValid() {
 				out = append(out, nftables.SetElement{Key: addr(next), IntervalEnd: true})
 			}
 		}
@@ -664,7 +664,7 @@ func elemsFromKernel(kind setKind, es []nftables.SetElement) []elem {
 				continue
 			}
 			a, _ := netip.AddrFromSlice(e.Key[:n])
-			out = append(out, elem{From: a, Proto: e.Key[n], Port: binary.BigEndian.Uint16(e.Key[n+4:])})
+			out = append(out, elem{from: pack(a), Proto: e.Key[n], Port: binary.BigEndian.Uint16(e.Key[n+4:])})
 		}
 	case kindRun4, kindRun6:
 		n := 4
@@ -677,7 +677,7 @@ func elemsFromKernel(kind setKind, es []nftables.SetElement) []elem {
 			}
 			a, _ := netip.AddrFromSlice(e.Key[:n])
 			z, _ := netip.AddrFromSlice(e.KeyEnd[:n])
-			out = append(out, elem{From: a, To: z, Proto: e.Key[n], Port: binary.BigEndian.Uint16(e.Key[n+4:]),
+			out = append(out, elem{from: pack(a), to: pack(z), Proto: e.Key[n], Port: binary.BigEndian.Uint16(e.Key[n+4:]),
 				PortTo: binary.BigEndian.Uint16(e.KeyEnd[n+4:]), Run: true})
 		}
 	case kindAddr4, kindAddr6:
@@ -705,17 +705,17 @@ func elemsFromKernel(kind setKind, es []nftables.SetElement) []elem {
 			case !p.end:
 				if open != nil {
 					// Two starts in a row: the first ran up to this one.
-					out = append(out, elem{From: *open, To: p.a.Prev()})
+					out = append(out, elem{from: pack(*open), to: pack(p.a.Prev())})
 				}
 				a := p.a
 				open = &a
 			case open != nil:
-				out = append(out, elem{From: *open, To: p.a.Prev()})
+				out = append(out, elem{from: pack(*open), to: pack(p.a.Prev())})
 				open = nil
 			}
 		}
 		if open != nil {
-			out = append(out, elem{From: *open, To: lastAddr(netip.PrefixFrom(*open, 0))})
+			out = append(out, elem{from: pack(*open), to: pack(lastAddr(netip.PrefixFrom(*open, 0)))})
 		}
 	}
 	return out

@@ -91,7 +91,7 @@ func renderIPSet(s hoststate.IPSet, members map[hoststate.IPSetMember]struct{}) 
 					// interval concatenation, so it is left out.
 					continue
 				}
-				ks.Elems[elem{From: m.Prefix.Addr(), Proto: m.Protocol, Port: m.Port}] = struct{}{}
+				ks.Elems[elem{from: pack(m.Prefix.Addr()), Proto: m.Protocol, Port: m.Port}] = struct{}{}
 			}
 		} else {
 			var ps []netip.Prefix
@@ -330,13 +330,13 @@ func normPorts(in []hoststate.PortRange) []portRange {
 func normPrefixes(ps []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	for _, e := range intervalsOf(ps) {
-		if p, ok := rangeToPrefix(e.From, e.To); ok {
+		if p, ok := rangeToPrefix(e.From(), e.To()); ok {
 			out = append(out, p)
 			continue
 		}
 		// Two overlapping prefixes merge into their larger one, so a
 		// merged range is always a prefix; keep both ends to be safe.
-		out = append(out, netip.PrefixFrom(e.From, e.From.BitLen()), netip.PrefixFrom(e.To, e.To.BitLen()))
+		out = append(out, netip.PrefixFrom(e.From(), e.From().BitLen()), netip.PrefixFrom(e.To(), e.To().BitLen()))
 	}
 	return out
 }
