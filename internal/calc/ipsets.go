@@ -39,7 +39,7 @@ type ipSet struct {
 	setSpec
 	hint    hint
 	refs    int
-	members map[hoststate.IPSetMember]int32
+	members map[memberKey]int32
 	// pending holds the changes not yet reported (+1 added, -1 removed);
 	// only kept once the set has been reported whole.
 	pending map[hoststate.IPSetMember]int8
@@ -83,23 +83,60 @@ func (s *ipSet) contribution(ep *entity, f func(hoststate.IPSetMember)) {
 	}
 }
 
+// memberKey is an IP set member packed for a map key: 22 bytes where
+// hoststate.IPSetMember takes 40 (a netip.Prefix carries a zone pointer).
+// At 100,000 remote endpoints the sets hold hundreds of thousands.
+type memberKey struct {
+	addr             [16]byte
+	fam, bits, proto uint8 // fam: 4 or 6 (0: no valid prefix)
+	port             uint16
+}
+
+func packMember(m hoststate.IPSetMember) memberKey {
+	k := memberKey{proto: m.Protocol, port: m.Port}
+	a := m.Prefix.Addr()
+	switch {
+	case !m.Prefix.IsValid():
+	case a.Is4():
+		b := a.As4()
+		copy(k.addr[:], b[:])
+		k.fam, k.bits = 4, uint8(m.Prefix.Bits())
+	default:
+		k.addr, k.fam, k.bits = a.As16(), 6, uint8(m.Prefix.Bits())
+	}
+	return k
+}
+
+func (k memberKey) member() hoststate.IPSetMember {
+	m := hoststate.IPSetMember{Protocol: k.proto, Port: k.port}
+	switch k.fam {
+	case 4:
+		m.Prefix = netip.PrefixFrom(netip.AddrFrom4([4]byte(k.addr[:4])), int(k.bits))
+	case 6:
+		m.Prefix = netip.PrefixFrom(netip.AddrFrom16(k.addr), int(k.bits))
+	}
+	return m
+}
+
 func (s *ipSet) add(m hoststate.IPSetMember) {
-	s.members[m]++
-	if s.members[m] == 1 && s.emitted {
+	k := packMember(m)
+	s.members[k]++
+	if s.members[k] == 1 && s.emitted {
 		s.note(m, 1)
 	}
 }
 
 func (s *ipSet) remove(m hoststate.IPSetMember) {
-	n, ok := s.members[m]
+	k := packMember(m)
+	n, ok := s.members[k]
 	if !ok {
 		return
 	}
 	if n > 1 {
-		s.members[m] = n - 1
+		s.members[k] = n - 1
 		return
 	}
-	delete(s.members, m)
+	delete(s.members, k)
 	if s.emitted {
 		s.note(m, -1)
 	}
@@ -125,8 +162,8 @@ func (s *ipSet) setType() hoststate.IPSetType {
 
 func (s *ipSet) memberList() []hoststate.IPSetMember {
 	out := make([]hoststate.IPSetMember, 0, len(s.members))
-	for m := range s.members {
-		out = append(out, m)
+	for k := range s.members {
+		out = append(out, k.member())
 	}
 	sortMembers(out)
 	return out
@@ -175,7 +212,7 @@ func (g *Graph) candidates(h hint, f func(*entity)) {
 
 // activateSet creates the set and computes its members.
 func (g *Graph) activateSet(spec setSpec) *ipSet {
-	s := &ipSet{setSpec: spec, hint: selectorHint(spec.sel.String()), members: map[hoststate.IPSetMember]int32{}}
+	s := &ipSet{setSpec: spec, hint: selectorHint(spec.sel.String()), members: map[memberKey]int32{}}
 	g.sets[spec.id] = s
 	g.indexSet(s, true)
 	g.candidates(s.hint, func(ep *entity) {

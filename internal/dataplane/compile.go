@@ -249,14 +249,14 @@ func contribute(rules []hoststate.Rule, inbound bool, sets func(id string) *ipse
 						continue
 					}
 					ports = portRanges
-					for m := range st.members {
+					for m := range st.all() {
 						if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
 							ranges = append(ranges, elem{from: pack(m.Prefix.Addr()), to: pack(m.Prefix.Addr())})
 						}
 					}
 				} else {
 					var ps []netip.Prefix
-					for m := range st.members {
+					for m := range st.all() {
 						if m.Prefix.IsValid() && famOf(m.Prefix) == fam {
 							ps = append(ps, m.Prefix)
 						}
@@ -649,7 +649,7 @@ func (d *Dataplane) dropRunElem(rs *runState, name string, fi int, e elem) {
 	m := hoststate.IPSetMember{Prefix: netip.PrefixFrom(e.From(), e.From().BitLen())}
 	for id := range rs.termSets[fi][protoPort{e.Proto, e.Port}] {
 		if st := d.ipsets[id]; st != nil {
-			if _, ok := st.members[m]; ok {
+			if st.has(m) {
 				return
 			}
 		}
@@ -697,7 +697,7 @@ func (d *Dataplane) refTerm(rs *runState, name string, fi int, t exactTerm, delt
 	if fi == 1 {
 		fam = v6
 	}
-	for m := range st.members {
+	for m := range st.all() {
 		if !m.Prefix.IsValid() || famOf(m.Prefix) != fam || !m.Prefix.IsSingleIP() {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -127,21 +128,41 @@ type Dataplane struct {
 
 type ipsetState struct {
 	typ     hoststate.IPSetType
-	members map[hoststate.IPSetMember]struct{}
+	members map[memberKey]struct{}
 	// ranges counts the members per family (0: IPv4, 1: IPv6) that are
 	// more than one address: a set without any is a compiled run's term.
 	ranges [2]int
 }
 
+func newIPSetState(typ hoststate.IPSetType, n int) *ipsetState {
+	return &ipsetState{typ: typ, members: make(map[memberKey]struct{}, n)}
+}
+
+func (st *ipsetState) has(m hoststate.IPSetMember) bool {
+	_, ok := st.members[packMember(m)]
+	return ok
+}
+
+// all yields the members.
+func (st *ipsetState) all() iter.Seq[hoststate.IPSetMember] {
+	return func(yield func(hoststate.IPSetMember) bool) {
+		for k := range st.members {
+			if !yield(k.member()) {
+				return
+			}
+		}
+	}
+}
+
 func (st *ipsetState) add(m hoststate.IPSetMember) {
-	st.members[m] = struct{}{}
+	st.members[packMember(m)] = struct{}{}
 	if m.Prefix.IsValid() && !m.Prefix.IsSingleIP() {
 		st.ranges[famIndex(famOf(m.Prefix))]++
 	}
 }
 
 func (st *ipsetState) remove(m hoststate.IPSetMember) {
-	delete(st.members, m)
+	delete(st.members, packMember(m))
 	if m.Prefix.IsValid() && !m.Prefix.IsSingleIP() {
 		st.ranges[famIndex(famOf(m.Prefix))]--
 	}
@@ -224,9 +245,9 @@ func (d *Dataplane) Trigger() {
 func (d *Dataplane) OnIPSetUpdate(s hoststate.IPSet) {
 	s.Members = slices.Clone(s.Members)
 	d.enqueue(func() {
-		st := &ipsetState{typ: s.Type, members: make(map[hoststate.IPSetMember]struct{}, len(s.Members))}
+		st := newIPSetState(s.Type, len(s.Members))
 		for _, m := range s.Members {
-			if _, dup := st.members[m]; !dup {
+			if !st.has(m) {
 				st.add(m)
 			}
 		}
@@ -239,16 +260,16 @@ func (d *Dataplane) OnIPSetUpdate(s hoststate.IPSet) {
 		d.dirtyIPSets[s.ID] = true
 		// Compiled runs follow the members' changes, whole set or delta.
 		var added, removed []hoststate.IPSetMember
-		for m := range st.members {
+		for m := range st.all() {
 			if !known {
 				added = append(added, m)
-			} else if _, ok := old.members[m]; !ok {
+			} else if !old.has(m) {
 				added = append(added, m)
 			}
 		}
 		if known {
-			for m := range old.members {
-				if _, ok := st.members[m]; !ok {
+			for m := range old.all() {
+				if !st.has(m) {
 					removed = append(removed, m)
 				}
 			}
@@ -269,13 +290,13 @@ func (d *Dataplane) OnIPSetDelta(id string, added, removed []hoststate.IPSetMemb
 		// counts must never see a member twice.
 		var gone, came []hoststate.IPSetMember
 		for _, m := range removed {
-			if _, ok := st.members[m]; ok {
+			if st.has(m) {
 				st.remove(m)
 				gone = append(gone, m)
 			}
 		}
 		for _, m := range added {
-			if _, ok := st.members[m]; !ok {
+			if !st.has(m) {
 				st.add(m)
 				came = append(came, m)
 			}
@@ -294,7 +315,7 @@ func (d *Dataplane) OnIPSetRemove(id string) {
 			d.markUsersOfSet(id)
 			d.dirtyIPSets[id] = true
 			var gone []hoststate.IPSetMember
-			for m := range st.members {
+			for m := range st.all() {
 				gone = append(gone, m)
 			}
 			d.runMembersChanged(id, nil, gone)
@@ -757,7 +778,7 @@ func (d *Dataplane) renderSetRefChanges() {
 		if !ok || st == nil {
 			continue // not an IP set, or one already gone
 		}
-		for _, s := range renderIPSet(hoststate.IPSet{ID: id, Type: st.typ}, st.members) {
+		for _, s := range renderIPSet(hoststate.IPSet{ID: id, Type: st.typ}, st.all()) {
 			if s.Name == name {
 				d.putIPSet(s)
 			}
@@ -859,7 +880,7 @@ func (d *Dataplane) render() {
 			d.dropSet(ipSetName(id, v6))
 			continue
 		}
-		for _, s := range renderIPSet(hoststate.IPSet{ID: id, Type: st.typ}, st.members) {
+		for _, s := range renderIPSet(hoststate.IPSet{ID: id, Type: st.typ}, st.all()) {
 			d.putIPSet(s)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unique"
+
+	"github.com/servalnet/serval/internal/hoststate"
 )
 
 // This file holds the dataplane's own model of the nftables table: chains of
@@ -467,6 +469,31 @@ func (p addr) ip() netip.Addr {
 		return netip.AddrFrom16(p.b)
 	}
 	return netip.Addr{}
+}
+
+// memberKey is an IP set member packed for a map key: 22 bytes where
+// hoststate.IPSetMember takes 40. At 100,000 remote endpoints the sets
+// hold hundreds of thousands.
+type memberKey struct {
+	a           addr
+	bits, proto uint8
+	port        uint16
+}
+
+func packMember(m hoststate.IPSetMember) memberKey {
+	k := memberKey{proto: m.Protocol, port: m.Port}
+	if m.Prefix.IsValid() {
+		k.a, k.bits = pack(m.Prefix.Addr()), uint8(m.Prefix.Bits())
+	}
+	return k
+}
+
+func (k memberKey) member() hoststate.IPSetMember {
+	m := hoststate.IPSetMember{Protocol: k.proto, Port: k.port}
+	if a := k.a.ip(); a.IsValid() {
+		m.Prefix = netip.PrefixFrom(a, int(k.bits))
+	}
+	return m
 }
 
 func (p addr) compare(q addr) int {

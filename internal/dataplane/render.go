@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"iter"
 	"net"
 	"net/netip"
 	"sort"
@@ -79,7 +80,7 @@ func setKindFor(t hoststate.IPSetType, fam int) setKind {
 }
 
 // renderIPSet turns one hoststate set into its two kernel sets.
-func renderIPSet(s hoststate.IPSet, members map[hoststate.IPSetMember]struct{}) []*set {
+func renderIPSet(s hoststate.IPSet, members iter.Seq[hoststate.IPSetMember]) []*set {
 	out := make([]*set, 0, 2)
 	for _, fam := range []int{v4, v6} {
 		ks := &set{Name: ipSetName(s.ID, fam), Kind: setKindFor(s.Type, fam), Comment: s.ID, Elems: map[elem]struct{}{}}
