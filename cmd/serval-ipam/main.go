@@ -17,6 +17,7 @@ import (
 )
 
 func main() {
+	cni.TuneGC()
 	p := &cni.IPAMPlugin{
 		NewIPAM: func(ds datastore.Interface, log *slog.Logger) (ipam.Interface, error) {
 			return ipam.New(ds, ipam.Config{Logger: log}), nil

@@ -17,6 +17,7 @@ import (
 )
 
 func main() {
+	cni.TuneGC()
 	p := &cni.Plugin{
 		// serval-ipam runs in this process (no second exec); other IPAM
 		// types are delegated.
