@@ -51,7 +51,9 @@
 //   - An entity keeps only what selectors and sets need (labels,
 //     addresses, namespace, service account, named ports); equal label
 //     maps are shared between entities (labels.go) and the label index
-//     lists each shared map once, with its entities.
+//     lists each shared map once, with its entities. What only a local
+//     endpoint needs hangs off one pointer; set members are counted under
+//     packed keys.
 //
 // Nothing is reported before the first datastore.InSync: the initial state
 // is computed once, then reported whole, then OnInSync. After that each

@@ -49,7 +49,13 @@
 // IP set is in the kernel only while a chain tests it (a set used only
 // by compiled runs is already in their sets); and the snapshot of what
 // the kernel holds shares a set's elements with the desired set while
-// they are equal.
+// they are equal. Elements and IP set members are packed map keys (48
+// and 22 bytes, addresses without netip.Addr's zone pointer, a verdict
+// map's interface and chain one interned handle). A plan of more than
+// 20,000 elements fills the sets it creates in transactions of at most
+// that many before the one transaction whose rules use them: no rule sees
+// a set before it is full, and the netlink messages of 200,000 elements
+// are never in memory at once.
 //
 // Usage:
 //
