@@ -266,9 +266,30 @@ func (g *Graph) tiersFor(pols []*policy) []hoststate.TierPolicies {
 		return a.p.id.Kind < b.p.id.Kind
 	})
 	var out []hoststate.TierPolicies
-	for _, e := range es {
+	for i, e := range es {
 		if len(out) == 0 || out[len(out)-1].Name != e.p.id.Tier {
-			out = append(out, hoststate.TierPolicies{Name: e.p.id.Tier, DefaultAction: e.t.defaultAction})
+			// Sized exactly: 250 local endpoints with 200 policies each
+			// kept as much again in append's spare capacity.
+			in, eg := 0, 0
+			for _, f := range es[i:] {
+				if f.p.id.Tier != e.p.id.Tier {
+					break
+				}
+				if f.p.ingress {
+					in++
+				}
+				if f.p.egress {
+					eg++
+				}
+			}
+			tp := hoststate.TierPolicies{Name: e.p.id.Tier, DefaultAction: e.t.defaultAction}
+			if in > 0 {
+				tp.IngressPolicies = make([]hoststate.PolicyID, 0, in)
+			}
+			if eg > 0 {
+				tp.EgressPolicies = make([]hoststate.PolicyID, 0, eg)
+			}
+			out = append(out, tp)
 		}
 		tp := &out[len(out)-1]
 		if e.p.ingress {
