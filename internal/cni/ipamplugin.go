@@ -70,6 +70,7 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 	// holding it for them would make concurrent ADDs on a host wait for
 	// each other's reads too.
 	lock := func() func() { return lockIPAM(c.conf.IPAMLockFile, c.log) }
+	tryLock := func() (func(), bool) { return tryLockIPAM(c.conf.IPAMLockFile, c.log) }
 	requested := append([]netip.Addr(nil), c.args.IPs...)
 	for _, s := range c.conf.RuntimeConfig.IPs {
 		ad, _ := parseAddr(s) // checked by LoadNetConf
@@ -92,7 +93,7 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 		args := ipam.AutoAssignArgs{
 			Handle: c.id.Handle, Node: c.id.Node, Attrs: c.id.IPAMAttrs(),
 			IPv4Pools: c.conf.IPAM.IPv4Pools, IPv6Pools: c.conf.IPAM.IPv6Pools,
-			Lock: lock, ReuseHandle: true,
+			Lock: lock, TryLock: tryLock, ReuseHandle: true,
 		}
 		if c.conf.IPAM.WantIPv4() {
 			args.Num4 = 1

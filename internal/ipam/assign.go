@@ -85,7 +85,15 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*AssignRe
 	defer func() { unlock() }()
 	locked := false
 	if args.Lock != nil && len(pre) > 0 {
-		unlock, locked = args.Lock(), true
+		if args.TryLock == nil {
+			unlock, locked = args.Lock(), true
+		} else if u, ok := args.TryLock(); ok {
+			unlock, locked = u, true
+		} else {
+			// Busy: read meanwhile, without the hint.
+			clear(pre)
+			needAffs = true
+		}
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s, loadErr = c.load(ctx, args.Node) })

@@ -50,6 +50,13 @@ type AutoAssignArgs struct {
 	// the family asked for (Client.SetHint), before they are read with the
 	// hinted block, so that the block read is not stale when written.
 	Lock func() (unlock func())
+	// TryLock, when set with Lock, takes the same lock only if it is free
+	// (ok false: it was not taken). With a hint, the lock is taken before
+	// the settings are read only when it is free: while another request
+	// of the host holds it, this one reads the settings meanwhile, as
+	// without a hint, rather than queue for the lock first and hold it
+	// for its reads too.
+	TryLock func() (unlock func(), ok bool)
 	// ReuseHandle: when the handle already holds an address of every
 	// family asked for (a retried CNI ADD of the same attachment), return
 	// those instead of allocating more. The handle is read together with

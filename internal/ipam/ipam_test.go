@@ -787,6 +787,22 @@ func TestSetHint(t *testing.T) {
 		held = true
 		return func() { held = false }
 	}
+	for _, try := range []struct {
+		name    string
+		tryLock func() (func(), bool)
+	}{
+		{"no TryLock", nil},
+		{"lock free", func() (func(), bool) { return lock(), true }},
+		{"lock busy", func() (func(), bool) { return nil, false }},
+	} {
+		t.Run(try.name, func(t *testing.T) {
+			testSetHint(t, e, ds, &held, own, other, lock, try.tryLock, try.name)
+		})
+	}
+}
+
+func testSetHint(t *testing.T, e *env, ds datastore.Interface, held *bool, own, other netip.Prefix,
+	lock func() func(), tryLock func() (func(), bool), prefix string) {
 	tests := []struct {
 		name string
 		hint netip.Prefix
@@ -800,8 +816,8 @@ func TestSetHint(t *testing.T) {
 	for i, tt := range tests {
 		c := ipam.New(ds, ipam.Config{})
 		c.SetHint("n1", tt.hint)
-		handle := fmt.Sprint("t", i)
-		args := ipam.AutoAssignArgs{Num4: 1, Handle: handle, Node: "n1", ReuseHandle: true, Lock: lock}
+		handle := fmt.Sprint(prefix, "-", i)
+		args := ipam.AutoAssignArgs{Num4: 1, Handle: handle, Node: "n1", ReuseHandle: true, Lock: lock, TryLock: tryLock}
 		res, err := c.AutoAssign(e.ctx, args)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
@@ -830,7 +846,7 @@ func TestSetHint(t *testing.T) {
 		if err != nil || !again.Reused || fmt.Sprint(again.IPv4) != fmt.Sprint(res.IPv4) {
 			t.Errorf("%s: retry got %+v (err %v), want %v reused", tt.name, again, err, res.IPv4)
 		}
-		if held {
+		if *held {
 			t.Errorf("%s: lock still held", tt.name)
 		}
 	}
