@@ -14,7 +14,10 @@
 //     "<network name>.<container ID>", its block writes serialised on the
 //     host by a lock file ("ipam_lock_file", default
 //     /run/serval/ipam.lock; the reads before them are not), and gives a
-//     retried ADD the addresses its handle already holds;
+//     retried ADD the addresses its handle already holds. It keeps the
+//     block of the host's last allocation in "<lock file>.hint", so that
+//     the next ADD reads that block with the settings (one round trip
+//     less; a wrong hint is only a lost round trip);
 //  2. a veth (created while IPAM runs, configured once the addresses are
 //     known): host end <prefix><11 hex digits of sha1(identity)> made in
 //     the host namespace (MAC ee:ee:ee:ee:ee:ee, proxy_arp, proxy_delay 0,
@@ -27,7 +30,9 @@
 //  4. the WorkloadEndpoint, with labels and profiles from the network
 //     configuration ("labels", "profiles"), runtimeConfig (capabilities
 //     "labels", "profiles") and CNI_ARGS ("label.<key>=<value>", and the
-//     pod's namespace for Kubernetes).
+//     pod's namespace for Kubernetes), written while step 2 configures the
+//     veth (the workload end's MAC, which it records, is chosen when the
+//     veth is created).
 //
 // The identity hashed into the veth name is "<namespace>.<pod>" when
 // CNI_ARGS carry K8S_POD_NAME (Calico's name for the same pod), else the
