@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -11,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/calc"
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/synthload"
 )
 
 // nullNFT takes every transaction and keeps nothing: the benchmark
@@ -24,54 +23,6 @@ type nullNFT struct{}
 func (nullNFT) Apply([]dataplane.Op) error { return nil }
 func (nullNFT) Read() (*dataplane.Snapshot, error) {
 	return &dataplane.Snapshot{Chains: map[string]*dataplane.ChainState{}, Sets: map[string]*dataplane.SetState{}}, nil
-}
-
-// loadScale writes the agent load of bench/ (servalbench agentload) into
-// ds: local endpoints on "benchnode", remote ones on 500 other hosts,
-// global policies each selecting a tenth of the endpoints with rules over
-// 50 distinct selectors.
-func loadScale(b *testing.B, ds datastore.Interface, local, remote, policies int) {
-	ctx := context.Background()
-	objs := make(chan api.Resource, 256)
-	var wg sync.WaitGroup
-	var failed sync.Once
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for o := range objs {
-				if _, err := ds.Create(ctx, o); err != nil {
-					failed.Do(func() { b.Error(err) })
-				}
-			}
-		}()
-	}
-	for i := 0; i < local+remote; i++ {
-		n, pod := "benchnode", fmt.Sprintf("w%d", i)
-		if i >= local {
-			n = fmt.Sprintf("host%d", i%500)
-		}
-		w := &api.WorkloadEndpoint{TypeMeta: api.TypeMeta{Kind: "WorkloadEndpoint"}}
-		w.Name, w.Namespace = fmt.Sprintf("%s-k8s-%s-eth0", n, pod), fmt.Sprintf("ns%d", i%20)
-		w.Labels = map[string]string{"app": fmt.Sprintf("app%d", i%10), "role": fmt.Sprintf("r%d", i%50)}
-		w.Spec = api.WorkloadEndpointSpec{Node: n, Orchestrator: "k8s", Pod: pod, Endpoint: "eth0",
-			InterfaceName: fmt.Sprintf("calib%d", i), IPNetworks: []string{fmt.Sprintf("10.%d.%d.%d/32", 100+(i>>16)&0xff, (i>>8)&0xff, i&0xff)}}
-		objs <- w
-	}
-	for i := range policies {
-		p := &api.GlobalNetworkPolicy{TypeMeta: api.TypeMeta{Kind: "GlobalNetworkPolicy"}}
-		p.Name = fmt.Sprintf("gnp%d", i)
-		order := float64(i)
-		proto := api.ProtocolFromString("TCP")
-		p.Spec.Selector = fmt.Sprintf("app == 'app%d'", i%10)
-		p.Spec.Order = &order
-		p.Spec.Ingress = []api.Rule{{Action: api.Allow, Protocol: &proto,
-			Source:      api.EntityRule{Selector: fmt.Sprintf("role == 'r%d'", i%50)},
-			Destination: api.EntityRule{Ports: []api.Port{api.SinglePort(1000 + i%100)}}}}
-		objs <- p
-	}
-	close(objs)
-	wg.Wait()
 }
 
 // BenchmarkColdSync is serval-node's start at scale without etcd and
@@ -87,7 +38,9 @@ func BenchmarkColdSync(b *testing.B) {
 		remote = v
 	}
 	ds := datastore.NewMemory(nil)
-	loadScale(b, ds, 250, remote, 2000)
+	if err := synthload.Write(context.Background(), ds, synthload.Spec{Node: "benchnode", Local: 250, Remote: remote, Policies: 2000}); err != nil {
+		b.Fatal(err)
+	}
 	for b.Loop() {
 		runtime.GC()
 		var base runtime.MemStats

@@ -11,14 +11,13 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/servalnet/serval/bench/internal/report"
-	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/datastore/embedetcd"
+	"github.com/servalnet/serval/internal/synthload"
 )
 
 // AgentLoadSpec is one synthetic load for serval-node: Local endpoints on
@@ -131,7 +130,7 @@ func RunAgentLoad(ctx context.Context, specJSON, nodeBin string, out io.Writer) 
 
 	res := AgentLoadResult{}
 	start := time.Now()
-	if err := load(ctx, ds, node, a); err != nil {
+	if err := synthload.Write(ctx, ds, synthload.Spec{Node: node, Local: a.Local, Remote: a.Remote, Policies: a.Policies, Writers: 32}); err != nil {
 		return err
 	}
 	res.LoadSeconds = time.Since(start).Seconds()
@@ -160,62 +159,6 @@ func RunAgentLoad(ctx context.Context, specJSON, nodeBin string, out io.Writer) 
 		ag.stop()
 	}
 	return json.NewEncoder(out).Encode(res)
-}
-
-func load(ctx context.Context, ds datastore.Interface, node string, a agentLoadSpec) error {
-	const ruleSelectors = 50
-	objs := make(chan api.Resource, 256)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for o := range objs {
-				if _, err := ds.Create(ctx, o); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("creating %s: %w", api.KeyOf(o), err)
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := 0; i < a.Local+a.Remote; i++ {
-		n, pod := node, fmt.Sprintf("w%d", i)
-		if i >= a.Local {
-			n = fmt.Sprintf("host%d", i%500)
-		}
-		w := &api.WorkloadEndpoint{TypeMeta: api.TypeMeta{Kind: "WorkloadEndpoint"}}
-		// The name is the endpoint's identifiers, as the API requires.
-		w.Name, w.Namespace = fmt.Sprintf("%s-k8s-%s-eth0", n, pod), fmt.Sprintf("ns%d", i%20)
-		w.Labels = map[string]string{"app": fmt.Sprintf("app%d", i%10), "role": fmt.Sprintf("r%d", i%ruleSelectors)}
-		w.Spec = api.WorkloadEndpointSpec{Node: n, Orchestrator: "k8s", Pod: pod, Endpoint: "eth0",
-			InterfaceName: fmt.Sprintf("calib%d", i), IPNetworks: []string{fmt.Sprintf("10.%d.%d.%d/32", 100+(i>>16)&0xff, (i>>8)&0xff, i&0xff)}}
-		objs <- w
-	}
-	for i := 0; i < a.Policies; i++ {
-		objs <- policy(i, 0)
-	}
-	close(objs)
-	wg.Wait()
-	return firstErr
-}
-
-func policy(i, version int) *api.GlobalNetworkPolicy {
-	p := &api.GlobalNetworkPolicy{TypeMeta: api.TypeMeta{Kind: "GlobalNetworkPolicy"}}
-	p.Name = fmt.Sprintf("gnp%d", i)
-	order := float64(i)
-	proto := api.ProtocolFromString("TCP")
-	p.Spec.Selector = fmt.Sprintf("app == 'app%d'", i%10)
-	p.Spec.Order = &order
-	p.Spec.Ingress = []api.Rule{{Action: api.Allow, Protocol: &proto,
-		Source:      api.EntityRule{Selector: fmt.Sprintf("role == 'r%d'", i%50)},
-		Destination: api.EntityRule{Ports: []api.Port{api.SinglePort(1000 + (i+version)%100)}}}}
-	p.SetDefaults()
-	return p
 }
 
 type agent struct {
@@ -288,7 +231,7 @@ func (ag *agent) changes(ctx context.Context, ds datastore.Interface, a agentLoa
 		for len(ag.commits) > 0 {
 			<-ag.commits
 		}
-		p := policy(c%max(a.Policies, 1), c+1)
+		p := synthload.Policy(c%max(a.Policies, 1), c+1)
 		start := time.Now()
 		if _, err := ds.Update(ctx, p); err != nil {
 			return out, fmt.Errorf("updating %s: %w", p.Name, err)
