@@ -67,7 +67,7 @@ func iptablesRules(n int) []byte {
 func newIptablesTopo(t testing.TB, n int) (*topo, time.Duration) {
 	bin, version, err := iptablesRestore()
 	if err != nil {
-		t.Skip(err)
+		t.Fatalf("%v (scripts/install-deps.sh installs iptables)", err)
 	}
 	pre, _, w1, w2 := namespaces(t)
 	hostNS := pre + "-host"
