@@ -60,16 +60,24 @@ externalHosts:
 		}
 	}
 
-	for _, h := range hosts {
-		// Other hosts' blocks, through the router (no mesh).
-		for _, o := range hosts {
-			if o.host == h.host {
-				continue
-			}
-			if r := route(t, l, h.host, block(t, l, o.workload)); r == nil || r.Gw == nil {
-				t.Errorf("%s: no learned route to %s's block: %s", h.host, o.host, describe(r))
+	// Other hosts' blocks, through the router (no mesh). The lab is up
+	// once every host reaches every workload, which the router's default
+	// route alone can satisfy, so the blocks may still be on their way.
+	took := eventually(t, 10*time.Second, "every host has learned every other host's block", func() error {
+		for _, h := range hosts {
+			for _, o := range hosts {
+				if o.host == h.host {
+					continue
+				}
+				if r := route(t, l, h.host, block(t, l, o.workload)); r == nil || r.Gw == nil {
+					return fmt.Errorf("%s: no learned route to %s's block: %s", h.host, o.host, describe(r))
+				}
 			}
 		}
+		return nil
+	})
+	t.Logf("every block learned %s after the lab was up", took.Round(time.Millisecond))
+	for _, h := range hosts {
 		// What the router originates is programmed: the default route and
 		// the external segment, outside every IP pool.
 		for _, p := range []string{"0.0.0.0/0", "10.200.0.0/24"} {
