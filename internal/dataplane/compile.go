@@ -386,9 +386,15 @@ func disjoint(bs []box) []box {
 	return out
 }
 
-// mergeRanges sorts address ranges and merges overlapping ones.
+// mergeRanges sorts address ranges and merges overlapping ones, leaving
+// rs as it was.
 func mergeRanges(rs []elem) []elem {
-	rs = slices.Clone(rs)
+	return mergeInPlace(slices.Clone(rs))
+}
+
+// mergeInPlace sorts address ranges and merges overlapping ones in rs's
+// own storage.
+func mergeInPlace(rs []elem) []elem {
 	sortElems(rs)
 	out := rs[:0]
 	for _, r := range rs {

@@ -629,18 +629,7 @@ func intervalsOf(ps []netip.Prefix) []elem {
 		p = p.Masked()
 		rs = append(rs, elem{from: pack(p.Addr()), to: pack(lastAddr(p))})
 	}
-	sortElems(rs)
-	out := rs[:0]
-	for _, r := range rs {
-		if n := len(out); n > 0 && out[n-1].to.fam == r.from.fam && r.from.compare(out[n-1].to) <= 0 {
-			if r.to.compare(out[n-1].to) > 0 {
-				out[n-1].to = r.to
-			}
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
+	return mergeInPlace(rs)
 }
 
 // dump prints a whole table model in nft-like syntax: sets and maps first,
