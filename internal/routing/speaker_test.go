@@ -64,6 +64,15 @@ func (c *cluster) addNode(name string, n int, labels map[string]string, clusterI
 	return netip.MustParseAddr(ip)
 }
 
+// peerWithReflectors adds Calico's recipe for route reflectors: every node
+// peers with the nodes labelled rr=yes, and those with every node.
+func (c *cluster) peerWithReflectors() {
+	c.peers = append(c.peers,
+		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "to-rr"}, Spec: api.BGPPeerSpec{NodeSelector: "all()", PeerSelector: "rr == 'yes'"}},
+		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "rr-to-all"}, Spec: api.BGPPeerSpec{NodeSelector: "rr == 'yes'", PeerSelector: "all()"}},
+	)
+}
+
 func (c *cluster) desired(name string) Desired {
 	c.t.Helper()
 	d, err := Compute(Input{
@@ -247,12 +256,7 @@ func TestSpeakerRouteReflector(t *testing.T) {
 	c.addNode("rr", 31, map[string]string{"rr": "yes"}, "224.0.0.1")
 	c.addNode("a", 32, nil, "")
 	c.addNode("b", 33, nil, "")
-	// Calico's recipe: every node peers with the reflectors, the
-	// reflectors with every node.
-	c.peers = append(c.peers,
-		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "to-rr"}, Spec: api.BGPPeerSpec{NodeSelector: "all()", PeerSelector: "rr == 'yes'"}},
-		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "rr-to-all"}, Spec: api.BGPPeerSpec{NodeSelector: "rr == 'yes'", PeerSelector: "all()"}},
-	)
+	c.peerWithReflectors()
 	c.blocks["a"] = []netip.Prefix{netip.MustParsePrefix("10.65.3.0/26")}
 	rr, a, b := c.start("rr"), c.start("a"), c.start("b")
 	eventually(t, 20*time.Second, established(rr, 2))
@@ -419,10 +423,7 @@ func TestSpeakerReflectorPairWithdraws(t *testing.T) {
 	c.addNode("rr2", 52, map[string]string{"rr": "yes"}, "224.0.0.9")
 	c.addNode("c1", 53, nil, "")
 	c.addNode("c2", 54, nil, "")
-	c.peers = append(c.peers,
-		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "to-rr"}, Spec: api.BGPPeerSpec{NodeSelector: "all()", PeerSelector: "rr == 'yes'"}},
-		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "rr-to-all"}, Spec: api.BGPPeerSpec{NodeSelector: "rr == 'yes'", PeerSelector: "all()"}},
-	)
+	c.peerWithReflectors()
 	c.blocks["c2"] = []netip.Prefix{netip.MustParsePrefix("10.65.54.0/26")}
 	rr1, rr2, c1, c2 := c.start("rr1"), c.start("rr2"), c.start("c1"), c.start("c2")
 	eventually(t, 20*time.Second, established(rr1, 3))
