@@ -13,10 +13,15 @@ LDFLAGS := -X github.com/servalnet/serval/internal/version.Version=$(VERSION) \
 # against each other's load.
 TEST_PARALLEL ?= 2
 TEST_TIMEOUT ?= 25m
+# The unit packages run under the race detector: their concurrency (the
+# syncer, the BGP speaker's goroutine, the agent's loops) is what it checks.
+# The lab packages run without: the code they drive is the same, and under
+# -race their agents' timing on 2 cores would test the machine instead.
+UNIT_FLAGS ?= -race
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
 LAB_PKGS = $(shell $(GO) list ./test/...)
 
-.PHONY: all build test deps demo bench fmt vet clean fuzz
+.PHONY: all build test deps demo bench fmt vet clean fuzz root
 
 all: build
 
@@ -28,10 +33,19 @@ build:
 deps:
 	@scripts/install-deps.sh
 
-## test: the one test command (CI runs it): installs what is missing, vets, runs every test.
-test: deps
+## root: fails at once unless run as root. Without root every network
+## namespace, nftables and lab test would fail (they never skip), so say why
+## up front instead of after half an hour of failures.
+root:
+	@if [ "$$(id -u)" -ne 0 ]; then \
+		echo "make: this target must run as root: its tests create network namespaces, nftables tables and labs (and fail, not skip, without root). Run: sudo make $(MAKECMDGOALS)" >&2; \
+		exit 1; \
+	fi
+
+## test: the one test command (CI runs it, as root): installs what is missing, vets, runs every test.
+test: root deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(UNIT_PKGS)
+	$(GO) test -count=1 $(UNIT_FLAGS) -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(UNIT_PKGS)
 	$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(LAB_PKGS)
 
 ## demo: the Calico talk's demo in network namespaces (root): builds, runs lab/demo.sh, cleans up.
