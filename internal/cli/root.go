@@ -113,6 +113,7 @@ The datastore is etcd v3, given by --etcd-endpoints or SERVAL_ETCD_ENDPOINTS
 		newIPAMCommand(g),
 		newNodeCommand(g),
 		newVersionCommand(g),
+		newWhyCommand(g),
 	)
 	return root
 }
