@@ -80,7 +80,7 @@ func StepText(s verdict.Step) string {
 		}
 		return fmt.Sprintf("%s %s", s.PolicyKind, s.Policy)
 	}
-	in := "    "
+	in := "  "
 	switch s.Kind {
 	case verdict.StepTier:
 		return fmt.Sprintf("tier %s (ends in %s)", s.Tier, s.Action)
