@@ -174,7 +174,7 @@ func TestLookupKind(t *testing.T) {
 			seen[s] = k.Kind
 		}
 	}
-	namespaced := map[string]bool{"NetworkPolicy": true, "NetworkSet": true, "WorkloadEndpoint": true}
+	namespaced := map[string]bool{"NetworkPolicy": true, "NetworkSet": true, "WorkloadEndpoint": true, "StagedNetworkPolicy": true, "StagedKubernetesNetworkPolicy": true}
 	for _, k := range Kinds() {
 		if !k.Internal && k.Namespaced != namespaced[k.Kind] {
 			t.Errorf("%s: Namespaced = %v", k.Kind, k.Namespaced)
