@@ -12,14 +12,6 @@ import (
 // stagedKinds are listed when registered (see api staged policy kinds).
 var stagedKinds = []string{"StagedGlobalNetworkPolicy", "StagedNetworkPolicy", "StagedKubernetesNetworkPolicy"}
 
-// promoter is a staged policy: what promoting it does.
-type promoter interface {
-	api.Resource
-	// promote returns the key of the enforced policy it stands for and,
-	// for stagedAction Set, that policy (nil for Delete).
-	promote() (api.Key, api.Resource, error)
-}
-
 // WithStaged returns the snapshot as it would be with every staged policy
 // promoted: Set creates or replaces the enforced policy of the same name
 // (and kind, and namespace), Delete removes it.
@@ -60,6 +52,8 @@ func (s *Snapshot) WithStaged() (*Snapshot, error) {
 	return out, nil
 }
 
+// promote returns the key of the enforced policy a staged one stands for
+// and, for stagedAction Set, that policy (nil for Delete).
 func promote(r api.Resource) (api.Key, api.Resource, error) {
 	switch p := r.(type) {
 	case *api.StagedGlobalNetworkPolicy:
@@ -76,8 +70,13 @@ func promote(r api.Resource) (api.Key, api.Resource, error) {
 			return api.KeyOf(np), nil, nil
 		}
 		return api.KeyOf(np), np, nil
-	case promoter:
-		return p.promote()
+	case *api.StagedKubernetesNetworkPolicy:
+		np := p.Enforced()
+		np.SetDefaults()
+		if p.Spec.StagedAction == api.StagedActionDelete {
+			return api.KeyOf(np), nil, nil
+		}
+		return api.KeyOf(np), np, nil
 	}
 	return api.Key{}, nil, fmt.Errorf("%s is not a staged policy kind this servalctl knows", api.KeyOf(r))
 }
@@ -97,6 +96,8 @@ func (s *Snapshot) StagedNames() []string {
 			act = string(p.Spec.StagedAction)
 		case *api.StagedNetworkPolicy:
 			act = string(p.Spec.StagedAction)
+		case *api.StagedKubernetesNetworkPolicy:
+			act = string(p.Spec.StagedAction) + ", as NetworkPolicy " + p.EnforcedName()
 		}
 		out = append(out, fmt.Sprintf("%s %s (%s)", k.Kind, n, act))
 	}

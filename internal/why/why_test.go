@@ -251,3 +251,52 @@ func TestStaged(t *testing.T) {
 		}
 	}
 }
+
+const stagedK8s = `
+---
+apiVersion: projectcalico.org/v3
+kind: StagedKubernetesNetworkPolicy
+metadata: {name: group1-web, namespace: demo}
+spec:
+  podSelector: {matchLabels: {group: GROUP1}}
+  ingress:
+    - from: [{podSelector: {matchLabels: {group: GROUP2}}}]
+      ports: [{port: 80}]
+`
+
+// TestStagedKubernetes: a staged Kubernetes policy is traced as the
+// Calico policy it becomes, and isolates the pods it selects.
+func TestStagedKubernetes(t *testing.T) {
+	s := snapshot(t, world+stagedK8s)
+	st, err := s.WithStaged()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		src, dst      string
+		proto         uint8
+		port          uint16
+		now, staged   hoststate.Action
+		stagedIngress string
+	}{
+		{"b", "a", 6, 80, hoststate.Deny, hoststate.Allow, "demo/knp.default.group1-web#1:Allow=Allow"},
+		{"c", "a", 1, 0, hoststate.Allow, hoststate.Deny, "end default:Deny=Deny"},
+		{"a", "b", 1, 0, hoststate.Deny, hoststate.Deny, "drop=Deny"},
+	} {
+		q := Query{Src: c.src, Dst: c.dst, Protocol: c.proto, DstPort: c.port, SrcPort: 40000}
+		r, err := s.Explain(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr, err := st.Explain(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Verdict != c.now || sr.Verdict != c.staged || summary(sr.Ingress) != c.stagedIngress {
+			t.Errorf("%s -> %s: now %s, staged %s %s; want %s, %s %s", c.src, c.dst, r.Verdict, sr.Verdict, summary(sr.Ingress), c.now, c.staged, c.stagedIngress)
+		}
+	}
+	if n := s.StagedNames(); len(n) != 1 || n[0] != "StagedKubernetesNetworkPolicy demo/group1-web (Set, as NetworkPolicy knp.default.group1-web)" {
+		t.Errorf("staged names %q", n)
+	}
+}

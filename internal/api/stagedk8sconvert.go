@@ -1,0 +1,120 @@
+package api
+
+// k8sOrchestrator is the term Calico adds to every pod selector of a
+// converted Kubernetes policy: it selects only Kubernetes pods.
+const k8sOrchestrator = "projectcalico.org/orchestrator == 'k8s'"
+
+// EnforcedName is the name of the Calico NetworkPolicy a Kubernetes
+// NetworkPolicy of this name becomes.
+func (s *StagedKubernetesNetworkPolicy) EnforcedName() string { return "knp.default." + s.Name }
+
+// Enforced converts the staged Kubernetes policy as Calico converts a
+// Kubernetes NetworkPolicy: NetworkPolicy "knp.default.<name>" in the
+// default tier at order 1000, selecting the Kubernetes pods of podSelector,
+// with one Allow rule per peer and per protocol of the rule's ports (no
+// peers: any; no ports: any protocol).
+func (s *StagedKubernetesNetworkPolicy) Enforced() *NetworkPolicy {
+	order := 1000.0
+	np := &NetworkPolicy{TypeMeta: TypeMeta{Kind: "NetworkPolicy", APIVersion: APIVersion}}
+	np.Name, np.Namespace, np.Labels, np.Annotations = s.EnforcedName(), s.Namespace, s.Labels, s.Annotations
+	np.Spec = NetworkPolicySpec{
+		Tier:     DefaultTierName,
+		Order:    &order,
+		Selector: podSelector(&s.Spec.PodSelector),
+		Types:    append([]PolicyType(nil), s.Spec.PolicyTypes...),
+	}
+	for _, r := range s.Spec.Ingress {
+		np.Spec.Ingress = append(np.Spec.Ingress, k8sRules(r.From, r.Ports, true)...)
+	}
+	for _, r := range s.Spec.Egress {
+		np.Spec.Egress = append(np.Spec.Egress, k8sRules(r.To, r.Ports, false)...)
+	}
+	return np
+}
+
+func podSelector(s *K8sLabelSelector) string {
+	if s == nil {
+		return k8sOrchestrator
+	}
+	t := k8sSelector(*s)
+	if t == "all()" {
+		return k8sOrchestrator
+	}
+	return k8sOrchestrator + " && " + t
+}
+
+func k8sRules(peers []K8sNetworkPolicyPeer, ports []K8sNetworkPolicyPort, ingress bool) []Rule {
+	// Ports grouped by protocol, in the order protocols first appear.
+	type group struct {
+		proto   *Protocol
+		ports   []Port
+		anyPort bool // an entry without a port: the whole protocol
+	}
+	var groups []group
+	for _, pt := range ports {
+		proto := ProtocolFromString("TCP")
+		if pt.Protocol != nil {
+			proto = *pt.Protocol
+		}
+		i := 0
+		for ; i < len(groups); i++ {
+			if groups[i].proto.String() == proto.String() {
+				break
+			}
+		}
+		if i == len(groups) {
+			groups = append(groups, group{proto: &proto})
+		}
+		switch {
+		case pt.Port == nil:
+			groups[i].anyPort = true
+		case pt.Port.PortName != "":
+			groups[i].ports = append(groups[i].ports, NamedPort(pt.Port.PortName))
+		case pt.EndPort != nil:
+			groups[i].ports = append(groups[i].ports, PortRange(pt.Port.MinPort, *pt.EndPort))
+		default:
+			groups[i].ports = append(groups[i].ports, SinglePort(pt.Port.MinPort))
+		}
+	}
+	for i := range groups {
+		if groups[i].anyPort {
+			groups[i].ports = nil
+		}
+	}
+	if len(groups) == 0 {
+		groups = []group{{}}
+	}
+	var peerRules []EntityRule
+	for _, p := range peers {
+		var e EntityRule
+		switch {
+		case p.IPBlock != nil:
+			e.Nets = []string{p.IPBlock.CIDR}
+			e.NotNets = append([]string(nil), p.IPBlock.Except...)
+		case p.NamespaceSelector != nil:
+			e.Selector = podSelector(p.PodSelector)
+			e.NamespaceSelector = k8sSelector(*p.NamespaceSelector)
+		default:
+			e.Selector = podSelector(p.PodSelector)
+		}
+		peerRules = append(peerRules, e)
+	}
+	if len(peerRules) == 0 {
+		peerRules = []EntityRule{{}}
+	}
+	var out []Rule
+	for _, peer := range peerRules {
+		for _, g := range groups {
+			r := Rule{Action: Allow, Protocol: g.proto}
+			dst := EntityRule{Ports: g.ports}
+			if ingress {
+				r.Source, r.Destination = peer, dst
+			} else {
+				peer.Ports = g.ports
+				r.Destination = peer
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
