@@ -147,6 +147,26 @@ else
 	missing "the policy is stored in the datastore, but nothing enforces it: policy is programmed by serval-node"
 fi
 
+heading "Why can't B (GROUP2) reach A (GROUP1) on tcp/22? (servalctl why)"
+if ((agent)); then
+	say "The probe says no (a listener is on A's port 22, and B gets no answer):"
+	if $LAB probe B A --proto tcp --port 22 --timeout 1s 2>&1 | sed 's/^/   /'; then
+		bad "B reached A on tcp/22"
+	fi
+	say "servalctl why computes, with the agents' own calculation code, what each host enforces for that packet and says which tier, policy, rule and profile decided:"
+	why_out=$($LAB servalctl why 192.168.1.2 192.168.1.1 --proto tcp --port 22 2>&1)
+	why_code=$?
+	printf '%s\n' "$why_out" | sed 's/^/   /'
+	if ((why_code == 1)) && grep -q 'rule 2 matched: Pass' <<<"$why_out" && grep -q 'profile group1' <<<"$why_out" &&
+		grep -q 'no policy or profile allowed: Deny' <<<"$why_out"; then
+		ok "why: denied at A's ingress: the web policy passes tcp/22 on to the profiles, and group1's profile admits only GROUP1"
+	else
+		bad "servalctl why did not explain the denial as expected (exit $why_code)"
+	fi
+else
+	missing "servalctl why explains what the agents enforce; without serval-node nothing is enforced"
+fi
+
 heading "Summary"
 if ((failures > 0)); then
 	echo "   $failures thing(s) were not as expected (marked above)."
