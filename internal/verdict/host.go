@@ -1,7 +1,6 @@
 package verdict
 
 import (
-	"maps"
 	"net/netip"
 
 	"github.com/servalnet/serval/internal/hoststate"
@@ -80,14 +79,3 @@ func (r *Recorder) OnLocalBlockUpdate(netip.Prefix)                {}
 func (r *Recorder) OnLocalBlockRemove(netip.Prefix)                {}
 func (r *Recorder) OnConfigUpdate(cfg hoststate.Config)            { r.Host.Config = cfg }
 func (r *Recorder) OnInSync()                                      { r.Host.InSync = true }
-
-// Clone returns a copy of h whose maps may be changed independently.
-func (h *Host) Clone() *Host {
-	c := *h
-	c.Sets = maps.Clone(h.Sets)
-	c.Policies = maps.Clone(h.Policies)
-	c.Profiles = maps.Clone(h.Profiles)
-	c.Workloads = maps.Clone(h.Workloads)
-	c.HostEPs = maps.Clone(h.HostEPs)
-	return &c
-}
