@@ -42,7 +42,9 @@ func TestVerdictAgreesWithKernel(t *testing.T) {
 	notW1 := pol("t1", "not-w1", hoststate.Rule{Action: hoststate.Allow, NotSrcIPSetIDs: []string{"w1"}, ID: "r"})
 	icmpEcho := pol("t2", "icmp-echo", hoststate.Rule{Action: hoststate.Allow, Protocol: u8(1), ICMPType: u8(8), ID: "r"})
 	allowAll := pol("t2", "allow-all", hoststate.Rule{Action: hoststate.Allow, ID: "r"})
-	t1 := func(def hoststate.Action, ps ...hoststate.PolicyID) hoststate.TierPolicies { return tierIn("t1", def, ps...) }
+	t1 := func(def hoststate.Action, ps ...hoststate.PolicyID) hoststate.TierPolicies {
+		return tierIn("t1", def, ps...)
+	}
 	t2 := func(ps ...hoststate.PolicyID) hoststate.TierPolicies { return tierIn("t2", hoststate.Deny, ps...) }
 
 	layouts := []struct {

@@ -76,7 +76,9 @@ func TestMatches(t *testing.T) {
 func TestWalk(t *testing.T) {
 	h := NewHost()
 	rec := &Recorder{Host: h}
-	id := func(n string) hoststate.PolicyID { return hoststate.PolicyID{Tier: "t", Kind: "GlobalNetworkPolicy", Name: n} }
+	id := func(n string) hoststate.PolicyID {
+		return hoststate.PolicyID{Tier: "t", Kind: "GlobalNetworkPolicy", Name: n}
+	}
 	rec.OnPolicyUpdate(hoststate.Policy{ID: id("pass"), InboundRules: []hoststate.Rule{{Action: hoststate.Pass}}})
 	rec.OnPolicyUpdate(hoststate.Policy{ID: id("deny"), InboundRules: []hoststate.Rule{{Action: hoststate.Deny}}})
 	rec.OnPolicyUpdate(hoststate.Policy{ID: id("none"), InboundRules: []hoststate.Rule{{Action: hoststate.Allow, Protocol: u8(17)}}})

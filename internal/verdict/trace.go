@@ -33,15 +33,15 @@ const (
 
 // Step is one step of a trace.
 type Step struct {
-	Kind    StepKind         `json:"kind"`
-	Tier    string           `json:"tier,omitempty"`
-	Policy  string           `json:"policy,omitempty"` // hoststate name: "ns/name" or "name"
-	PolicyKind   string           `json:"policyKind,omitempty"`
-	Profile string           `json:"profile,omitempty"`
-	Rule    int              `json:"rule,omitempty"` // 1-based index in the policy's rules of this direction
-	RuleID  string           `json:"ruleID,omitempty"`
-	Action  hoststate.Action `json:"action,omitempty"`
-	Note    string           `json:"note,omitempty"`
+	Kind       StepKind         `json:"kind"`
+	Tier       string           `json:"tier,omitempty"`
+	Policy     string           `json:"policy,omitempty"` // hoststate name: "ns/name" or "name"
+	PolicyKind string           `json:"policyKind,omitempty"`
+	Profile    string           `json:"profile,omitempty"`
+	Rule       int              `json:"rule,omitempty"` // 1-based index in the policy's rules of this direction
+	RuleID     string           `json:"ruleID,omitempty"`
+	Action     hoststate.Action `json:"action,omitempty"`
+	Note       string           `json:"note,omitempty"`
 }
 
 // Trace is the walk of one packet through one endpoint's chain.

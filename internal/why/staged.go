@@ -152,4 +152,3 @@ func lines(steps []verdict.Step) []string {
 	}
 	return out
 }
-
