@@ -70,15 +70,20 @@ func (s *Snapshot) Explain(q Query) (*Result, error) {
 		}
 		return hosts[node]
 	}
-	trace := func(e Endpoint, dir verdict.Direction) (*verdict.Trace, error) {
+	trace := func(e, other Endpoint, dir verdict.Direction) (*verdict.Trace, error) {
 		h := host(e.Node)
 		var t verdict.Trace
 		var err error
-		switch e.Kind {
-		case "WorkloadEndpoint":
+		// Between a host and its own workloads the base chains decide
+		// part of the way (see verdict.HostEndpointIn/Out).
+		sameHostWorkload := other.Kind == "WorkloadEndpoint" && other.Node == e.Node
+		switch {
+		case e.Kind == "WorkloadEndpoint":
 			t, err = h.Workload(hoststate.EndpointID(e.Namespace+"/"+e.Name), dir, p)
-		case "HostEndpoint":
-			t, err = h.HostEndpoint(hoststate.EndpointID(e.Name), dir, p)
+		case e.Kind == "HostEndpoint" && dir == verdict.Ingress:
+			t, err = h.HostEndpointIn(hoststate.EndpointID(e.Name), p, sameHostWorkload)
+		case e.Kind == "HostEndpoint":
+			t, err = h.HostEndpointOut(hoststate.EndpointID(e.Name), p, sameHostWorkload)
 		default:
 			return nil, nil
 		}
@@ -87,10 +92,10 @@ func (s *Snapshot) Explain(q Query) (*Result, error) {
 		}
 		return &t, nil
 	}
-	if r.Egress, err = trace(src, verdict.Egress); err != nil {
+	if r.Egress, err = trace(src, dst, verdict.Egress); err != nil {
 		return nil, err
 	}
-	if r.Ingress, err = trace(dst, verdict.Ingress); err != nil {
+	if r.Ingress, err = trace(dst, src, verdict.Ingress); err != nil {
 		return nil, err
 	}
 	for _, t := range []*verdict.Trace{r.Egress, r.Ingress} {

@@ -113,6 +113,8 @@ func StepText(s verdict.Step) string {
 		return fmt.Sprintf("  %s: %s", who(), s.Note)
 	case verdict.StepNoPolicy:
 		return fmt.Sprintf("%s: Deny", s.Note)
+	case verdict.StepBase:
+		return fmt.Sprintf("%s: %s", s.Note, s.Action)
 	}
 	return strings.TrimSpace(fmt.Sprintf("%s %+v", s.Kind, s))
 }

@@ -121,6 +121,8 @@ func summary(t *verdict.Trace) string {
 			parts = append(parts, "end "+s.Tier+":"+string(s.Action))
 		case verdict.StepNoPolicy:
 			parts = append(parts, "drop")
+		case verdict.StepBase:
+			parts = append(parts, s.Note)
 		}
 	}
 	return strings.Join(parts, ",") + "=" + string(t.Verdict)
@@ -298,5 +300,54 @@ func TestStagedKubernetes(t *testing.T) {
 	}
 	if n := s.StagedNames(); len(n) != 1 || n[0] != "StagedKubernetesNetworkPolicy demo/group1-web (Set, as NetworkPolicy knp.default.group1-web)" {
 		t.Errorf("staged names %q", n)
+	}
+}
+
+const hosts = `
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: host1-eth0, labels: {role: node}}
+spec: {node: host1, interfaceName: eth0, expectedIPs: [172.17.8.101]}
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: host2-eth0, labels: {role: node}}
+spec: {node: host2, interfaceName: eth0, expectedIPs: [172.17.8.102]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: nodes}
+spec:
+  selector: role == 'node'
+  ingress: [{action: Allow, protocol: TCP, source: {selector: group == 'GROUP1'}, destination: {ports: [9100]}}]
+  egress: [{action: Allow}]
+`
+
+// TestHostEndpoints: host endpoint policy, failsafe ports and the
+// workload-to-own-host action.
+func TestHostEndpoints(t *testing.T) {
+	s := snapshot(t, world+hosts)
+	for _, c := range []struct {
+		src, dst        string
+		port            uint16
+		egress, ingress string
+		want            hoststate.Action
+	}{
+		{"e", "host1-eth0", 9100, "profile group1#1:Allow=Allow", "nodes#1:Allow=Allow", hoststate.Allow},
+		{"d", "host1-eth0", 9100, "profile group2#1:Allow=Allow", "end default:Deny=Deny", hoststate.Deny},
+		{"d", "172.17.8.101", 22, "profile group2#1:Allow=Allow", "failsafe inbound port 6/22=Allow", hoststate.Allow},
+		{"a", "host1-eth0", 9100, "profile group1#1:Allow=Allow", "workload to its own host: DefaultEndpointToHostAction Drop=Deny", hoststate.Deny},
+		{"host1-eth0", "d", 80, "nodes#1:Allow=Allow", "drop=Deny", hoststate.Deny},
+		{"host1-eth0", "a", 80, "host to its own workload: host endpoint policy does not apply, the workload's ingress decides=Allow", "drop=Deny", hoststate.Deny},
+	} {
+		r, err := s.Explain(Query{Src: c.src, Dst: c.dst, Protocol: 6, DstPort: c.port, SrcPort: 40000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if summary(r.Egress) != c.egress || summary(r.Ingress) != c.ingress || r.Verdict != c.want {
+			t.Errorf("%s -> %s:%d: egress %s, ingress %s, %s; want %s, %s, %s", c.src, c.dst, c.port,
+				summary(r.Egress), summary(r.Ingress), r.Verdict, c.egress, c.ingress, c.want)
+		}
 	}
 }
