@@ -77,7 +77,9 @@ func NewRootCommand(s Streams) *cobra.Command {
 
 Resources use Calico's projectcalico.org/v3 API: IPPool, BGPConfiguration, BGPPeer,
 GlobalNetworkPolicy, NetworkPolicy, Tier, Profile, HostEndpoint, WorkloadEndpoint,
-NetworkSet, GlobalNetworkSet, Node, IPAMConfiguration and FelixConfiguration.
+NetworkSet, GlobalNetworkSet, Node, IPAMConfiguration and FelixConfiguration; and the
+staged (never enforced) StagedGlobalNetworkPolicy, StagedNetworkPolicy and
+StagedKubernetesNetworkPolicy, which 'servalctl why --staged' previews.
 
 The datastore is etcd v3, given by --etcd-endpoints or SERVAL_ETCD_ENDPOINTS
 (default http://127.0.0.1:2379). On a single machine, start one with

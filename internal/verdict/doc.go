@@ -20,8 +20,12 @@
 // Recorder implements hoststate.Callbacks and keeps the state the graph
 // reported, so a Graph run over a datastore listing gives a Host to ask.
 //
-// What it does not model: connection tracking (every packet is evaluated
-// as the first of its connection), the base chains' fixed rules (failsafe
-// ports, DefaultEndpointToHostAction, IPv6 neighbour discovery) and
-// doNotTrack/preDNAT/applyOnForward host endpoint policy.
+// Of the base chains it models what decides between a host and its own
+// workloads and host endpoints: failsafe ports, DefaultEndpointToHostAction
+// and that a host's traffic to its own workloads meets no host endpoint
+// egress policy (HostEndpointIn, HostEndpointOut). It does not model
+// connection tracking (every packet is evaluated as the first of its
+// connection), IPv6 neighbour discovery, which interface a packet uses
+// (a host endpoint's policy is applied as if the packet crossed it), nor
+// doNotTrack, preDNAT and applyOnForward host endpoint policy.
 package verdict

@@ -30,6 +30,7 @@ func TestWhy(t *testing.T) {
 			"out:GlobalNetworkPolicy why-no-web"}},
 		{"staged not enforced", []string{"get", "gnp", "why-no-web"}, 1, []string{"err:does not exist"}},
 		{"get staged", []string{"get", "sgnp", "why-no-web", "-o", "yaml"}, 0, []string{"out:stagedAction: Set", "out:tier: default"}},
+		{"list staged", []string{"get", "stagedglobalnetworkpolicies"}, 0, []string{"out:ACTION", "out:why-no-web", "out:Set"}},
 		{"unknown endpoint", []string{"why", "nobody", "a", "--proto", "icmp"}, 2, []string{`err:source: "nobody" is neither an address`}},
 		{"port required", []string{"why", "a", "e"}, 2, []string{"err:--port is required for tcp"}},
 		{"bad protocol", []string{"why", "a", "e", "--proto", "tcpp"}, 2, []string{`err:unknown protocol "tcpp"`}},
