@@ -32,12 +32,40 @@ func whyExit(ctx context.Context, l *lab.Lab, args ...string) (int, string) {
 func whyAgrees(t *testing.T, l *lab.Lab, spec lab.ProbeSpec, want string) {
 	t.Helper()
 	expectMatrix(t, l, spec, want)
+	for _, d := range whyDiffs(t, l, spec) {
+		t.Error(d)
+	}
+}
+
+// whyAgreesEventually is whyAgrees for a policy without an expected
+// matrix: it compares until the agents have caught up (a few seconds),
+// and checks the matrix has both verdicts, so that it tests something.
+func whyAgreesEventually(t *testing.T, l *lab.Lab, spec lab.ProbeSpec) {
+	t.Helper()
+	var diffs []string
+	for try := 0; try < 5; try++ {
+		if diffs = whyDiffs(t, l, spec); len(diffs) == 0 {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	for _, d := range diffs {
+		t.Error(d)
+	}
+}
+
+// whyDiffs probes every pair and runs servalctl why on each; it returns
+// the pairs where they differ.
+func whyDiffs(t *testing.T, l *lab.Lab, spec lab.ProbeSpec) []string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	names, got, err := l.Matrix(ctx, spec)
 	if err != nil {
 		t.Fatalf("matrix: %v", err)
 	}
+	var diffs []string
+	allowed := 0
 	args := []string{"--proto", spec.Proto}
 	if spec.Proto != "icmp" {
 		args = append(args, "--port", fmt.Sprint(spec.Port))
@@ -59,14 +87,18 @@ func whyAgrees(t *testing.T, l *lab.Lab, spec lab.ProbeSpec, want string) {
 				want = 0
 			}
 			if code != want {
-				t.Errorf("%s %s -> %s: the probe says %v, servalctl why exits %d:\n%s", spec.Proto, from, to, got[i][j], code, out)
+				diffs = append(diffs, fmt.Sprintf("%s/%d %s -> %s: the probe says allowed=%v, servalctl why exits %d:\n%s", spec.Proto, spec.Port, from, to, got[i][j], code, out))
+			}
+			if got[i][j] {
+				allowed++
 			}
 			pairs++
 		}
 	}
-	if pairs < 20 {
-		t.Errorf("only %d pairs compared", pairs)
+	if pairs < 20 || allowed == 0 || allowed == pairs {
+		t.Errorf("%s/%d: %d pairs compared, %d allowed: the matrix tests nothing", spec.Proto, spec.Port, pairs, allowed)
 	}
+	return diffs
 }
 
 // TestWhyMatchesProbes: servalctl why agrees with the real probe for every
@@ -132,4 +164,20 @@ spec:
 		t.Errorf("why --staged exits %d, want 0 (the enforced verdict)", code)
 	}
 	whyAgrees(t, l, icmp, "demo-expect-groups.txt")
+
+	// Tiers, a Deny by source net, Pass, a namespaced policy with a
+	// selector and notNets.
+	if out, err := l.Servalctl(ctx, nil, "apply", "-f", filepath.Join(repo, "test", "e2e", "testdata", "why-policy.yaml")); err != nil {
+		t.Fatalf("applying why-policy.yaml: %v\n%s", err, out)
+	}
+	time.Sleep(time.Second)
+	whyAgreesEventually(t, l, web)
+	whyAgreesEventually(t, l, lab.ProbeSpec{Proto: "tcp", Port: 8080, Timeout: time.Second})
+	whyAgreesEventually(t, l, icmp)
+	if ok, _ := l.Probe(ctx, "A", "C", web); ok {
+		t.Error("A -> C tcp/80 allowed through security.guard's deny")
+	}
+	if ok, _ := l.Probe(ctx, "B", "C", lab.ProbeSpec{Proto: "tcp", Port: 8080, Timeout: time.Second}); !ok {
+		t.Error("B -> C tcp/8080 denied despite group2-8080")
+	}
 }
