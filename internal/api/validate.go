@@ -19,6 +19,10 @@ func Validate(r Resource) error {
 	m := r.GetObjectMeta()
 	validateMeta(&errs, m, info.Namespaced)
 	errs = append(errs, r.Validate()...)
+	if known && len(errs) == 0 {
+		// Valid by Calico's rules; now, can Serval honour it? (support.go)
+		refuseUnsupported(&errs, r)
+	}
 	if len(errs) == 0 {
 		return nil
 	}
