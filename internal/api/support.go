@@ -279,5 +279,6 @@ func felixRefusals() []Refusal {
 		felixRefusal("wireguardHostEncryptionEnabled", "Serval has no WireGuard encryption; traffic would go unencrypted", "false"),
 		felixRefusal("awsSrcDstCheck", "Serval does not change AWS instance settings", "DoNothing"),
 		felixRefusal("istioAmbientMode", "Serval has no Istio ambient mode support", "Disabled"),
+		felixRefusal("serviceLoopPrevention", "Serval does not drop or reject traffic to advertised service CIDRs that no service uses", "Disabled"),
 	}
 }
