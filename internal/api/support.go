@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 )
 
 // What Serval accepts it enforces. Calico's API has fields Serval cannot
@@ -37,7 +38,7 @@ func Refusals() []Refusal { return refusals }
 // refuseUnsupported adds a problem for every refused field r sets.
 func refuseUnsupported(errs *ErrorList, r Resource) {
 	kind := r.GetTypeMeta().Kind
-	if info, ok := kinds[kind]; !ok || reflect.TypeOf(info.New()) != reflect.TypeOf(r) {
+	if t, ok := kindTypes()[kind]; !ok || t != reflect.TypeOf(r) {
 		return // the kind's own checks report a mismatch
 	}
 	for _, f := range refusals {
@@ -53,6 +54,17 @@ func refuseUnsupported(errs *ErrorList, r Resource) {
 		})
 	}
 }
+
+// kindTypes maps each kind to its Go type, made once: the agent validates
+// every object it reads, and making an empty one each time to learn its
+// type was half of what a WorkloadEndpoint's validation allocated.
+var kindTypes = sync.OnceValue(func() map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for k, info := range kinds {
+		m[k] = reflect.TypeOf(info.New())
+	}
+	return m
+})
 
 var refusals = func() []Refusal {
 	var out []Refusal
