@@ -12,7 +12,7 @@ func BenchmarkAdmitWEP(b *testing.B) {
 	mk := func() api.Resource {
 		w := &api.WorkloadEndpoint{TypeMeta: api.TypeMeta{Kind: "WorkloadEndpoint", APIVersion: api.APIVersion},
 			ObjectMeta: api.ObjectMeta{Name: "node1-k8s-pod--1-eth0", Namespace: "ns1", ResourceVersion: "5", Labels: map[string]string{"app": "web", "projectcalico.org/namespace": "ns1", "projectcalico.org/orchestrator": "k8s", "tier": "t1"}},
-			Spec: api.WorkloadEndpointSpec{Node: "node1", Orchestrator: "k8s", Pod: "pod-1", Endpoint: "eth0", InterfaceName: "cali12345678901", IPNetworks: []string{"10.65.0.1/32"}, Profiles: []string{"kns.ns1", "ksa.ns1.default"}, ContainerID: "abc"}}
+			Spec:       api.WorkloadEndpointSpec{Node: "node1", Orchestrator: "k8s", Pod: "pod-1", Endpoint: "eth0", InterfaceName: "cali12345678901", IPNetworks: []string{"10.65.0.1/32"}, Profiles: []string{"kns.ns1", "ksa.ns1.default"}, ContainerID: "abc"}}
 		return w
 	}
 	b.ReportAllocs()
@@ -24,5 +24,5 @@ func BenchmarkAdmitWEP(b *testing.B) {
 
 type nopCB struct{}
 
-func (nopCB) OnStatus(datastore.Status)     {}
+func (nopCB) OnStatus(datastore.Status)    {}
 func (nopCB) OnUpdates([]datastore.Update) {}
