@@ -67,6 +67,10 @@ func FuzzDecodeAndCalculate(f *testing.F) {
 		if err != nil {
 			return // the syncer reports an undecodable entry and goes on
 		}
+		// Validation itself, outside check's recover, so that a panic in
+		// it is found here rather than hidden as a rejection.
+		obj.SetDefaults()
+		_ = api.Validate(obj)
 		key := api.KeyOf(obj)
 		if key.Name == "" {
 			key.Name = "fuzz" // the syncer's key comes from the storage path
