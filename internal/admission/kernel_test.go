@@ -2,19 +2,11 @@ package admission
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/nftables"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
 	"github.com/servalnet/serval/internal/calc"
-	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/hoststate"
 )
@@ -31,31 +23,8 @@ const perInterfaceSysctls = `for f in /proc/sys/net/ipv4/conf/*/proxy_arp /proc/
 // the dataplane directly. No per-interface setting of the namespace may
 // change except those of the valid workload's own interface.
 func TestKernelTraversalNameTouchesNothing(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, nftables") // as the dataplane's kernel tests
-	}
-	name := fmt.Sprintf("svt-adm-%d", os.Getpid()%100000)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	defer exec.Command("ip", "netns", "del", name).Run()
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	nlh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nlh.Close()
-	ns := func(args ...string) string {
-		out, err := exec.Command("ip", append([]string{"netns", "exec", name}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	needRoot(t)
+	_, h, ns := newNS(t, "trav")
 	// The valid workload's interface, and settings the dataplane would
 	// change if it wrote them anywhere else.
 	ns("ip", "link", "add", "cali1", "type", "veth", "peer", "name", "w1")
@@ -65,13 +34,7 @@ func TestKernelTraversalNameTouchesNothing(t *testing.T) {
 		"net.ipv6.conf.all.accept_ra=1", "net.ipv6.conf.default.accept_ra=1", "net.ipv4.neigh.eth0.proxy_delay=80")
 	before := ns("sh", "-c", perInterfaceSysctls)
 
-	dp, err := dataplane.New(dataplane.Options{
-		NFT:    dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn(nftables.WithNetNSFd(int(h))) }),
-		Routes: nlh, Sysctl: dataplane.NetnsSysctl{NS: h},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dp := kernelDataplane(t, h)
 	reg := NewRegistry()
 	f := NewFilter(calc.New(host, dp, nil), reg, nil)
 	f.OnUpdates(added(objects(t, base+`
