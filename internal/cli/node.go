@@ -87,6 +87,7 @@ func printStatus(w io.Writer, rep *node.StatusReport) {
 	if h.LastError != "" {
 		fmt.Fprintf(w, "Last dataplane error: %s\n", h.LastError)
 	}
+	printRejected(w, rep.Rejected)
 	if rep.BGP == nil {
 		fmt.Fprintln(w, "\nBGP is disabled on this node.")
 		return

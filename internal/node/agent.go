@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/servalnet/serval/internal/addrdetect"
+	"github.com/servalnet/serval/internal/admission"
 	"github.com/servalnet/serval/internal/calc"
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
@@ -57,6 +58,9 @@ type Agent struct {
 	log     *slog.Logger
 	Health  *Health
 	Metrics *Metrics
+	// Rejected lists the objects read from the datastore that failed
+	// validation (see package admission).
+	Rejected *admission.Registry
 }
 
 // New checks the configuration and returns an agent ready to Run.
@@ -73,10 +77,13 @@ func New(cfg Config, d Deps) (*Agent, error) {
 	if d.Host == nil {
 		d.Host = addrdetect.Netlink{}
 	}
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, d: d, log: d.Logger.With("component", "node"),
 		Health: NewHealth(d.Now, 2*time.Minute), Metrics: NewMetrics(),
-	}, nil
+		Rejected: admission.NewRegistry(),
+	}
+	a.Rejected.OnChange(a.Metrics.setRejected)
+	return a, nil
 }
 
 // Run works until ctx ends. It never flushes what it programmed when it
@@ -127,7 +134,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	obs := &observer{Dataplane: dp, m: a.Metrics, weps: map[hoststate.EndpointID]bool{},
 		heps: map[hoststate.EndpointID]bool{}, pols: map[hoststate.PolicyID]bool{}}
 	graph := &statusTap{Graph: calc.New(id.Name, obs, a.d.Logger), h: a.Health}
-	syncer := datastore.NewSyncer(a.d.Datastore, graph, datastore.SyncerConfig{Kinds: calc.Kinds(), Logger: a.d.Logger})
+	syncer := datastore.NewSyncer(a.d.Datastore, admission.NewFilter(graph, a.Rejected, a.d.Logger), datastore.SyncerConfig{Kinds: calc.Kinds(), Logger: a.d.Logger})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -136,7 +143,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { errc <- dp.Run(ctx) }()
 	if a.d.Speaker != nil {
 		b := newBGPLoop(id.Name, a.d.Speaker, a.d.Secrets, a.d.Logger, a.Metrics)
-		bs := datastore.NewSyncer(a.d.Datastore, b, datastore.SyncerConfig{Kinds: bgpKinds, Logger: a.d.Logger})
+		bs := datastore.NewSyncer(a.d.Datastore, admission.NewFilter(b, a.Rejected, a.d.Logger), datastore.SyncerConfig{Kinds: bgpKinds, Logger: a.d.Logger})
 		go func() { errc <- bs.Run(ctx) }()
 		go b.run(ctx)
 	}

@@ -17,6 +17,9 @@ type Metrics struct {
 	ApplySeconds   prometheus.Histogram
 	Resyncs        prometheus.Counter
 	Errors         *prometheus.CounterVec
+	// Rejected counts, by kind, the objects read from the datastore that
+	// failed validation and were skipped or failed closed.
+	Rejected *prometheus.GaugeVec
 }
 
 // NewMetrics creates and registers the metrics.
@@ -41,7 +44,10 @@ func NewMetrics() *Metrics {
 			Name: "serval_errors_total", Help: "Errors by where they happened.",
 		}, []string{"component"}),
 	}
-	m.Registry.MustRegister(m.LocalEndpoints, m.ActivePolicies, m.ApplySeconds, m.Resyncs, m.Errors,
+	m.Rejected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "serval_rejected_objects", Help: "Objects read from the datastore that failed validation (skipped or failed closed), by kind.",
+	}, []string{"kind"})
+	m.Registry.MustRegister(m.LocalEndpoints, m.ActivePolicies, m.ApplySeconds, m.Resyncs, m.Errors, m.Rejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -49,4 +55,12 @@ func NewMetrics() *Metrics {
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// setRejected sets serval_rejected_objects from the counts by kind.
+func (m *Metrics) setRejected(byKind map[string]int) {
+	m.Rejected.Reset()
+	for k, n := range byKind {
+		m.Rejected.WithLabelValues(k).Set(float64(n))
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/servalnet/serval/internal/admission"
 	"github.com/servalnet/serval/internal/routing"
 )
 
@@ -15,6 +16,9 @@ type StatusReport struct {
 	Node   string     `json:"node"`
 	Health Report     `json:"health"`
 	BGP    *BGPStatus `json:"bgp,omitempty"` // nil when BGP is off
+	// Rejected are the objects read from the datastore that failed
+	// validation: skipped, or (policies) failed closed.
+	Rejected []admission.Rejected `json:"rejected,omitempty"`
 }
 
 // BGPStatus lists the sessions of the embedded speaker.
@@ -26,7 +30,7 @@ type BGPStatus struct {
 func (a *Agent) statusHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-		rep := StatusReport{Node: a.cfg.NodeName, Health: a.Health.Report()}
+		rep := StatusReport{Node: a.cfg.NodeName, Health: a.Health.Report(), Rejected: a.Rejected.List()}
 		if a.d.Speaker != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 			defer cancel()
