@@ -16,15 +16,15 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/servalnet/serval/internal/dataplane"
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 var nsSeq atomic.Int32
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, nftables") // as the dataplane's kernel tests
-	}
+	roottest.NeedRoot(t, "network namespaces, nftables")
+	roottest.NeedProgram(t, "nft", "nftables")
 }
 
 // newNS creates a network namespace removed at cleanup; run runs a
