@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/servalnet/serval/internal/node"
+	"github.com/servalnet/serval/internal/nodestatus"
 )
 
 func newNodeCommand(g *globalOptions) *cobra.Command {
@@ -43,13 +43,13 @@ can open, not over the network.`,
 			return nil
 		},
 	}
-	status.Flags().StringVar(&socket, "socket", node.DefaultStatusSocket, "serval-node's status socket")
+	status.Flags().StringVar(&socket, "socket", nodestatus.DefaultSocket, "serval-node's status socket")
 	status.Flags().StringVarP(&output, "output", "o", "", "json for scripts")
 	cmd.AddCommand(status)
 	return cmd
 }
 
-func fetchStatus(ctx context.Context, socket string, timeout time.Duration) (*node.StatusReport, error) {
+func fetchStatus(ctx context.Context, socket string, timeout time.Duration) (*nodestatus.StatusReport, error) {
 	client := &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -67,7 +67,7 @@ func fetchStatus(ctx context.Context, socket string, timeout time.Duration) (*no
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return nil, fmt.Errorf("serval-node answered %s: %s", resp.Status, b)
 	}
-	var rep node.StatusReport
+	var rep nodestatus.StatusReport
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		return nil, fmt.Errorf("reading serval-node's status: %w", err)
 	}
@@ -76,7 +76,7 @@ func fetchStatus(ctx context.Context, socket string, timeout time.Duration) (*no
 
 // printStatus prints the report the way calicoctl node status does, so that
 // people who know Calico read it at a glance.
-func printStatus(w io.Writer, rep *node.StatusReport) {
+func printStatus(w io.Writer, rep *nodestatus.StatusReport) {
 	h := rep.Health
 	state := "running"
 	if !h.Live {

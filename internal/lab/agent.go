@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/servalnet/serval/internal/netconst"
-	"github.com/servalnet/serval/internal/node"
+	"github.com/servalnet/serval/internal/nodestatus"
 )
 
 // AgentBinary is the node agent's file name in the binaries directory.
@@ -166,7 +166,7 @@ func (l *Lab) sessionsEstablished(host string) error {
 		return fmt.Errorf("asking serval-node on %s: %w", host, err)
 	}
 	defer resp.Body.Close()
-	var rep node.StatusReport
+	var rep nodestatus.StatusReport
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		return fmt.Errorf("reading the status of serval-node on %s: %w", host, err)
 	}

@@ -44,15 +44,6 @@ func (h *Health) SetProgrammed(err error) {
 	h.programmed, h.lastErr = true, ""
 }
 
-// Report is the health as JSON clients see it.
-type Report struct {
-	Live       bool   `json:"live"`
-	Ready      bool   `json:"ready"`
-	InSync     bool   `json:"inSync"`
-	Programmed bool   `json:"programmed"`
-	LastError  string `json:"lastError,omitempty"`
-}
-
 // Report returns the current health.
 func (h *Health) Report() Report {
 	h.mu.Lock()
