@@ -29,6 +29,8 @@ type bgpLoop struct {
 	log     *slog.Logger
 	metrics *Metrics
 	trigger chan struct{}
+	health  *Worker       // liveness of run
+	beatDur time.Duration // how often run beats while idle
 
 	mu      sync.Mutex
 	synced  bool
@@ -74,10 +76,15 @@ func (b *bgpLoop) run(ctx context.Context) {
 	var last routing.Desired
 	var retry <-chan time.Time
 	backoff := time.Duration(0)
+	beat := time.NewTicker(b.beatDur)
+	defer beat.Stop()
 	for {
+		b.health.Beat()
 		select {
 		case <-ctx.Done():
 			return
+		case <-beat.C:
+			continue
 		case <-b.trigger:
 		case <-retry:
 			retry = nil

@@ -13,6 +13,25 @@ type Report struct {
 	InSync     bool   `json:"inSync"`
 	Programmed bool   `json:"programmed"`
 	LastError  string `json:"lastError,omitempty"`
+	// Reasons says in words why the node is not live or not ready (a
+	// stuck worker, a BGP session that should be up and is not, the
+	// datastore not in sync, ...); empty when it is both.
+	Reasons []string `json:"reasons,omitempty"`
+	// Workers are the agent's loops that must keep turning for it to be
+	// live.
+	Workers []Worker `json:"workers,omitempty"`
+}
+
+// Worker is one of the agent's loops as liveness sees it.
+type Worker struct {
+	Name    string `json:"name"`
+	Timeout string `json:"timeout"` // e.g. "1m30s"
+	// LastBeat is when it last reported that it turns.
+	LastBeat time.Time `json:"lastBeat"`
+	// Stuck is true when it has not turned within Timeout; Since is then
+	// the time it was last seen turning.
+	Stuck bool      `json:"stuck"`
+	Since time.Time `json:"since,omitzero"`
 }
 
 // StatusReport is what the status socket's /status answers and what
