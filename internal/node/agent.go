@@ -284,12 +284,8 @@ func serveUnix(path string, h http.Handler) (*http.Server, error) {
 		return nil, err
 	}
 	_ = os.Remove(path) // a socket left by a previous run
-	l, err := net.Listen("unix", path)
+	l, err := listenUnixPrivate(path)
 	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
 		return nil, err
 	}
 	return serve(l, h), nil
