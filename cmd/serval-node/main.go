@@ -36,20 +36,22 @@ func main() {
 	os.Exit(run())
 }
 
-// env returns the environment variable's value, or def.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
 func run() int {
 	host, _ := os.Hostname()
 	var cfg node.Config
 	var etcd datastore.EtcdConfig
 	var endpoints, logLevel, secretsDir, pprofListen, memoryLimit string
 	var showVersion, programOutsidePools bool
+	bgpDefault, err := envBool(os.LookupEnv, "SERVAL_BGP", true)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "serval-node: %v\n", err)
+		return 2
+	}
+	outsideDefault, err := envBool(os.LookupEnv, "SERVAL_PROGRAM_OUTSIDE_POOLS", true)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "serval-node: %v\n", err)
+		return 2
+	}
 	fs := flag.NewFlagSet("serval-node", flag.ContinueOnError)
 	fs.StringVar(&cfg.NodeName, "nodename", env("SERVAL_NODENAME", host), "this host's Node name [$SERVAL_NODENAME]")
 	fs.StringVar(&endpoints, "etcd-endpoints", env("SERVAL_ETCD_ENDPOINTS", "http://127.0.0.1:2379"), "etcd endpoints, comma-separated [$SERVAL_ETCD_ENDPOINTS]")
@@ -67,11 +69,11 @@ func run() int {
 	fs.StringVar(&cfg.HealthListen, "health-listen", env("SERVAL_HEALTH_LISTEN", "127.0.0.1:9099"), "address for /liveness and /readiness; empty disables [$SERVAL_HEALTH_LISTEN]")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", env("SERVAL_METRICS_LISTEN", "127.0.0.1:9091"), "address for Prometheus /metrics; empty disables [$SERVAL_METRICS_LISTEN]")
 	fs.StringVar(&cfg.StatusSocket, "status-socket", env("SERVAL_STATUS_SOCKET", node.DefaultStatusSocket), "unix socket for 'servalctl node status' [$SERVAL_STATUS_SOCKET]")
-	fs.BoolVar(&cfg.BGP, "bgp", env("SERVAL_BGP", "true") == "true", "run the embedded BGP speaker [$SERVAL_BGP]")
+	fs.BoolVar(&cfg.BGP, "bgp", bgpDefault, "run the embedded BGP speaker [$SERVAL_BGP]")
 	// Calico's BIRD programs every route it learns, so a default route or a
 	// prefix a top-of-rack router advertises is usable by the host; false
 	// keeps BGP to the IP pools (for hosts whose own routing owns the rest).
-	fs.BoolVar(&programOutsidePools, "program-outside-pools", env("SERVAL_PROGRAM_OUTSIDE_POOLS", "true") == "true",
+	fs.BoolVar(&programOutsidePools, "program-outside-pools", outsideDefault,
 		"also program learned routes outside the IP pools, as Calico does [$SERVAL_PROGRAM_OUTSIDE_POOLS]")
 	fs.StringVar(&secretsDir, "secrets-dir", env("SERVAL_SECRETS_DIR", "/etc/serval/secrets"), "directory of BGP password secrets (<dir>/<secret>/<key>) [$SERVAL_SECRETS_DIR]")
 	fs.StringVar(&logLevel, "log-level", env("SERVAL_LOG_LEVEL", "info"), "debug, info, warn or error [$SERVAL_LOG_LEVEL]")

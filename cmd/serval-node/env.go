@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// env returns the environment variable's value, or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// envBool reads a boolean environment variable as strconv.ParseBool does
+// (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False); unset or
+// empty is def. Anything else is an error naming the variable, never a
+// silent false.
+func envBool(lookup func(string) (string, bool), name string, def bool) (bool, error) {
+	v, ok := lookup(name)
+	if !ok || v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def, fmt.Errorf("$%s=%q is not a boolean (want true or false, 1 or 0)", name, v)
+	}
+	return b, nil
+}
