@@ -28,6 +28,7 @@ import (
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/node"
+	"github.com/servalnet/serval/internal/nodestatus"
 	"github.com/servalnet/serval/internal/routing"
 	"github.com/servalnet/serval/internal/version"
 )
@@ -68,7 +69,7 @@ func run() int {
 	fs.StringVar(&cfg.ASNumber, "as", env("AS", ""), "this node's AS number (default: the cluster's) [$AS]")
 	fs.StringVar(&cfg.HealthListen, "health-listen", env("SERVAL_HEALTH_LISTEN", "127.0.0.1:9099"), "address for /liveness and /readiness; empty disables [$SERVAL_HEALTH_LISTEN]")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", env("SERVAL_METRICS_LISTEN", "127.0.0.1:9091"), "address for Prometheus /metrics; empty disables [$SERVAL_METRICS_LISTEN]")
-	fs.StringVar(&cfg.StatusSocket, "status-socket", env("SERVAL_STATUS_SOCKET", node.DefaultStatusSocket), "unix socket for 'servalctl node status' [$SERVAL_STATUS_SOCKET]")
+	fs.StringVar(&cfg.StatusSocket, "status-socket", env(nodestatus.SocketEnv, nodestatus.DefaultSocket), "unix socket for 'servalctl node status' [$"+nodestatus.SocketEnv+"]")
 	fs.BoolVar(&cfg.BGP, "bgp", bgpDefault, "run the embedded BGP speaker [$SERVAL_BGP]")
 	// Calico's BIRD programs every route it learns, so a default route or a
 	// prefix a top-of-rack router advertises is usable by the host; false

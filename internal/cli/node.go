@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,7 +45,7 @@ can open, not over the network.`,
 			return nil
 		},
 	}
-	status.Flags().StringVar(&socket, "socket", nodestatus.DefaultSocket, "serval-node's status socket")
+	status.Flags().StringVar(&socket, "socket", envOr(nodestatus.SocketEnv, nodestatus.DefaultSocket), "serval-node's status socket [$"+nodestatus.SocketEnv+"]")
 	status.Flags().StringVarP(&output, "output", "o", "", "json for scripts")
 	cmd.AddCommand(status)
 	return cmd
@@ -158,4 +159,13 @@ func readyLine(rep *nodestatus.StatusReport) string {
 		reasons = []string{"no reason given (agent older than this servalctl?)"}
 	}
 	return "Ready: no: " + strings.Join(append(append([]string{}, reasons...), fine...), "; ")
+}
+
+// envOr returns the environment variable's value, or def when it is unset
+// or empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

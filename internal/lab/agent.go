@@ -259,3 +259,22 @@ func longestMatch(routes []netlink.Route, a netip.Addr) *netlink.Route {
 	}
 	return best
 }
+
+// ExecEnv is the environment of a command run in member's namespace
+// (serval-lab exec): env, and for a host, SERVAL_STATUS_SOCKET naming its
+// agent's socket, so that `servalctl node status` run there asks that
+// host's agent. Lab hosts share the machine's filesystem, so each agent's
+// socket has its own path, not the default one; a network namespace does
+// not tell a unix socket path apart.
+func (l *Lab) ExecEnv(member string, env []string) []string {
+	if l.State.Topology.Host(member) == nil {
+		return env
+	}
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, nodestatus.SocketEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, nodestatus.SocketEnv+"="+l.AgentSocket(member))
+}

@@ -5,6 +5,10 @@ import "time"
 // DefaultSocket is where serval-node answers `servalctl node status`.
 const DefaultSocket = "/var/run/serval/node.sock"
 
+// SocketEnv names the environment variable that overrides DefaultSocket,
+// for serval-node (where it listens) and servalctl (where it asks).
+const SocketEnv = "SERVAL_STATUS_SOCKET"
+
 // Report is the agent's health as /liveness, /readiness and the status
 // socket show it.
 type Report struct {
