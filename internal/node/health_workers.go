@@ -5,17 +5,17 @@ import (
 
 	"github.com/servalnet/serval/internal/calc"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/nodestatus"
 )
 
-// Names of the workers /liveness watches (also the names
-// FelixConfiguration's healthTimeoutOverrides takes).
+// Names of the workers /liveness watches (see nodestatus).
 const (
-	WorkerSyncer      = "syncer"      // follows the datastore for the calculation graph
-	WorkerCalculation = "calculation" // the calculation graph (called by the syncer)
-	WorkerDataplane   = "dataplane"   // programs the kernel
-	WorkerBGPSyncer   = "bgp-syncer"  // follows the datastore for BGP
-	WorkerBGP         = "bgp"         // turns it into the speaker's configuration
-	WorkerBGPSpeaker  = "bgp-speaker" // the embedded speaker's own goroutine
+	WorkerSyncer      = nodestatus.WorkerSyncer
+	WorkerCalculation = nodestatus.WorkerCalculation
+	WorkerDataplane   = nodestatus.WorkerDataplane
+	WorkerBGPSyncer   = nodestatus.WorkerBGPSyncer
+	WorkerBGP         = nodestatus.WorkerBGP
+	WorkerBGPSpeaker  = nodestatus.WorkerBGPSpeaker
 )
 
 // DefaultWorkerTimeout is how long a worker may go without turning before
