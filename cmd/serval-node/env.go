@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -28,4 +29,16 @@ func envBool(lookup func(string) (string, bool), name string, def bool) (bool, e
 		return def, fmt.Errorf("$%s=%q is not a boolean (want true or false, 1 or 0)", name, v)
 	}
 	return b, nil
+}
+
+// given says whether flag name was set on the command line or its
+// environment variable is set (not empty).
+func given(fs *flag.FlagSet, name, envName string) bool {
+	set := os.Getenv(envName) != ""
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
 }

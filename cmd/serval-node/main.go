@@ -67,8 +67,8 @@ func run() int {
 		"first-found, interface=REGEX, skip-interface=REGEX, can-reach=DEST or cidr=CIDR [$IP_AUTODETECTION_METHOD]")
 	fs.StringVar(&cfg.IPv6Method, "ip6-autodetection-method", env("IP6_AUTODETECTION_METHOD", "first-found"), "as --ip-autodetection-method, for IPv6 [$IP6_AUTODETECTION_METHOD]")
 	fs.StringVar(&cfg.ASNumber, "as", env("AS", ""), "this node's AS number (default: the cluster's) [$AS]")
-	fs.StringVar(&cfg.HealthListen, "health-listen", env("SERVAL_HEALTH_LISTEN", "127.0.0.1:9099"), "address for /liveness and /readiness; empty disables [$SERVAL_HEALTH_LISTEN]")
-	fs.StringVar(&cfg.MetricsListen, "metrics-listen", env("SERVAL_METRICS_LISTEN", "127.0.0.1:9091"), "address for Prometheus /metrics; empty disables [$SERVAL_METRICS_LISTEN]")
+	fs.StringVar(&cfg.HealthListen, "health-listen", env("SERVAL_HEALTH_LISTEN", "127.0.0.1:9099"), "address for /liveness and /readiness; empty disables; when given, FelixConfiguration's healthEnabled/Host/Port do not apply [$SERVAL_HEALTH_LISTEN]")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", env("SERVAL_METRICS_LISTEN", "127.0.0.1:9091"), "address for Prometheus /metrics; empty disables; when given, FelixConfiguration's prometheusMetricsEnabled/Host/Port do not apply [$SERVAL_METRICS_LISTEN]")
 	fs.StringVar(&cfg.StatusSocket, "status-socket", env(nodestatus.SocketEnv, nodestatus.DefaultSocket), "unix socket for 'servalctl node status' [$"+nodestatus.SocketEnv+"]")
 	fs.BoolVar(&cfg.BGP, "bgp", bgpDefault, "run the embedded BGP speaker [$SERVAL_BGP]")
 	// Calico's BIRD programs every route it learns, so a default route or a
@@ -85,6 +85,10 @@ func run() int {
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
+	// An address given on the command line or in the environment wins over
+	// FelixConfiguration's health*/prometheusMetrics* fields.
+	cfg.HealthListenFixed = given(fs, "health-listen", "SERVAL_HEALTH_LISTEN")
+	cfg.MetricsListenFixed = given(fs, "metrics-listen", "SERVAL_METRICS_LISTEN")
 	if showVersion {
 		fmt.Printf("serval-node %s (commit %s)\n", version.Version, version.GitCommit)
 		return 0

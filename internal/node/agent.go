@@ -41,6 +41,10 @@ type Config struct {
 	HealthTimeouts    map[string]time.Duration
 	BGPGrace          time.Duration
 	HeartbeatInterval time.Duration
+	// HealthListenFixed and MetricsListenFixed say that the address was
+	// given explicitly (flag or environment): FelixConfiguration's
+	// health*/prometheusMetrics* fields then do not change it.
+	HealthListenFixed, MetricsListenFixed bool
 }
 
 // Deps are the parts the agent drives, made by the caller so that tests can
@@ -105,19 +109,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			_ = s.Close()
 		}
 	}()
-	if a.cfg.HealthListen != "" {
-		s, err := serveTCP(a.cfg.HealthListen, a.Health.Handler())
-		if err != nil {
-			return fmt.Errorf("health endpoint: %w", err)
-		}
-		servers = append(servers, s)
-	}
-	if a.cfg.MetricsListen != "" {
-		s, err := serveTCP(a.cfg.MetricsListen, a.Metrics.Handler())
-		if err != nil {
-			return fmt.Errorf("metrics endpoint: %w", err)
-		}
-		servers = append(servers, s)
+	self := newSelfServer(a)
+	defer self.close()
+	if err := self.start(); err != nil {
+		return err
 	}
 	if a.cfg.StatusSocket != "" {
 		s, err := serveUnix(a.cfg.StatusSocket, a.statusHandler())
@@ -141,9 +136,10 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 5)
 	go func() { errc <- syncer.Run(ctx) }()
 	go func() { errc <- dp.Run(ctx) }()
+	go func() { errc <- self.follow(ctx) }()
 	if a.d.Speaker != nil {
 		b := newBGPLoop(id.Name, a.d.Speaker, a.d.Secrets, a.d.Logger, a.Metrics)
 		b.health, b.beatDur = w.bgp, a.heartbeatInterval()

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -17,6 +16,7 @@ type Metrics struct {
 	ApplySeconds   prometheus.Histogram
 	Resyncs        prometheus.Counter
 	Errors         *prometheus.CounterVec
+	runtime        runtimeCollectors // metrics_runtime.go
 }
 
 // NewMetrics creates and registers the metrics.
@@ -41,8 +41,8 @@ func NewMetrics() *Metrics {
 			Name: "serval_errors_total", Help: "Errors by where they happened.",
 		}, []string{"component"}),
 	}
-	m.Registry.MustRegister(m.LocalEndpoints, m.ActivePolicies, m.ApplySeconds, m.Resyncs, m.Errors,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(m.LocalEndpoints, m.ActivePolicies, m.ApplySeconds, m.Resyncs, m.Errors)
+	m.SetRuntimeCollectors(true, true)
 	return m
 }
 
