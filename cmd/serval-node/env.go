@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 )
 
 // env returns the environment variable's value, or def.
@@ -41,4 +42,18 @@ func given(fs *flag.FlagSet, name, envName string) bool {
 		}
 	})
 	return set
+}
+
+// envDuration reads a duration environment variable ("90s", "1m");
+// unset or empty is def, anything else an error naming the variable.
+func envDuration(lookup func(string) (string, bool), name string, def time.Duration) (time.Duration, error) {
+	v, ok := lookup(name)
+	if !ok || v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return def, fmt.Errorf("$%s=%q is not a duration (e.g. 60s, 2m)", name, v)
+	}
+	return d, nil
 }

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestEnvBool(t *testing.T) {
 	tests := []struct {
@@ -33,6 +36,26 @@ func TestEnvBool(t *testing.T) {
 		}
 		if err == nil && got != tt.want {
 			t.Errorf("%q: %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}
+
+func TestEnvDuration(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", time.Minute, false},
+		{"5s", 5 * time.Second, false},
+		{"2m", 2 * time.Minute, false},
+		{"5", 0, true},
+		{"-1s", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := envDuration(func(string) (string, bool) { return tt.value, true }, "SERVAL_BGP_READY_GRACE", time.Minute)
+		if (err != nil) != tt.wantErr || (err == nil && got != tt.want) {
+			t.Errorf("%q: %v, %v; want %v (error %v)", tt.value, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

@@ -53,6 +53,11 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "serval-node: %v\n", err)
 		return 2
 	}
+	bgpGrace, err := envDuration(os.LookupEnv, "SERVAL_BGP_READY_GRACE", node.DefaultBGPGrace)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "serval-node: %v\n", err)
+		return 2
+	}
 	fs := flag.NewFlagSet("serval-node", flag.ContinueOnError)
 	fs.StringVar(&cfg.NodeName, "nodename", env("SERVAL_NODENAME", host), "this host's Node name [$SERVAL_NODENAME]")
 	fs.StringVar(&endpoints, "etcd-endpoints", env("SERVAL_ETCD_ENDPOINTS", "http://127.0.0.1:2379"), "etcd endpoints, comma-separated [$SERVAL_ETCD_ENDPOINTS]")
@@ -76,6 +81,8 @@ func run() int {
 	// keeps BGP to the IP pools (for hosts whose own routing owns the rest).
 	fs.BoolVar(&programOutsidePools, "program-outside-pools", outsideDefault,
 		"also program learned routes outside the IP pools, as Calico does [$SERVAL_PROGRAM_OUTSIDE_POOLS]")
+	fs.DurationVar(&cfg.BGPGrace, "bgp-ready-grace", bgpGrace,
+		"how long a BGP session that should be up may be down before /readiness says not ready (0 is the default) [$SERVAL_BGP_READY_GRACE]")
 	fs.StringVar(&secretsDir, "secrets-dir", env("SERVAL_SECRETS_DIR", "/etc/serval/secrets"), "directory of BGP password secrets (<dir>/<secret>/<key>) [$SERVAL_SECRETS_DIR]")
 	fs.StringVar(&logLevel, "log-level", env("SERVAL_LOG_LEVEL", "info"), "debug, info, warn or error [$SERVAL_LOG_LEVEL]")
 	fs.StringVar(&pprofListen, "pprof-listen", env("SERVAL_PPROF_LISTEN", ""), "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty disables [$SERVAL_PPROF_LISTEN]")
