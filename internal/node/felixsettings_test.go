@@ -54,7 +54,10 @@ func TestSettingsFor(t *testing.T) {
 		{"the node's object wins", flags, []*api.FelixConfiguration{
 			felix("default", `{"healthPort": 9199, "healthTimeoutOverrides": [{"name": "syncer", "timeout": "10s"}]}`),
 			felix("node.h1", `{"healthPort": 9299, "healthTimeoutOverrides": [{"name": "InternalDataplaneMainLoop", "timeout": "20s"}]}`)},
-			with(func(s *selfSettings) { s.Health = "127.0.0.1:9299"; s.Timeouts = map[string]time.Duration{"dataplane": 20 * time.Second} })},
+			with(func(s *selfSettings) {
+				s.Health = "127.0.0.1:9299"
+				s.Timeouts = map[string]time.Duration{"dataplane": 20 * time.Second}
+			})},
 		{"the default's overrides stay when the node has none", flags, []*api.FelixConfiguration{
 			felix("default", `{"healthTimeoutOverrides": [{"name": "CalculationGraph", "timeout": "10s"}]}`), felix("node.h1", `{}`)},
 			with(func(s *selfSettings) { s.Timeouts = map[string]time.Duration{"calculation": 10 * time.Second} })},
