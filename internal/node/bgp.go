@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/netip"
@@ -76,7 +77,7 @@ func (b *bgpLoop) run(ctx context.Context) {
 	var last routing.Desired
 	var retry <-chan time.Time
 	backoff := time.Duration(0)
-	beat := time.NewTicker(b.beatDur)
+	beat := time.NewTicker(cmp.Or(b.beatDur, DefaultHeartbeatInterval))
 	defer beat.Stop()
 	for {
 		b.health.Beat()
