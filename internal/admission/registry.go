@@ -7,18 +7,12 @@ import (
 	"sync"
 
 	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/nodestatus"
 )
 
-// Rejected is one object the agent read and could not accept.
-type Rejected struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-	// Reason lists the problems, one field path and why per line.
-	Reason string `json:"reason"`
-	// Action says what the agent did instead: "skipped" or "failed closed".
-	Action string `json:"action"`
-}
+// Rejected is one object the agent read and could not accept. The type
+// lives in nodestatus, with the rest of the status report servalctl reads.
+type Rejected = nodestatus.Rejected
 
 // Registry holds the rejected objects of one agent. It is safe for
 // concurrent use: filters record from their syncers' goroutines, the

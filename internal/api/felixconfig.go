@@ -355,10 +355,7 @@ func (f *FelixConfiguration) Validate() ErrorList {
 		}
 	}
 	for i, o := range s.HealthTimeoutOverrides {
-		if o.Name == "" {
-			errs.Required(p.Child("healthTimeoutOverrides").Index(i).Child("name"))
-		}
-		validateDuration(&errs, p.Child("healthTimeoutOverrides").Index(i).Child("timeout"), &o.Timeout)
+		validateHealthTimeoutOverride(&errs, p.Child("healthTimeoutOverrides").Index(i), o)
 	}
 	if c := s.BPFConntrackTimeouts; c != nil {
 		cv := reflect.ValueOf(c).Elem()

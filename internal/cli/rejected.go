@@ -5,12 +5,12 @@ import (
 	"io"
 	"strings"
 
-	"github.com/servalnet/serval/internal/admission"
+	"github.com/servalnet/serval/internal/nodestatus"
 )
 
 // printRejected lists the objects the agent read and could not accept,
 // each with what it did instead and why.
-func printRejected(w io.Writer, rs []admission.Rejected) {
+func printRejected(w io.Writer, rs []nodestatus.Rejected) {
 	if len(rs) == 0 {
 		return
 	}

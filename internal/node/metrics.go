@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -20,6 +19,7 @@ type Metrics struct {
 	// Rejected counts, by kind, the objects read from the datastore that
 	// failed validation and were skipped or failed closed.
 	Rejected *prometheus.GaugeVec
+	runtime  runtimeCollectors // metrics_runtime.go
 }
 
 // NewMetrics creates and registers the metrics.
@@ -47,8 +47,8 @@ func NewMetrics() *Metrics {
 	m.Rejected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "serval_rejected_objects", Help: "Objects read from the datastore that failed validation (skipped or failed closed), by kind.",
 	}, []string{"kind"})
-	m.Registry.MustRegister(m.LocalEndpoints, m.ActivePolicies, m.ApplySeconds, m.Resyncs, m.Errors, m.Rejected,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(m.LocalEndpoints, m.ActivePolicies, m.ApplySeconds, m.Resyncs, m.Errors, m.Rejected)
+	m.SetRuntimeCollectors(true, true)
 	return m
 }
 
