@@ -15,7 +15,7 @@ import (
 )
 
 // bgpKinds are what the BGP configuration is computed from.
-var bgpKinds = []string{"Node", "BGPConfiguration", "BGPPeer", "IPPool", "BlockAffinity", "WorkloadEndpoint"}
+var bgpKinds = []string{"Node", "BGPConfiguration", "BGPPeer", "BGPFilter", "IPPool", "BlockAffinity", "WorkloadEndpoint"}
 
 // bgpLoop keeps the speaker matching the datastore. The syncer's goroutine
 // records resources (OnUpdates) and pokes a size-1 trigger; run, on its own
@@ -131,6 +131,8 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 			in.BGPConfigs = append(in.BGPConfigs, o)
 		case *api.BGPPeer:
 			in.Peers = append(in.Peers, o)
+		case *api.BGPFilter:
+			in.Filters = append(in.Filters, o)
 		case *api.IPPool:
 			in.Pools = append(in.Pools, o)
 		case *api.BlockAffinity:

@@ -72,6 +72,7 @@ type Speaker struct {
 	peers       map[netip.Addr]Peer
 	paths       map[netip.Prefix]Advertisement
 	policyKey   string
+	filters     map[netip.Addr]PeerFilters // as last given to GoBGP
 	desired     Desired
 	kernel      *kernel
 	startedAt   time.Time
@@ -195,6 +196,7 @@ func (s *Speaker) stopServer() {
 	s.peers = map[netip.Addr]Peer{}
 	s.paths = map[netip.Prefix]Advertisement{}
 	s.policyKey = ""
+	s.filters = nil
 	s.global = globalKey{}
 }
 
@@ -313,26 +315,55 @@ func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
 		return fmt.Errorf("setting the BGP policies (next hop, reflected routes): %w", err)
 	}
 	// SetPolicies keeps the assignments it finds (it ignores the request's):
-	// they are set on their own, by name.
+	// they are set on their own, by name. Serval's own policies come first
+	// so that a BGPFilter's Accept cannot override them.
 	for _, a := range []struct {
-		dir    api.PolicyDirection
-		policy string
-	}{{api.PolicyDirection_EXPORT, exportPolicy}, {api.PolicyDirection_IMPORT, importPolicy}} {
+		dir      api.PolicyDirection
+		policies []string
+	}{{api.PolicyDirection_EXPORT, []string{exportPolicy, filterExportPolicy}}, {api.PolicyDirection_IMPORT, []string{importPolicy, filterImportPolicy}}} {
+		var ps []*api.Policy
+		for _, name := range a.policies {
+			ps = append(ps, &api.Policy{Name: name})
+		}
 		err := s.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-			Name: "global", Direction: a.dir, Policies: []*api.Policy{{Name: a.policy}}, DefaultAction: api.RouteAction_ACCEPT,
+			Name: "global", Direction: a.dir, Policies: ps, DefaultAction: api.RouteAction_ACCEPT,
 		}})
 		if err != nil {
-			return fmt.Errorf("assigning BGP policy %s: %w", a.policy, err)
+			return fmt.Errorf("assigning BGP policies %v: %w", a.policies, err)
 		}
 	}
 	s.policyKey = key
-	var errs []error
+	// Sessions whose filters changed are soft-reset both ways: received
+	// routes are filtered again, and ours are sent again through the new
+	// export rules (GoBGP applies a changed policy to new routes only).
+	filters := map[netip.Addr]PeerFilters{}
+	for _, p := range d.Peers {
+		if len(p.Filters.Import)+len(p.Filters.Export) > 0 {
+			filters[p.Address] = p.Filters
+		}
+	}
+	reset := map[netip.Addr]api.ResetPeerRequest_SoftResetDirection{}
 	for _, a := range resetIn {
+		reset[a] = api.ResetPeerRequest_IN
+	}
+	for a := range s.filters {
+		if !reflect.DeepEqual(s.filters[a], filters[a]) {
+			reset[a] = api.ResetPeerRequest_BOTH
+		}
+	}
+	for a := range filters {
+		if !reflect.DeepEqual(s.filters[a], filters[a]) {
+			reset[a] = api.ResetPeerRequest_BOTH
+		}
+	}
+	s.filters = filters
+	var errs []error
+	for a, dir := range reset {
 		if _, ok := s.peers[a]; !ok {
 			continue // added after this, under the new policy
 		}
-		if err := s.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Soft: true, Direction: api.ResetPeerRequest_IN}); err != nil {
-			errs = append(errs, fmt.Errorf("re-filtering routes from %s: %w", a, err))
+		if err := s.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Soft: true, Direction: dir}); err != nil {
+			errs = append(errs, fmt.Errorf("re-filtering routes of %s: %w", a, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -362,12 +393,13 @@ func policies(d Desired) (req *api.SetPoliciesRequest, key string, importFrom []
 			importFrom = append(importFrom, p.Address)
 		}
 	}
-	key = fmt.Sprint(self, keep, reflectors, clients)
+	fsets, fimp, fexp := filterPolicies(d.Peers)
+	key = fmt.Sprint(self, keep, reflectors, clients, fsets, fimp, fexp)
 
-	// Both policies always exist, empty when there is nothing to do, so
+	// Every policy always exists, empty when there is nothing to do, so
 	// that the assignments, which outlive SetPolicies, always name them.
 	export := &api.Policy{Name: exportPolicy}
-	req = &api.SetPoliciesRequest{Policies: []*api.Policy{export, {Name: importPolicy}}}
+	req = &api.SetPoliciesRequest{Policies: []*api.Policy{export, {Name: importPolicy}, fimp, fexp}, DefinedSets: fsets}
 	for _, set := range []struct {
 		name  string
 		list  []string
@@ -405,7 +437,11 @@ func (s *Speaker) reconcilePeers(ctx context.Context, d Desired) []error {
 		want[p.Address] = p
 	}
 	for addr, have := range s.peers {
-		if w, ok := want[addr]; ok && reflect.DeepEqual(w, have) {
+		// Filters are policies (reconcilePolicy): a change of them does
+		// not reset the session.
+		w, ok := want[addr]
+		w.Filters, have.Filters = PeerFilters{}, PeerFilters{}
+		if ok && reflect.DeepEqual(w, have) {
 			continue
 		}
 		// Changed sessions are deleted and added again: most of a

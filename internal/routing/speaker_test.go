@@ -26,6 +26,7 @@ type cluster struct {
 	configs []*api.BGPConfiguration
 	peers   []*api.BGPPeer
 	pools   []*api.IPPool
+	filters []*api.BGPFilter
 	blocks  map[string][]netip.Prefix
 	secrets MapSecrets
 }
@@ -77,7 +78,7 @@ func (c *cluster) desired(name string) Desired {
 	c.t.Helper()
 	d, err := Compute(Input{
 		NodeName: name, Nodes: c.nodes, BGPConfigs: c.configs, Peers: c.peers, Pools: c.pools,
-		OwnedBlocks: c.blocks[name],
+		Filters: c.filters, OwnedBlocks: c.blocks[name],
 	}, c.secrets)
 	if err != nil {
 		c.t.Fatalf("Compute(%s): %v", name, err)
