@@ -253,7 +253,14 @@ spec:
 	eventually(t, 10*time.Second, ribHas(b, "10.65.2.0/26", aIP.String()))
 	eventually(t, 10*time.Second, ribHas(b, "10.65.3.0/26", aIP.String()))
 	if st, _ := a.Status(context.Background()); !st[0].Since.Equal(since) {
-		t.Errorf("the session was reset by a filter change (since %v, was %v)", st[0].Since, since)
+		t.Errorf("the session was reset by lifting filters (since %v, was %v)", st[0].Since, since)
 	}
+
+	// A new export rejection withdraws what b already has.
+	c.filters[0].Spec.ExportV4 = []api.BGPFilterRule{{Action: "Reject", MatchOperator: "In", CIDR: "10.65.2.0/24"}}
+	c.reconcile(a)
+	eventually(t, 20*time.Second, ribHas(b, "10.65.2.0/26"))
+	eventually(t, 20*time.Second, ribHas(b, "10.65.3.0/26", aIP.String()))
+	eventually(t, 20*time.Second, ribHas(b, "10.65.1.0/26", aIP.String()))
 	_ = bIP
 }

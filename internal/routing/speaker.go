@@ -49,6 +49,32 @@ type Config struct {
 	// ProgramOutsidePools also programs learned routes outside the IP
 	// pools (for example a default route from a top-of-rack router).
 	ProgramOutsidePools bool
+	// MaxPrefixes is the most prefixes one peer may send (per address
+	// family). A peer that sends more is cut off: GoBGP ends the session
+	// with a Cease (maximum number of prefixes reached) and its routes go;
+	// it is tried again later like any failed session. Zero means
+	// DefaultMaxPrefixes; negative means no limit.
+	MaxPrefixes int
+}
+
+// DefaultMaxPrefixes bounds what one BGP peer can make a host store and
+// program. It is far above what a cluster's peers send (one route per
+// block and per borrowed address; a 5,000-node cluster with two blocks a
+// node sends 10,000 through a reflector only at its very largest), and
+// far below a full Internet table sent by mistake.
+const DefaultMaxPrefixes = 10000
+
+// prefixWarnPct is where GoBGP warns before the limit (it logs once).
+const prefixWarnPct = 80
+
+func (s *Speaker) maxPrefixes() uint32 {
+	switch {
+	case s.cfg.MaxPrefixes == 0:
+		return DefaultMaxPrefixes
+	case s.cfg.MaxPrefixes < 0:
+		return 0 // GoBGP: no limit
+	}
+	return uint32(s.cfg.MaxPrefixes)
 }
 
 // Speaker owns one embedded GoBGP server and makes it match a Desired
@@ -333,27 +359,33 @@ func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
 		}
 	}
 	s.policyKey = key
-	// Sessions whose filters changed are soft-reset both ways: received
-	// routes are filtered again, and ours are sent again through the new
-	// export rules (GoBGP applies a changed policy to new routes only).
+	// Sessions whose filters changed are reset so that routes already
+	// exchanged go through the new rules. Received routes are filtered
+	// again by a soft reset. Sent ones are sent again by a soft reset too,
+	// but GoBGP keeps no record of what it sent, so a route the new export
+	// rules reject would never be withdrawn: when the new export rules can
+	// reject anything, the session is re-established instead (the peer
+	// drops what it had and gets only what the rules let through).
 	filters := map[netip.Addr]PeerFilters{}
 	for _, p := range d.Peers {
 		if len(p.Filters.Import)+len(p.Filters.Export) > 0 {
 			filters[p.Address] = p.Filters
 		}
 	}
+	const hard = api.ResetPeerRequest_SoftResetDirection(-1)
 	reset := map[netip.Addr]api.ResetPeerRequest_SoftResetDirection{}
 	for _, a := range resetIn {
 		reset[a] = api.ResetPeerRequest_IN
 	}
-	for a := range s.filters {
-		if !reflect.DeepEqual(s.filters[a], filters[a]) {
-			reset[a] = api.ResetPeerRequest_BOTH
-		}
-	}
-	for a := range filters {
-		if !reflect.DeepEqual(s.filters[a], filters[a]) {
-			reset[a] = api.ResetPeerRequest_BOTH
+	for _, m := range []map[netip.Addr]PeerFilters{s.filters, filters} {
+		for a := range m {
+			old, now := s.filters[a], filters[a]
+			switch {
+			case !reflect.DeepEqual(old.Export, now.Export) && rejectsAny(now.Export):
+				reset[a] = hard
+			case !reflect.DeepEqual(old, now):
+				reset[a] = api.ResetPeerRequest_BOTH
+			}
 		}
 	}
 	s.filters = filters
@@ -362,11 +394,25 @@ func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
 		if _, ok := s.peers[a]; !ok {
 			continue // added after this, under the new policy
 		}
-		if err := s.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Soft: true, Direction: dir}); err != nil {
+		req := &api.ResetPeerRequest{Address: a.String(), Soft: true, Direction: dir}
+		if dir == hard {
+			req = &api.ResetPeerRequest{Address: a.String(), Communication: "BGPFilter export rules changed"}
+			s.log.Info("BGP session re-established: its export rules changed", "peer", a)
+		}
+		if err := s.bgp.ResetPeer(ctx, req); err != nil {
 			errs = append(errs, fmt.Errorf("re-filtering routes of %s: %w", a, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func rejectsAny(rules []FilterRule) bool {
+	for _, r := range rules {
+		if r.Reject {
+			return true
+		}
+	}
+	return false
 }
 
 // policies computes the GoBGP policy configuration for d (see
@@ -458,7 +504,7 @@ func (s *Speaker) reconcilePeers(ctx context.Context, d Desired) []error {
 		if _, ok := s.peers[p.Address]; ok {
 			continue
 		}
-		if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, d)}); err != nil {
+		if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, d, s.maxPrefixes())}); err != nil {
 			errs = append(errs, fmt.Errorf("adding BGP peer %s (%s): %w", p.Address, p.Origin, err))
 			continue
 		}
@@ -478,8 +524,9 @@ func familyOf(a netip.Addr) *api.Family {
 	return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
 }
 
-// toAPIPeer turns a Peer into GoBGP's neighbor configuration.
-func toAPIPeer(p Peer, d Desired) *api.Peer {
+// toAPIPeer turns a Peer into GoBGP's neighbor configuration; maxPrefixes
+// (0: none) limits what the peer may send.
+func toAPIPeer(p Peer, d Desired, maxPrefixes uint32) *api.Peer {
 	restart := uint32(p.RestartTime / time.Second)
 	if restart == 0 {
 		restart = uint32(DefaultRestartTime / time.Second)
@@ -505,7 +552,12 @@ func toAPIPeer(p Peer, d Desired) *api.Peer {
 			Config:            &api.AfiSafiConfig{Family: familyOf(p.Address), Enabled: true},
 			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}},
 		}},
-		Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: 5}},
+		// After a reset of ours (export rules changed) the session comes
+		// back at once rather than after GoBGP's default 30 s.
+		Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: 5, IdleHoldTimeAfterReset: 1}},
+	}
+	if maxPrefixes > 0 {
+		ap.AfiSafis[0].PrefixLimits = &api.PrefixLimit{Family: familyOf(p.Address), MaxPrefixes: maxPrefixes, ShutdownThresholdPct: prefixWarnPct}
 	}
 	if p.LocalAddress.IsValid() {
 		ap.Transport.LocalAddress = p.LocalAddress.String()

@@ -101,8 +101,16 @@ type testSpeaker struct {
 
 func (c *cluster) start(name string) *testSpeaker {
 	c.t.Helper()
+	return c.startWith(name, func(*Config) {})
+}
+
+// startWith starts a speaker whose Config edit changes.
+func (c *cluster) startWith(name string, edit func(*Config)) *testSpeaker {
+	c.t.Helper()
 	nl := NewFakeNetlink()
-	s := NewSpeaker(Config{Logger: testLogger(c.t).With("node", name), Netlink: nl, ResyncInterval: time.Second, RetryInterval: 200 * time.Millisecond})
+	cfg := Config{Logger: testLogger(c.t).With("node", name), Netlink: nl, ResyncInterval: time.Second, RetryInterval: 200 * time.Millisecond}
+	edit(&cfg)
+	s := NewSpeaker(cfg)
 	c.t.Cleanup(s.Stop)
 	ts := &testSpeaker{Speaker: s, name: name, nl: nl}
 	c.reconcile(ts)
