@@ -18,8 +18,8 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only with --pprof-listen
 	"os"
-	"strconv"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
