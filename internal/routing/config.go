@@ -93,6 +93,10 @@ type Desired struct {
 	// programmed into the kernel. Empty when programClusterRoutes is
 	// Disabled.
 	ProgramPrefixes []netip.Prefix
+	// Protected are the prefixes no learned route may take over (see
+	// protectedPrefixes): learned routes equal to or inside them are not
+	// programmed.
+	Protected []netip.Prefix
 	// Problems are the inputs that were skipped, each saying why. They do
 	// not stop the rest of the configuration.
 	Problems []string
@@ -238,6 +242,11 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 
 	d.Enabled = true
 	d.NodeName = in.NodeName
+	for _, n := range in.Nodes {
+		if n != nil && n.Name == in.NodeName {
+			d.Protected = protectedPrefixes(n, in.OwnedBlocks, in.BorrowedIPs)
+		}
+	}
 	d.ASN = me.asn
 	d.NodeIPv4, d.NodeIPv6 = me.v4, me.v6
 	d.ClusterID = me.clusterID

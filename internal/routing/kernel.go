@@ -57,6 +57,9 @@ type KernelResult struct {
 	Shadowed []netip.Prefix
 	// Unresolved are learned prefixes none of whose next hops is reachable.
 	Unresolved []netip.Prefix
+	// Overlapping are learned prefixes not programmed because they lie
+	// inside this host's blocks, workloads or subnets (Desired.Protected).
+	Overlapping []netip.Prefix
 }
 
 func (k *kernel) owns(r *netlink.Route) bool {

@@ -125,11 +125,17 @@ func (s *Speaker) syncKernel() {
 			s.scheduleRetry()
 			return
 		}
+		var overlapping []netip.Prefix
 		for p, nhs := range learned {
+			if inAny(p, s.desired.Protected) {
+				overlapping = append(overlapping, p)
+				continue
+			}
 			if s.cfg.ProgramOutsidePools || inAny(p, s.desired.ProgramPrefixes) {
 				want[p] = nhs
 			}
 		}
+		s.noteOverlapping(overlapping)
 		// reachableBy: a host route to the peer through the gateway the
 		// BGPPeer names, so that the session can come up.
 		for _, p := range s.desired.Peers {
@@ -152,6 +158,7 @@ func (s *Speaker) syncKernel() {
 		}
 	}
 	res, err := s.kernel.apply(want, allowDelete, s.taught)
+	res.Overlapping = s.overlapping
 	s.lastKernel, s.kernelErr = res, err
 	if res.Replaced > 0 || res.Deleted > 0 {
 		s.log.Debug("kernel routes updated", "replaced", res.Replaced, "deleted", res.Deleted, "shadowed", len(res.Shadowed))
@@ -164,6 +171,19 @@ func (s *Speaker) syncKernel() {
 	if !allowDelete {
 		// Come back when the hold ends to remove what was not relearned.
 		s.scheduleAfter(s.cfg.StartupHold - s.cfg.Now().Sub(s.startedAt))
+	}
+}
+
+// noteOverlapping logs the learned prefixes refused for overlapping this
+// host's own (Desired.Protected) when that set changes.
+func (s *Speaker) noteOverlapping(ps []netip.Prefix) {
+	slices.SortFunc(ps, comparePrefix)
+	if slices.Equal(ps, s.overlapping) {
+		return
+	}
+	s.overlapping = ps
+	if len(ps) > 0 {
+		s.log.Warn("learned routes not programmed: they overlap this host's blocks, workloads or addresses", "prefixes", ps)
 	}
 }
 

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/servalnet/serval/internal/api"
 )
 
 // TestSpeakerPrefixLimit: a peer that sends more prefixes than the limit
@@ -58,4 +61,65 @@ func TestSpeakerPrefixLimit(t *testing.T) {
 	}
 	// d, without a limit of its own below 30, takes all of a's.
 	eventually(t, 10*time.Second, ribHas(d, "10.65.29.0/26", "127.0.0.71"))
+}
+
+func TestProtectedPrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		v4, v6   string
+		owned    []string
+		borrowed []string
+		want     string
+	}{
+		{v4: "192.0.2.10/24", owned: []string{"10.65.1.5/26"}, borrowed: []string{"10.65.9.7"},
+			want: "10.65.1.0/26 10.65.9.7/32 192.0.2.0/24 192.0.2.10/32"},
+		{v4: "192.0.2.10", v6: "2001:db8::10/64", borrowed: []string{"fd00::7"},
+			want: "192.0.2.10/32 2001:db8::/64 2001:db8::10/128 fd00::7/128"},
+	} {
+		node := &api.Node{Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: tc.v4, IPv6Address: tc.v6}}}
+		var owned []netip.Prefix
+		for _, o := range tc.owned {
+			owned = append(owned, netip.MustParsePrefix(o))
+		}
+		var borrowed []netip.Addr
+		for _, b := range tc.borrowed {
+			borrowed = append(borrowed, netip.MustParseAddr(b))
+		}
+		var got []string
+		for _, p := range protectedPrefixes(node, owned, borrowed) {
+			got = append(got, p.String())
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("protectedPrefixes(%s %s) = %s, want %s", tc.v4, tc.v6, strings.Join(got, " "), tc.want)
+		}
+	}
+}
+
+// TestSpeakerOverlapNotProgrammed: a peer that announces a prefix inside
+// one of this host's blocks, or inside the host's own subnet, does not get
+// it into the kernel; what does not overlap is programmed, also outside
+// the pools.
+func TestSpeakerOverlapNotProgrammed(t *testing.T) {
+	c := newCluster(t, true)
+	c.addNode("a", 81, nil, "")
+	c.addNode("b", 82, nil, "")
+	c.blocks["a"] = []netip.Prefix{netip.MustParsePrefix("10.65.1.0/26")}
+	c.blocks["b"] = []netip.Prefix{netip.MustParsePrefix("10.65.1.0/28"), netip.MustParsePrefix("10.65.2.0/26")}
+	for _, cfg := range c.configs {
+		if cfg.Name == "node.b" {
+			cfg.Spec.ServiceExternalIPs = []api.ServiceIPBlock{{CIDR: "127.0.0.64/30"}, {CIDR: "10.99.0.0/24"}}
+		}
+	}
+	a := c.startWith("a", func(cfg *Config) { cfg.ProgramOutsidePools = true })
+	c.start("b")
+	eventually(t, 20*time.Second, established(a, 1))
+	eventually(t, 10*time.Second, ribHas(a, "10.65.1.0/28", "127.0.0.82"))
+	eventually(t, 10*time.Second, ribHas(a, "127.0.0.64/30", "127.0.0.82"))
+	eventually(t, 10*time.Second, kernelHas(a, "10.65.2.0/26 via 127.0.0.82 dev#1 proto 80\n10.99.0.0/24 via 127.0.0.82 dev#1 proto 80"))
+	res, err := a.KernelState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(res.Overlapping); got != "[10.65.1.0/28 127.0.0.64/30]" {
+		t.Errorf("overlapping %s, want [10.65.1.0/28 127.0.0.64/30]", got)
+	}
 }

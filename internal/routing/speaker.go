@@ -106,6 +106,9 @@ type Speaker struct {
 	// the kernel since the start (see kernel.apply).
 	taught     map[netip.Prefix]bool
 	lastKernel KernelResult
+	// overlapping are the learned prefixes last refused for overlapping
+	// Desired.Protected.
+	overlapping []netip.Prefix
 	kernelErr  error
 	retry      *time.Timer
 
