@@ -109,8 +109,8 @@ type Speaker struct {
 	// overlapping are the learned prefixes last refused for overlapping
 	// Desired.Protected.
 	overlapping []netip.Prefix
-	kernelErr  error
-	retry      *time.Timer
+	kernelErr   error
+	retry       *time.Timer
 
 	mu    sync.Mutex // guards since: written by GoBGP's watch goroutine
 	since map[string]time.Time
