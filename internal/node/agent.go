@@ -127,18 +127,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	obs := &observer{Dataplane: dp, m: a.Metrics, weps: map[hoststate.EndpointID]bool{},
 		heps: map[hoststate.EndpointID]bool{}, pols: map[hoststate.PolicyID]bool{}}
 	graph := &statusTap{Graph: calc.New(id.Name, obs, a.d.Logger), h: a.Health}
-	syncer := datastore.NewSyncer(a.d.Datastore, graph, datastore.SyncerConfig{Kinds: calc.Kinds(), Logger: a.d.Logger})
+	feed := newTee()
+	feed.add(graph, calc.Kinds())
+	var bgp *bgpLoop
+	if a.d.Speaker != nil {
+		bgp = newBGPLoop(id.Name, a.d.Speaker, a.d.Secrets, a.d.Logger, a.Metrics)
+		feed.add(bgp, bgpKinds)
+	}
+	syncer := datastore.NewSyncer(a.d.Datastore, feed, datastore.SyncerConfig{Kinds: feed.kinds(), Logger: a.d.Logger})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 3)
 	go func() { errc <- syncer.Run(ctx) }()
 	go func() { errc <- dp.Run(ctx) }()
-	if a.d.Speaker != nil {
-		b := newBGPLoop(id.Name, a.d.Speaker, a.d.Secrets, a.d.Logger, a.Metrics)
-		bs := datastore.NewSyncer(a.d.Datastore, b, datastore.SyncerConfig{Kinds: bgpKinds, Logger: a.d.Logger})
-		go func() { errc <- bs.Run(ctx) }()
-		go b.run(ctx)
+	if bgp != nil {
+		go bgp.run(ctx)
 	}
 
 	beat := time.NewTicker(10 * time.Second)
