@@ -123,3 +123,85 @@ func TestSpeakerOverlapNotProgrammed(t *testing.T) {
 		t.Errorf("overlapping %s, want [10.65.1.0/28 127.0.0.64/30]", got)
 	}
 }
+
+// TestSpeakerIncremental: once the kernel has been read, a prefix a peer
+// announces or withdraws is programmed without reading the whole table
+// again, and the periodic full sync still repairs what changed behind the
+// speaker's back.
+func TestSpeakerIncremental(t *testing.T) {
+	c := newCluster(t, true)
+	c.addNode("a", 91, nil, "")
+	c.addNode("b", 92, nil, "")
+	c.blocks["a"] = []netip.Prefix{netip.MustParsePrefix("10.65.1.0/26")}
+	a := c.start("a")
+	b := c.startWith("b", func(cfg *Config) { cfg.ResyncInterval = time.Hour })
+	eventually(t, 20*time.Second, established(b, 1))
+	eventually(t, 10*time.Second, func() string {
+		if got := b.nl.Dump(); got != "10.65.1.0/26 via 127.0.0.91 dev#1 proto 80" {
+			return "b's kernel: " + got
+		}
+		return ""
+	})
+	b.nl.mu.Lock()
+	lists := b.nl.Lists
+	b.nl.mu.Unlock()
+
+	c.blocks["a"] = []netip.Prefix{netip.MustParsePrefix("10.65.2.0/26")}
+	c.reconcile(a)
+	eventually(t, 10*time.Second, func() string {
+		if got := b.nl.Dump(); got != "10.65.2.0/26 via 127.0.0.91 dev#1 proto 80" {
+			return "b's kernel: " + got
+		}
+		return ""
+	})
+	b.nl.mu.Lock()
+	after := b.nl.Lists
+	b.nl.mu.Unlock()
+	if after != lists {
+		t.Errorf("a withdrawal and an announcement read the kernel table %d times, want 0", after-lists)
+	}
+	// Removed behind the speaker's back: the next full sync puts it back.
+	if err := b.nl.RouteDel(b.kernel.build(netip.MustParsePrefix("10.65.2.0/26"), []nexthop{{netip.MustParseAddr("127.0.0.91"), 1}})); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, kernelHas(b, "10.65.2.0/26 via 127.0.0.91 dev#1 proto 80"))
+}
+
+// TestSpeakerStatusWhileProgramming: while the speaker programs a large
+// RIB into a slow kernel, the status of its sessions still answers at once.
+func TestSpeakerStatusWhileProgramming(t *testing.T) {
+	c := newCluster(t, true)
+	c.addNode("a", 93, nil, "")
+	c.addNode("b", 94, nil, "")
+	for i := range 1000 {
+		c.blocks["a"] = append(c.blocks["a"], netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 65, byte(i / 4), byte(i%4) * 64}), 26))
+	}
+	c.start("a")
+	b := c.start("b")
+	b.nl.mu.Lock()
+	b.nl.WriteDelay = 3 * time.Millisecond // 1,000 routes: 3 s of writes or more
+	b.nl.mu.Unlock()
+	eventually(t, 20*time.Second, established(b, 1))
+	busy, slowest := 0, time.Duration(0)
+	for b.nl.Len() < 1000 {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := b.Status(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("status while programming: %v", err)
+		}
+		slowest = max(slowest, time.Since(start))
+		if n := b.nl.Len(); n > 0 && n < 1000 {
+			busy++
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if busy == 0 {
+		t.Fatal("no status call fell while routes were being programmed")
+	}
+	if slowest > 500*time.Millisecond {
+		t.Errorf("status took %v while routes were programmed, want it answered at once", slowest)
+	}
+	t.Logf("%d status calls during programming, slowest %v", busy, slowest)
+}

@@ -20,6 +20,11 @@ import (
 	"github.com/servalnet/serval/internal/netconst"
 )
 
+// gobgpGlobals guards GoBGP's package-level route-selection options,
+// which StartBgp writes and listing the RIB reads: with several speakers
+// in one process (tests, a lab) they would race.
+var gobgpGlobals sync.RWMutex
+
 // ErrStopped is returned by calls on a stopped Speaker.
 var ErrStopped = errors.New("routing: speaker stopped")
 
@@ -91,7 +96,8 @@ type Speaker struct {
 	exited  chan struct{}
 	stop    sync.Once
 
-	// Owned by the run goroutine.
+	// Owned by the run goroutine (the kernel goroutine owns kernel,
+	// taught, lastKernel, kernelErr, retry and overlapping).
 	bgp         *server.BgpServer
 	watchCancel context.CancelFunc
 	global      globalKey
@@ -112,8 +118,19 @@ type Speaker struct {
 	kernelErr   error
 	retry       *time.Timer
 
-	mu    sync.Mutex // guards since: written by GoBGP's watch goroutine
+	mu    sync.Mutex // guards since, view and the dirty set
 	since map[string]time.Time
+	// view is what the kernel goroutine works from, published by the
+	// owner goroutine (publishView).
+	view kernelView
+	// dirty are the prefixes BGP events touched since the last kernel
+	// sync; dirtyAll asks for a full one (too many, a session changed,
+	// the configuration changed, a retry).
+	dirty    map[netip.Prefix]struct{}
+	dirtyAll bool
+
+	kops    chan func() // closures for the kernel goroutine
+	kexited chan struct{}
 }
 
 type globalKey struct {
@@ -151,12 +168,15 @@ func NewSpeaker(cfg Config) *Speaker {
 		peers:   map[netip.Addr]Peer{},
 		paths:   map[netip.Prefix]Advertisement{},
 		since:   map[string]time.Time{},
+		kops:    make(chan func()),
+		kexited: make(chan struct{}),
 	}
 	if cfg.Netlink != nil {
 		s.kernel = &kernel{nl: cfg.Netlink, proto: netlink.RouteProtocol(cfg.RouteProtocol), log: s.log}
 	}
 	s.startedAt = cfg.Now()
 	go s.run()
+	go s.runKernel()
 	return s
 }
 
@@ -185,22 +205,63 @@ func (s *Speaker) kick() {
 	}
 }
 
+// run is the owner goroutine: sessions, policies, originated paths and
+// status. The kernel work is on runKernel's goroutine, so that a large
+// RIB being programmed never holds up `servalctl node status` or a
+// reconcile.
 func (s *Speaker) run() {
 	defer close(s.exited)
-	tick := time.NewTicker(s.cfg.ResyncInterval)
-	defer tick.Stop()
 	for {
 		select {
 		case f := <-s.ops:
 			f()
-		case <-s.trigger:
-			s.syncKernel()
-		case <-tick.C:
-			s.syncKernel()
 		case <-s.done:
 			s.stopServer()
+			s.publishView()
 			return
 		}
+	}
+}
+
+// runKernel is the kernel goroutine: it programs what BGP events changed
+// (merged through the size-1 trigger) and re-reads everything every
+// ResyncInterval.
+func (s *Speaker) runKernel() {
+	defer close(s.kexited)
+	tick := time.NewTicker(s.cfg.ResyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case f := <-s.kops:
+			f()
+		case <-s.trigger:
+			s.syncKernel(false)
+		case <-tick.C:
+			s.syncKernel(true)
+		case <-s.done:
+			if s.retry != nil {
+				s.retry.Stop()
+			}
+			return
+		}
+	}
+}
+
+// kdo runs f on the kernel goroutine and returns its error.
+func (s *Speaker) kdo(ctx context.Context, f func() error) error {
+	errc := make(chan error, 1)
+	select {
+	case s.kops <- func() { errc <- f() }:
+	case <-s.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -211,6 +272,7 @@ func (s *Speaker) run() {
 func (s *Speaker) Stop() {
 	s.stop.Do(func() { close(s.done) })
 	<-s.exited
+	<-s.kexited
 }
 
 func (s *Speaker) stopServer() {
@@ -242,7 +304,7 @@ func (s *Speaker) reconcile(ctx context.Context, d Desired) error {
 	s.desired = d
 	if !d.Enabled {
 		s.stopServer()
-		s.kick()
+		s.publishView()
 		return nil
 	}
 	var addrs []string
@@ -266,7 +328,7 @@ func (s *Speaker) reconcile(ctx context.Context, d Desired) error {
 	}
 	errs = append(errs, s.reconcilePeers(ctx, d)...)
 	errs = append(errs, s.reconcilePaths(ctx, d)...)
-	s.kick()
+	s.publishView()
 	return errors.Join(errs...)
 }
 
@@ -274,20 +336,27 @@ func (s *Speaker) startServer(ctx context.Context, d Desired, addrs []string) er
 	b := server.NewBgpServer(server.LoggerOption(newGoBGPLogger(s.log)))
 	go b.Serve()
 	port := int32(d.ListenPort)
-	if err := b.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+	gobgpGlobals.Lock()
+	err := b.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn:             d.ASN,
 		RouterId:        d.RouterID.String(),
 		ListenPort:      port,
 		ListenAddresses: addrs,
-	}}); err != nil {
+	}})
+	gobgpGlobals.Unlock()
+	if err != nil {
 		b.Stop()
 		return fmt.Errorf("starting BGP (AS %d, router ID %s, port %d): %w", d.ASN, d.RouterID, d.ListenPort, err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	err := b.WatchEvent(wctx, &api.WatchEventRequest{
+	err = b.WatchEvent(wctx, &api.WatchEventRequest{
 		Peer: &api.WatchEventRequest_Peer{},
+		// Best-path changes, and every path received after the import
+		// policy (an equal-cost path that is not the best changes the
+		// kernel's ECMP set without changing the best path).
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
 			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
+			{Type: api.WatchEventRequest_Table_Filter_POST_POLICY},
 		}},
 	}, s.onEvent)
 	if err != nil {
@@ -307,8 +376,14 @@ func (s *Speaker) onEvent(ev *api.WatchEventResponse) {
 		st := pe.Peer.State
 		s.mu.Lock()
 		s.since[st.NeighborAddress] = s.cfg.Now()
+		// A session that comes or goes changes many routes at once, some
+		// (equal-cost paths that were not the best) without a table event.
+		s.dirtyAll = true
 		s.mu.Unlock()
 		s.log.Info("BGP session state", "peer", st.NeighborAddress, "state", sessionInfo(st.SessionState))
+	}
+	if te := ev.GetTable(); te != nil {
+		s.markPaths(te.Paths)
 	}
 	s.kick()
 }
