@@ -175,4 +175,3 @@ func policies(d Desired) (req *api.SetPoliciesRequest, key string, importFrom []
 	}
 	return req, key, importFrom
 }
-
