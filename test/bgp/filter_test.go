@@ -10,14 +10,20 @@ import (
 )
 
 // TestBGPFilterWithRouter applies a BGPFilter to the hosts' session with
-// a BIRD router: its import rule keeps a prefix the router announces out
-// of the hosts' kernels, its export rule keeps one host's block out of the
-// router's table, and removing the filter from the BGPPeer brings both
-// back over the same sessions.
+// a BIRD and an FRR router: its import rule keeps a prefix the router
+// announces out of the hosts' kernels, its export rule keeps one host's
+// block out of the router's table, and removing the filter from the
+// BGPPeer brings both back.
 func TestBGPFilterWithRouter(t *testing.T) {
 	needRoot(t)
+	for _, kind := range []string{"bird", "frr"} {
+		t.Run(kind, func(t *testing.T) { testBGPFilter(t, kind) })
+	}
+}
+
+func testBGPFilter(t *testing.T, kind string) {
 	topo := `
-router: {kind: bird, asNumber: 65001, address: 172.30.5.1/24, defaultRoute: false}
+router: {kind: ` + kind + `, asNumber: 65001, address: 172.30.5.1/24, defaultRoute: false}
 hosts:
   - {name: h1, address: 172.30.5.11/24, asNumber: 65011}
   - {name: h2, address: 172.30.5.12/24, asNumber: 65012}
@@ -27,7 +33,7 @@ workloads:
 externalHosts:
   - {name: ext1, address: 10.200.0.10/24}
 `
-	l := upLab(t, "filt", topo, "open.yaml", "nomesh.yaml")
+	l := upLab(t, "filt"+kind[:1], topo, "open.yaml", "nomesh.yaml")
 	router := netip.MustParseAddr("172.30.5.1")
 	ext := netip.MustParsePrefix("10.200.0.0/24")
 	def := netip.MustParsePrefix("0.0.0.0/0")
@@ -99,7 +105,7 @@ spec: {peerIP: 172.30.5.1, asNumber: 65001, filters: [tor]}
 		if routerHas(b1) {
 			return fmt.Errorf("the router has h1's block %s again", b1)
 		}
-		// (BIRD passes h2's own address on as the next hop: same link.)
+		// (The router passes h2's own address on as the next hop: same link.)
 		if r := route(t, l, "h1", b2); len(nexthops(r)) == 0 {
 			return fmt.Errorf("h1: route to h2's block %s: %s, want one learned through the router", b2, describe(r))
 		}
