@@ -205,3 +205,42 @@ func TestSpeakerStatusWhileProgramming(t *testing.T) {
 	}
 	t.Logf("%d status calls during programming, slowest %v", busy, slowest)
 }
+
+// TestSpeakerIncrementalECMP: a path that is not the best leaving an ECMP
+// set changes the kernel route without a full sync (GoBGP sends no
+// best-path event for it; the post-policy event marks the prefix).
+func TestSpeakerIncrementalECMP(t *testing.T) {
+	c := newCluster(t, true)
+	c.addNode("a", 95, nil, "")
+	c.addNode("b", 96, nil, "")
+	c.addNode("c", 97, nil, "")
+	anycast := netip.MustParsePrefix("10.65.200.0/24")
+	c.blocks["a"] = []netip.Prefix{anycast}
+	c.blocks["b"] = []netip.Prefix{anycast}
+	c.start("a")
+	b := c.start("b")
+	cc := c.startWith("c", func(cfg *Config) { cfg.ResyncInterval = time.Hour })
+	dump := func(want string) func() string {
+		return func() string {
+			if got := cc.nl.Dump(); got != want {
+				return "c's kernel: " + got + ", want " + want
+			}
+			return ""
+		}
+	}
+	eventually(t, 20*time.Second, established(cc, 2))
+	eventually(t, 10*time.Second, dump("10.65.200.0/24 proto 80 nexthop via 127.0.0.95 dev#1 nexthop via 127.0.0.96 dev#1"))
+	cc.nl.mu.Lock()
+	lists := cc.nl.Lists
+	cc.nl.mu.Unlock()
+
+	// b (the higher router ID: not the best path) withdraws.
+	c.blocks["b"] = nil
+	c.reconcile(b)
+	eventually(t, 10*time.Second, dump("10.65.200.0/24 via 127.0.0.95 dev#1 proto 80"))
+	cc.nl.mu.Lock()
+	defer cc.nl.mu.Unlock()
+	if cc.nl.Lists != lists {
+		t.Errorf("the withdrawal read the kernel table %d times, want 0", cc.nl.Lists-lists)
+	}
+}
