@@ -19,6 +19,7 @@ import (
 	_ "net/http/pprof" // served only with --pprof-listen
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +59,7 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "serval-node: %v\n", err)
 		return 2
 	}
+	var maxPrefixes string
 	fs := flag.NewFlagSet("serval-node", flag.ContinueOnError)
 	fs.StringVar(&cfg.NodeName, "nodename", env("SERVAL_NODENAME", host), "this host's Node name [$SERVAL_NODENAME]")
 	fs.StringVar(&endpoints, "etcd-endpoints", env("SERVAL_ETCD_ENDPOINTS", "http://127.0.0.1:2379"), "etcd endpoints, comma-separated [$SERVAL_ETCD_ENDPOINTS]")
@@ -83,6 +85,8 @@ func run() int {
 		"also program learned routes outside the IP pools, as Calico does [$SERVAL_PROGRAM_OUTSIDE_POOLS]")
 	fs.DurationVar(&cfg.BGPGrace, "bgp-ready-grace", bgpGrace,
 		"how long a BGP session that should be up may be down before /readiness says not ready (0 is the default) [$SERVAL_BGP_READY_GRACE]")
+	fs.StringVar(&maxPrefixes, "bgp-max-prefixes", env("SERVAL_BGP_MAX_PREFIXES", strconv.Itoa(routing.DefaultMaxPrefixes)),
+		"most prefixes one BGP peer may send per address family; a peer that sends more is cut off; 0 or less: no limit [$SERVAL_BGP_MAX_PREFIXES]")
 	fs.StringVar(&secretsDir, "secrets-dir", env("SERVAL_SECRETS_DIR", "/etc/serval/secrets"), "directory of BGP password secrets (<dir>/<secret>/<key>) [$SERVAL_SECRETS_DIR]")
 	fs.StringVar(&logLevel, "log-level", env("SERVAL_LOG_LEVEL", "info"), "debug, info, warn or error [$SERVAL_LOG_LEVEL]")
 	fs.StringVar(&pprofListen, "pprof-listen", env("SERVAL_PPROF_LISTEN", ""), "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty disables [$SERVAL_PPROF_LISTEN]")
@@ -99,6 +103,11 @@ func run() int {
 	if showVersion {
 		fmt.Printf("serval-node %s (commit %s)\n", version.Version, version.GitCommit)
 		return 0
+	}
+	maxPrefixesN, err := parseMaxPrefixes(maxPrefixes)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "serval-node: --bgp-max-prefixes: %v\n", err)
+		return 2
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -150,7 +159,7 @@ func run() int {
 		Secrets: routing.SecretSources{routing.FileSecrets{Dir: secretsDir}, routing.EnvSecrets{}},
 	}
 	if cfg.BGP {
-		deps.Speaker = routing.NewSpeaker(routing.Config{Logger: log, Netlink: nl, StartupHold: routing.DefaultRestartTime, ProgramOutsidePools: programOutsidePools})
+		deps.Speaker = routing.NewSpeaker(routing.Config{Logger: log, Netlink: nl, StartupHold: routing.DefaultRestartTime, ProgramOutsidePools: programOutsidePools, MaxPrefixes: maxPrefixesN})
 	}
 	agent, err := node.New(cfg, deps)
 	if err != nil {

@@ -138,7 +138,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	w := a.registerWorkers()
 	dp.SetHeartbeat(w.dataplane.Beat, a.heartbeatInterval())
 	graph := &statusTap{Graph: calc.New(id.Name, obs, a.d.Logger), h: a.Health, w: w.calc}
-	syncer := datastore.NewSyncer(a.d.Datastore, admission.NewFilter(graph, a.Rejected, a.d.Logger), datastore.SyncerConfig{Kinds: calc.Kinds(), Logger: a.d.Logger,
+	feed := newTee()
+	feed.add(graph, calc.Kinds())
+	var bgp *bgpLoop
+	if a.d.Speaker != nil {
+		bgp = newBGPLoop(id.Name, a.d.Speaker, a.d.Secrets, a.d.Logger, a.Metrics)
+		bgp.health, bgp.beatDur = w.bgp, a.heartbeatInterval()
+		feed.add(bgp, bgpKinds)
+	}
+	// One syncer, one admission filter: what the graph and the BGP loop
+	// see has passed the same validation, and is reported once.
+	syncer := datastore.NewSyncer(a.d.Datastore, admission.NewFilter(feed, a.Rejected, a.d.Logger), datastore.SyncerConfig{Kinds: feed.kinds(), Logger: a.d.Logger,
 		Heartbeat: w.syncer.Beat, HeartbeatInterval: a.heartbeatInterval()})
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -147,13 +157,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { errc <- syncer.Run(ctx) }()
 	go func() { errc <- dp.Run(ctx) }()
 	go func() { errc <- self.follow(ctx) }()
-	if a.d.Speaker != nil {
-		b := newBGPLoop(id.Name, a.d.Speaker, a.d.Secrets, a.d.Logger, a.Metrics)
-		b.health, b.beatDur = w.bgp, a.heartbeatInterval()
-		bs := datastore.NewSyncer(a.d.Datastore, admission.NewFilter(b, a.Rejected, a.d.Logger), datastore.SyncerConfig{Kinds: bgpKinds, Logger: a.d.Logger,
-			Heartbeat: w.bgpSyncer.Beat, HeartbeatInterval: a.heartbeatInterval()})
-		go func() { errc <- bs.Run(ctx) }()
-		go b.run(ctx)
+	if bgp != nil {
+		go bgp.run(ctx)
 		go a.probeSpeaker(ctx, w.speaker, min(speakerProbeInterval, a.timeout(WorkerBGPSpeaker)/3), a.timeout(WorkerBGPSpeaker))
 	}
 

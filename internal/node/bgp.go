@@ -16,7 +16,7 @@ import (
 )
 
 // bgpKinds are what the BGP configuration is computed from.
-var bgpKinds = []string{"Node", "BGPConfiguration", "BGPPeer", "IPPool", "BlockAffinity", "WorkloadEndpoint"}
+var bgpKinds = []string{"Node", "BGPConfiguration", "BGPPeer", "BGPFilter", "IPPool", "BlockAffinity", "WorkloadEndpoint"}
 
 // bgpLoop keeps the speaker matching the datastore. The syncer's goroutine
 // records resources (OnUpdates) and pokes a size-1 trigger; run, on its own
@@ -33,14 +33,23 @@ type bgpLoop struct {
 	health  *Worker       // liveness of run
 	beatDur time.Duration // how often run beats while idle
 
-	mu      sync.Mutex
-	synced  bool
+	mu     sync.Mutex
+	synced bool
+	// objects are the cluster-wide BGP resources (Nodes, BGPConfigurations,
+	// BGPPeers, BGPFilters, IPPools): few, and all needed.
 	objects map[api.Key]api.Resource
+	// blocks and addrs are what this host's own affinities and endpoints
+	// bring, by key. Other hosts' endpoints and affinities (100,000 in a
+	// large cluster) are not kept: BGP does not need them, and a change of
+	// one costs a map lookup, not a recomputation.
+	blocks map[api.Key]netip.Prefix
+	addrs  map[api.Key][]netip.Addr
 }
 
 func newBGPLoop(node string, sp *routing.Speaker, secrets routing.SecretSource, log *slog.Logger, m *Metrics) *bgpLoop {
 	return &bgpLoop{node: node, speaker: sp, secrets: secrets, log: log.With("component", "bgp"),
-		metrics: m, trigger: make(chan struct{}, 1), objects: map[api.Key]api.Resource{}}
+		metrics: m, trigger: make(chan struct{}, 1), objects: map[api.Key]api.Resource{},
+		blocks: map[api.Key]netip.Prefix{}, addrs: map[api.Key][]netip.Addr{}}
 }
 
 func (b *bgpLoop) OnStatus(s datastore.Status) {
@@ -54,15 +63,16 @@ func (b *bgpLoop) OnStatus(s datastore.Status) {
 
 func (b *bgpLoop) OnUpdates(us []datastore.Update) {
 	b.mu.Lock()
+	changed := false
 	for _, u := range us {
-		if u.Type == datastore.Deleted {
-			delete(b.objects, u.Key)
-		} else {
-			b.objects[u.Key] = u.Object
+		if b.record(u) {
+			changed = true
 		}
 	}
 	b.mu.Unlock()
-	b.poke()
+	if changed {
+		b.poke()
+	}
 }
 
 func (b *bgpLoop) poke() {
@@ -130,7 +140,9 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 		return routing.Input{}, false
 	}
 	in := routing.Input{NodeName: b.node}
-	var local []netip.Prefix
+	for _, p := range b.blocks {
+		in.OwnedBlocks = append(in.OwnedBlocks, p)
+	}
 	for _, r := range b.objects {
 		switch o := r.(type) {
 		case *api.Node:
@@ -139,33 +151,23 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 			in.BGPConfigs = append(in.BGPConfigs, o)
 		case *api.BGPPeer:
 			in.Peers = append(in.Peers, o)
+		case *api.BGPFilter:
+			in.Filters = append(in.Filters, o)
 		case *api.IPPool:
 			in.Pools = append(in.Pools, o)
-		case *api.BlockAffinity:
-			if o.Spec.Node == b.node && o.Spec.State == api.AffinityConfirmed {
-				if p, err := netip.ParsePrefix(o.Spec.CIDR); err == nil {
-					in.OwnedBlocks = append(in.OwnedBlocks, p.Masked())
-				}
-			}
-		case *api.WorkloadEndpoint:
-			if o.Spec.Node != b.node {
-				continue
-			}
-			for _, n := range o.Spec.IPNetworks {
-				if p, err := netip.ParsePrefix(n); err == nil && p.IsSingleIP() {
-					local = append(local, p)
-				}
-			}
 		}
 	}
-	for _, p := range local {
-		if !insideAny(p.Addr(), in.OwnedBlocks) {
-			in.BorrowedIPs = append(in.BorrowedIPs, p.Addr())
+	for _, as := range b.addrs {
+		for _, a := range as {
+			if !insideAny(a, in.OwnedBlocks) {
+				in.BorrowedIPs = append(in.BorrowedIPs, a)
+			}
 		}
 	}
 	// Map order is random; the calculator sorts what it outputs, but sort
 	// here too so that logs and problems come out the same each time.
 	sort.Slice(in.Nodes, func(i, j int) bool { return in.Nodes[i].Name < in.Nodes[j].Name })
+	sort.Slice(in.OwnedBlocks, func(i, j int) bool { return in.OwnedBlocks[i].String() < in.OwnedBlocks[j].String() })
 	sort.Slice(in.BorrowedIPs, func(i, j int) bool { return in.BorrowedIPs[i].Less(in.BorrowedIPs[j]) })
 	return in, true
 }

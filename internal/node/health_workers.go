@@ -13,7 +13,6 @@ const (
 	WorkerSyncer      = nodestatus.WorkerSyncer
 	WorkerCalculation = nodestatus.WorkerCalculation
 	WorkerDataplane   = nodestatus.WorkerDataplane
-	WorkerBGPSyncer   = nodestatus.WorkerBGPSyncer
 	WorkerBGP         = nodestatus.WorkerBGP
 	WorkerBGPSpeaker  = nodestatus.WorkerBGPSpeaker
 )
@@ -32,7 +31,7 @@ const speakerProbeInterval = 5 * time.Second
 
 // workers are the liveness handles of one Run.
 type workers struct {
-	syncer, calc, dataplane, bgpSyncer, bgp, speaker *Worker
+	syncer, calc, dataplane, bgp, speaker *Worker
 }
 
 func (a *Agent) timeout(name string) time.Duration {
@@ -58,7 +57,6 @@ func (a *Agent) registerWorkers() workers {
 		dataplane: h.Register(WorkerDataplane, a.timeout(WorkerDataplane)),
 	}
 	if a.d.Speaker != nil {
-		w.bgpSyncer = h.Register(WorkerBGPSyncer, a.timeout(WorkerBGPSyncer))
 		w.bgp = h.Register(WorkerBGP, a.timeout(WorkerBGP))
 		w.speaker = h.Register(WorkerBGPSpeaker, a.timeout(WorkerBGPSpeaker))
 		h.WatchBGP(a.cfg.BGPGrace)

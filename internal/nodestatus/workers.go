@@ -8,10 +8,9 @@ import (
 // Names of serval-node's workers, the loops /liveness watches. They are
 // also the names FelixConfiguration's healthTimeoutOverrides takes.
 const (
-	WorkerSyncer      = "syncer"      // follows the datastore for the calculation graph
+	WorkerSyncer      = "syncer"      // follows the datastore for the calculation graph and BGP
 	WorkerCalculation = "calculation" // the calculation graph (called by the syncer)
 	WorkerDataplane   = "dataplane"   // programs the kernel
-	WorkerBGPSyncer   = "bgp-syncer"  // follows the datastore for BGP
 	WorkerBGP         = "bgp"         // turns it into the speaker's configuration
 	WorkerBGPSpeaker  = "bgp-speaker" // the embedded speaker's own goroutine
 )
@@ -23,7 +22,7 @@ var workerAliases = map[string]string{
 	"CalculationGraph":          WorkerCalculation,
 }
 
-var workers = []string{WorkerSyncer, WorkerCalculation, WorkerDataplane, WorkerBGPSyncer, WorkerBGP, WorkerBGPSpeaker}
+var workers = []string{WorkerSyncer, WorkerCalculation, WorkerDataplane, WorkerBGP, WorkerBGPSpeaker}
 
 // WorkerName resolves a healthTimeoutOverrides name (Serval's or Felix's)
 // to a worker; ok is false for a name that is neither.

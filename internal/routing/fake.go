@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -28,6 +29,10 @@ type FakeNetlink struct {
 	Fail map[string]error
 	// Calls counts writes, to check that an apply wrote nothing.
 	Writes int
+	// Lists counts RouteListFiltered calls (full reads of the table).
+	Lists int
+	// WriteDelay makes every write take this long (a slow kernel).
+	WriteDelay time.Duration
 }
 
 // NewFakeNetlink returns an empty table.
@@ -60,6 +65,7 @@ func (f *FakeNetlink) RouteListFiltered(family int, filter *netlink.Route, mask 
 	if err := f.Fail["RouteListFiltered"]; err != nil {
 		return nil, err
 	}
+	f.Lists++
 	var out []netlink.Route
 	for _, r := range f.routes {
 		v4 := r.Dst == nil && r.Family != netlink.FAMILY_V6 || r.Dst != nil && r.Dst.IP.To4() != nil
@@ -82,11 +88,33 @@ func (f *FakeNetlink) RouteReplace(r *netlink.Route) error {
 	if err := f.Fail["RouteReplace"]; err != nil {
 		return err
 	}
+	time.Sleep(f.WriteDelay)
 	f.Writes++
 	c := *r
 	if c.Table == 0 {
 		c.Table = unix.RT_TABLE_MAIN
 	}
+	f.routes[fakeKey(&c)] = c
+	return nil
+}
+
+// RouteAdd implements Netlink: like the kernel's, it fails with EEXIST
+// when a route for the same destination and metric exists.
+func (f *FakeNetlink) RouteAdd(r *netlink.Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.Fail["RouteAdd"]; err != nil {
+		return err
+	}
+	time.Sleep(f.WriteDelay)
+	c := *r
+	if c.Table == 0 {
+		c.Table = unix.RT_TABLE_MAIN
+	}
+	if _, ok := f.routes[fakeKey(&c)]; ok {
+		return unix.EEXIST
+	}
+	f.Writes++
 	f.routes[fakeKey(&c)] = c
 	return nil
 }
