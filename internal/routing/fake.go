@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -31,8 +30,27 @@ type FakeNetlink struct {
 	Writes int
 	// Lists counts RouteListFiltered calls (full reads of the table).
 	Lists int
-	// WriteDelay makes every write take this long (a slow kernel).
-	WriteDelay time.Duration
+	// WriteGate, when set, holds every write until it is closed (a kernel
+	// that does not answer); Held counts the writes waiting on it.
+	WriteGate chan struct{}
+	Held      int
+}
+
+// hold waits on WriteGate, if one is set; it is called without f.mu.
+func (f *FakeNetlink) hold() {
+	f.mu.Lock()
+	gate := f.WriteGate
+	if gate != nil {
+		f.Held++
+	}
+	f.mu.Unlock()
+	if gate == nil {
+		return
+	}
+	<-gate
+	f.mu.Lock()
+	f.Held--
+	f.mu.Unlock()
 }
 
 // NewFakeNetlink returns an empty table.
@@ -83,12 +101,12 @@ func (f *FakeNetlink) RouteListFiltered(family int, filter *netlink.Route, mask 
 
 // RouteReplace implements Netlink.
 func (f *FakeNetlink) RouteReplace(r *netlink.Route) error {
+	f.hold()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.Fail["RouteReplace"]; err != nil {
 		return err
 	}
-	time.Sleep(f.WriteDelay)
 	f.Writes++
 	c := *r
 	if c.Table == 0 {
@@ -101,12 +119,12 @@ func (f *FakeNetlink) RouteReplace(r *netlink.Route) error {
 // RouteAdd implements Netlink: like the kernel's, it fails with EEXIST
 // when a route for the same destination and metric exists.
 func (f *FakeNetlink) RouteAdd(r *netlink.Route) error {
+	f.hold()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.Fail["RouteAdd"]; err != nil {
 		return err
 	}
-	time.Sleep(f.WriteDelay)
 	c := *r
 	if c.Table == 0 {
 		c.Table = unix.RT_TABLE_MAIN
