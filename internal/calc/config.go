@@ -41,6 +41,8 @@ func (g *Graph) computeConfig() hoststate.Config {
 		FailsafeInboundHostPorts:    defaultFailsafeInbound,
 		FailsafeOutboundHostPorts:   defaultFailsafeOutbound,
 		LogPrefix:                   defaultLogPrefix,
+		LogRate:                     hoststate.RateLimit{Burst: defaultLogRateBurst},
+		InterfaceExclude:            defaultInterfaceExclude,
 	}
 	for _, fc := range []*api.FelixConfiguration{g.felixDefault, g.felixNode} {
 		if fc == nil {
@@ -71,6 +73,7 @@ func (g *Graph) computeConfig() hoststate.Config {
 		if s.FailsafeOutboundHostPorts != nil {
 			cfg.FailsafeOutboundHostPorts = g.protoPorts(fc.Name, *s.FailsafeOutboundHostPorts)
 		}
+		g.applyDataplaneFields(&cfg, fc)
 	}
 	return cfg
 }

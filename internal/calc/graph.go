@@ -492,6 +492,7 @@ func (g *Graph) renderWEP(e *entity) hoststate.WorkloadEndpoint {
 			w.IPv6Nets = append(w.IPv6Nets, n)
 		}
 	}
+	w.IPNATs, w.AllowSpoofedSourcePrefixes = g.wepExtras(e)
 	return w
 }
 

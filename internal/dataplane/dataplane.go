@@ -1145,7 +1145,7 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 }
 
 func (d *Dataplane) renderBaseChains() {
-	in := baseInputs{cfg: d.cfg, wildcard: map[string]string{}}
+	in := baseInputs{cfg: d.cfg, wildcard: map[string]string{}, fips: floatingIPs(d.weps)}
 	for _, ep := range d.heps {
 		if ep.InterfaceName != "*" && ep.InterfaceName != "" {
 			in.hepIfaces = append(in.hepIfaces, ep.InterfaceName)

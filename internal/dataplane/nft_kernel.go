@@ -536,6 +536,9 @@ func (b *builder) stmt(s stmt) ([]expr.Any, error) {
 			"return": expr.VerdictReturn, "jump": expr.VerdictJump, "goto": expr.VerdictGoto}[s.Kind]
 		return []expr.Any{&expr.Verdict{Kind: k, Chain: s.Chain}}, nil
 	}
+	if k, ok := s.(kernelStmt); ok {
+		return k.kernel(b)
+	}
 	return nil, fmt.Errorf("no kernel form for %T", s)
 }
 

@@ -148,6 +148,13 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 					local = append(local, p)
 				}
 			}
+			// Floating IPs are routed towards their workload on this
+			// host, and advertised like a borrowed address (Calico).
+			for _, nat := range o.Spec.IPNATs {
+				if a, err := netip.ParseAddr(nat.ExternalIP); err == nil {
+					local = append(local, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+				}
+			}
 		}
 	}
 	for _, p := range local {
