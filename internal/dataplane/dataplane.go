@@ -1054,7 +1054,8 @@ func (d *Dataplane) renderWEP(id hoststate.EndpointID) {
 	comp := d.compiler()
 	defer d.setEPRuns(key)
 	from := &chain{Name: fromWorkloadChainName(id)}
-	from.Rules = append(from.Rules, antiSpoof(ep)...)
+	from.Rules = append(from.Rules, antiSpoof(ep, d.cfg.AllowSourceSpoofing)...)
+	d.warnSpoofIgnored(ep)
 	from.Rules = append(from.Rules, clearMarks())
 	from.Rules = append(from.Rules, renderTiers(ep.Tiers, tierOpts{endOfTierDrop: true}, d.policyKnown, comp)...)
 	from.Rules = append(from.Rules, renderProfiles(ep.ProfileIDs, false, d.profileKnown)...)

@@ -440,9 +440,11 @@ func renderProfiles(ids []string, inbound bool, known func(string) bool) []rule 
 func clearMarks() rule { return rule{Stmts: []stmt{sSetMark{Clear: markOurs}}} }
 
 // antiSpoof drops packets from a workload whose source is not one of its
-// addresses, or, when its MAC is known, not its MAC; a workload without an
-// address of a family sends none of it.
-func antiSpoof(ep hoststate.WorkloadEndpoint) []rule {
+// addresses (or, with allowSpoof, of its allowSpoofedSourcePrefixes), or,
+// when its MAC is known, not its MAC; a workload without an address of a
+// family sends none of it.
+func antiSpoof(ep hoststate.WorkloadEndpoint, allowSpoof bool) []rule {
+	ep = withSpoofedPrefixes(ep, allowSpoof)
 	var out []rule
 	if mac, err := net.ParseMAC(ep.MAC); err == nil && len(mac) == 6 {
 		out = append(out, rule{Stmts: []stmt{mEtherSrc{MAC: mac, Neg: true}, vDrop}, Comment: "anti-spoof mac"})
