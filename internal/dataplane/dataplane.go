@@ -885,10 +885,7 @@ func (d *Dataplane) render() {
 		}
 	}
 	clear(d.dirtyIPSets)
-	logPrefix := d.cfg.LogPrefix
-	if logPrefix == "" {
-		logPrefix = "serval-packet"
-	}
+	logAct := logAction(d.cfg)
 	for k := range d.dirtyPolicies {
 		p, ok := d.policies[k]
 		user := "p:" + k
@@ -908,10 +905,10 @@ func (d *Dataplane) render() {
 		// jumped to: its chain would be dead weight in the kernel.
 		var cs []*chain
 		if !d.shape(p.ID, true).Compiles {
-			cs = append(cs, &chain{Name: policyChainName(p.ID, true), Rules: renderRules(p.InboundRules, logPrefix, d.knownSet)})
+			cs = append(cs, &chain{Name: policyChainName(p.ID, true), Rules: d.applyDenyAction(renderRules(p.InboundRules, logAct, d.knownSet), !p.Untracked && !p.PreDNAT)})
 		}
 		if !d.shape(p.ID, false).Compiles {
-			cs = append(cs, &chain{Name: policyChainName(p.ID, false), Rules: renderRules(p.OutboundRules, logPrefix, d.knownSet)})
+			cs = append(cs, &chain{Name: policyChainName(p.ID, false), Rules: d.applyDenyAction(renderRules(p.OutboundRules, logAct, d.knownSet), !p.Untracked && !p.PreDNAT)})
 		}
 		d.setObjChains(user, cs)
 	}
@@ -926,8 +923,8 @@ func (d *Dataplane) render() {
 		}
 		d.registerSetUsers(user, append(ruleSetIDs(p.InboundRules), ruleSetIDs(p.OutboundRules)...))
 		d.setObjChains(user, []*chain{
-			{Name: profileChainName(k, true), Rules: renderRules(p.InboundRules, logPrefix, d.knownSet)},
-			{Name: profileChainName(k, false), Rules: renderRules(p.OutboundRules, logPrefix, d.knownSet)},
+			{Name: profileChainName(k, true), Rules: d.applyDenyAction(renderRules(p.InboundRules, logAct, d.knownSet), true)},
+			{Name: profileChainName(k, false), Rules: d.applyDenyAction(renderRules(p.OutboundRules, logAct, d.knownSet), true)},
 		})
 	}
 	clear(d.dirtyProfiles)
@@ -1065,6 +1062,7 @@ func (d *Dataplane) renderWEP(id hoststate.EndpointID) {
 	to.Rules = append(to.Rules, renderTiers(ep.Tiers, tierOpts{inbound: true, endOfTierDrop: true}, d.policyKnown, comp)...)
 	to.Rules = append(to.Rules, renderProfiles(ep.ProfileIDs, true, d.profileKnown)...)
 	to.Rules = append(to.Rules, rule{Stmts: []stmt{vDrop}, Comment: "no policy or profile allowed"})
+	from.Rules, to.Rules = d.applyDenyAction(from.Rules, true), d.applyDenyAction(to.Rules, true)
 	d.setObjChains(key, []*chain{from, to})
 	elems := map[string]elem{}
 	if ep.InterfaceName != "" {
@@ -1099,7 +1097,7 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 	var cs []*chain
 	elems := map[string]elem{}
 	add := func(mapName string, rules []rule) {
-		c := &chain{Name: hepChainName(id, mapName), Rules: rules}
+		c := &chain{Name: hepChainName(id, mapName), Rules: d.applyDenyAction(rules, mayReject(mapName))}
 		cs = append(cs, c)
 		if ep.InterfaceName == "*" {
 			if d.wildcard[mapName] == nil {

@@ -133,8 +133,9 @@ func filterFam(ps []netip.Prefix, fam int) []netip.Prefix {
 // make the kernel reject the whole transaction.
 type knownSets func(id string) bool
 
-// renderRules renders the rules of one direction of a policy or profile.
-func renderRules(rules []hoststate.Rule, logPrefix string, known knownSets) []rule {
+// renderRules renders the rules of one direction of a policy or profile;
+// logAct is what the Log action does (see logAction).
+func renderRules(rules []hoststate.Rule, logAct []stmt, known knownSets) []rule {
 	var out []rule
 	for _, r := range rules {
 		var action []stmt
@@ -146,7 +147,7 @@ func renderRules(rules []hoststate.Rule, logPrefix string, known knownSets) []ru
 		case hoststate.Pass:
 			action = []stmt{sSetMark{Set: MarkPass}, vReturn}
 		case hoststate.Log:
-			action = []stmt{sLog{Prefix: logPrefix}}
+			action = logAct
 		default:
 			// An action calc does not know cannot be enforced safely
 			// either way; deny is Calico's answer to "not allowed".
