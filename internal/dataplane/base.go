@@ -145,11 +145,17 @@ func renderBase(in baseInputs) []*chain {
 		fam        int
 		nat, pools string
 	}{{v4, setNATPools4, setPools4}, {v6, setNATPools6, setPools6}} {
+		// natOutgoingAddress (IPv4 only, as in Calico) replaces the
+		// outgoing interface's address.
+		var to stmt = sMasq{}
+		if a := cfg.NATOutgoingAddress; f.fam == v4 && a.IsValid() && a.Is4() {
+			to = sNAT{Addr: a}
+		}
 		nat.Rules = append(nat.Rules, rule{Stmts: []stmt{
 			mNfproto{Fam: f.fam},
 			mSet{Fam: f.fam, Set: f.nat},
 			mSet{Fam: f.fam, Dst: true, Set: f.pools, Neg: true},
-			sMasq{},
+			to,
 		}, Comment: "natOutgoing"})
 	}
 	return []*chain{fwd, inp, outp, pre, rawPre, rawOut, nat, natPre, natOut}

@@ -35,7 +35,8 @@ type Options struct {
 	Routes RouteHandle
 	Sysctl Sysctl
 	// ResyncInterval is how often Run reads the kernel back and repairs
-	// differences; zero means 90 seconds.
+	// differences; zero means 90 seconds. FelixConfiguration
+	// nftablesRefreshInterval overrides it (refresh.go).
 	ResyncInterval time.Duration
 	// AfterApply, when set, is called by Run after every Apply, from Run's
 	// goroutine: serval-node turns it into readiness and metrics.
@@ -120,6 +121,9 @@ type Dataplane struct {
 	needRead   bool // read the kernel back before the next plan
 	fullDiff   bool // diff every object, not only dirty ones
 	lastResync time.Time
+	// hostIfacesStale: read the host's interfaces and addresses again
+	// (hostifaces.go).
+	hostIfacesStale bool
 
 	stats ApplyStats
 
@@ -657,21 +661,25 @@ func unionKeys[A, B any](a map[string]A, b map[string]B) []string {
 // ResyncInterval, and retries a failed Apply with backoff.
 func (d *Dataplane) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
-	resync := d.clock.After(d.resyncInterval)
+	rf := newRefresher(d)
 	var retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-d.trigger:
-		case <-resync:
-			d.Resync()
-			resync = d.clock.After(d.resyncInterval)
+		case <-rf.c[refreshNFT]:
+			rf.fired(refreshNFT)
+		case <-rf.c[refreshRoutes]:
+			rf.fired(refreshRoutes)
+		case <-rf.c[refreshIfaces]:
+			rf.fired(refreshIfaces)
 		case <-retry:
 			retry = nil
 		}
 		resyncing := d.needRead
 		err := d.Apply(ctx)
+		rf.update() // the configuration may have changed the intervals
 		if d.afterApply != nil && ctx.Err() == nil {
 			d.afterApply(ApplyResult{Err: err, Stats: d.stats, InSync: d.inSync, Resync: resyncing})
 		}
@@ -939,6 +947,7 @@ func (d *Dataplane) render() {
 	d.renderRuns()
 	if d.ifaces != nil {
 		d.ifaces.setPrefixes(prefixesOf(d.cfg))
+		d.ifaces.noForwarding = d.cfg.IPForwardingDisabled
 	}
 	if d.routes != nil {
 		d.routes.prefixes = prefixesOf(d.cfg)
