@@ -121,6 +121,7 @@ type Dataplane struct {
 	needRead   bool // read the kernel back before the next plan
 	fullDiff   bool // diff every object, not only dirty ones
 	lastResync time.Time
+	fpCache    map[string]string // rule hash → content fingerprint (drift.go)
 	// hostIfacesStale: read the host's interfaces and addresses again
 	// (hostifaces.go).
 	hostIfacesStale bool
@@ -465,6 +466,7 @@ func (d *Dataplane) applyNFT() error {
 		if err != nil {
 			return fmt.Errorf("reading nftables table %s back: %w", TableName, err)
 		}
+		d.markDrift(s)
 		d.have = s
 		d.needRead = false
 		d.fullDiff = true

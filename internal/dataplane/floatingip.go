@@ -56,7 +56,7 @@ func (s sNAT) kernel(*builder) ([]expr.Any, error) {
 	}
 	return []expr.Any{
 		&expr.Immediate{Register: regAddr, Data: s.Addr.AsSlice()},
-		&expr.NAT{Type: t, Family: fam, RegAddrMin: regAddr},
+		&expr.NAT{Type: t, Family: fam, RegAddrMin: regAddr, RegAddrMax: regAddr},
 	}, nil
 }
 

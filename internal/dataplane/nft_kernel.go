@@ -299,10 +299,13 @@ func fillAddrPortKey(k []byte, a netip.Addr, proto uint8, port uint16) {
 // --- expressions ---
 
 const (
-	regAddr     = 1  // NFT_REG_1: 16 bytes, holds any address
-	regProto4   = 9  // NFT_REG32_01: after a 4-byte address
-	regPort4    = 10 // NFT_REG32_02
-	regProto6   = 12 // NFT_REG32_04: after a 16-byte address
+	regAddr   = 1  // NFT_REG_1: 16 bytes, holds any address
+	regProto4 = 9  // NFT_REG32_01: after a 4-byte address
+	regPort4  = 10 // NFT_REG32_02
+	// NFT_REG32_04, after a 16-byte address, is the first word of NFT_REG_2,
+	// and the kernel reports it by that name: use it, so that a rule read
+	// back encodes as it was written (drift.go compares the two).
+	regProto6   = 2
 	regPort6    = 13 // NFT_REG32_05
 	nfprotoIPv4 = unix.NFPROTO_IPV4
 	nfprotoIPv6 = unix.NFPROTO_IPV6
@@ -517,7 +520,9 @@ func (b *builder) stmt(s stmt) ([]expr.Any, error) {
 			&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: regAddr},
 		}, nil
 	case sLog:
-		return []expr.Any{&expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(s.Prefix)}}, nil
+		// The level is the kernel's default (warning), given explicitly
+		// because the kernel reports it on read-back.
+		return []expr.Any{&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL, Level: expr.LogLevelWarning, Data: []byte(s.Prefix)}}, nil
 	case sNotrack:
 		return []expr.Any{&expr.Notrack{}}, nil
 	case sMasq:
@@ -578,6 +583,16 @@ func (k *KernelNFT) Read() (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing chains: %w", err)
 	}
+	sets, err := c.GetSets(kTable)
+	if err != nil {
+		return nil, fmt.Errorf("listing sets: %w", err)
+	}
+	anon := map[string]*nftables.Set{} // rules' constant sets, for content
+	for _, s := range sets {
+		if s.Anonymous || strings.HasPrefix(s.Name, "__") {
+			anon[s.Name] = s
+		}
+	}
 	for _, ch := range chains {
 		if ch.Table == nil || ch.Table.Name != TableName {
 			continue
@@ -598,12 +613,14 @@ func (k *KernelNFT) Read() (*Snapshot, error) {
 			cm, _ := userdata.GetString(r.UserData, userdata.TypeComment)
 			h, _, _ := strings.Cut(cm, " ")
 			cs.Hashes = append(cs.Hashes, h)
+			// A rule whose content cannot be read counts as changed.
+			fp, err := readContent(c, anon, r)
+			if err != nil {
+				fp = "unreadable: " + err.Error()
+			}
+			cs.Content = append(cs.Content, fp)
 		}
 		snap.Chains[ch.Name] = cs
-	}
-	sets, err := c.GetSets(kTable)
-	if err != nil {
-		return nil, fmt.Errorf("listing sets: %w", err)
 	}
 	for _, s := range sets {
 		if s.Anonymous || strings.HasPrefix(s.Name, "__") {
