@@ -130,6 +130,7 @@ func run() int {
 				NFT:        dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn() }),
 				Routes:     nl,
 				Sysctl:     dataplane.ProcSysctl{},
+				Ifaces:     nl,
 				AfterApply: after,
 			})
 		},

@@ -429,7 +429,7 @@ func comparePrefixes(a, b netip.Prefix) int {
 
 // emitEndpoints renders the local endpoints that may have changed.
 func (g *Graph) emitEndpoints() {
-	keys := slices.SortedFunc(maps.Keys(g.dirtyLocal), compareKeys)
+	keys := g.widenWildcardDirt(slices.SortedFunc(maps.Keys(g.dirtyLocal), compareKeys))
 	clear(g.dirtyLocal)
 	for _, k := range keys {
 		e := g.local[k]
@@ -497,6 +497,9 @@ func (g *Graph) renderWEP(e *entity) hoststate.WorkloadEndpoint {
 }
 
 func (g *Graph) renderHEP(e *entity) hoststate.HostEndpoint {
+	if isWildcardHEP(e) {
+		return g.renderWildcardHEP(e)
+	}
 	h := hoststate.HostEndpoint{
 		ID:             hoststate.EndpointID(e.key.Name),
 		InterfaceName:  e.hep.Spec.InterfaceName,

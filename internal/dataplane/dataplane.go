@@ -34,6 +34,10 @@ type Options struct {
 	NFT    NFT
 	Routes RouteHandle
 	Sysctl Sysctl
+	// Ifaces lists the host's interfaces and addresses, for host
+	// endpoints by expectedIPs and interfaceExclude (hostifaces.go); nil
+	// leaves those unresolved.
+	Ifaces HostIfaces
 	// ResyncInterval is how often Run reads the kernel back and repairs
 	// differences; zero means 90 seconds. FelixConfiguration
 	// nftablesRefreshInterval overrides it (refresh.go).
@@ -125,6 +129,10 @@ type Dataplane struct {
 	// hostIfacesStale: read the host's interfaces and addresses again
 	// (hostifaces.go).
 	hostIfacesStale bool
+	hostIfaces      HostIfaces
+	host            hostView
+	hepResolved     map[hoststate.EndpointID][]string // expectedIPs endpoint → interfaces
+	hepSubKeys      map[string][]string               // host endpoint key → interfaces with map elements
 
 	stats ApplyStats
 
@@ -213,7 +221,8 @@ func New(o Options) (*Dataplane, error) {
 		dirtyChains: map[string]bool{}, dirtySets: map[string]bool{},
 		setRefs: map[string]int{}, refsChanged: map[string]bool{}, setNameID: map[string]string{},
 		have: newSnapshot(), needRead: true, fullDiff: true, allDirty: true,
-		rb: newRunBook(),
+		rb:         newRunBook(),
+		hostIfaces: o.Ifaces, hostIfacesStale: true, hepSubKeys: map[string][]string{},
 	}
 	if o.Routes != nil {
 		d.routes = newRouteManager(o.Routes, log)
@@ -375,11 +384,11 @@ func (d *Dataplane) OnWorkloadEndpointRemove(id hoststate.EndpointID) {
 }
 
 func (d *Dataplane) OnHostEndpointUpdate(ep hoststate.HostEndpoint) {
-	d.enqueue(func() { d.heps[ep.ID] = ep; d.dirtyHEPs[ep.ID] = true })
+	d.enqueue(func() { d.heps[ep.ID] = ep; d.dirtyHEPs[ep.ID] = true; d.hostIfacesStale = true })
 }
 
 func (d *Dataplane) OnHostEndpointRemove(id hoststate.EndpointID) {
-	d.enqueue(func() { delete(d.heps, id); d.dirtyHEPs[id] = true })
+	d.enqueue(func() { delete(d.heps, id); d.dirtyHEPs[id] = true; d.hostIfacesStale = true })
 }
 
 func (d *Dataplane) OnIPPoolUpdate(name string, pool hoststate.IPPool) {
@@ -407,7 +416,7 @@ func (d *Dataplane) OnLocalBlockRemove(cidr netip.Prefix) {
 }
 
 func (d *Dataplane) OnConfigUpdate(cfg hoststate.Config) {
-	d.enqueue(func() { d.cfg = cfg; d.allDirty = true })
+	d.enqueue(func() { d.cfg = cfg; d.allDirty = true; d.hostIfacesStale = true })
 }
 
 func (d *Dataplane) OnInSync() {
@@ -438,6 +447,7 @@ func (d *Dataplane) Apply(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	_, herr := d.readHost()
 	nerr := d.applyNFT()
 	var rerr, ierr error
 	if d.routes != nil {
@@ -447,7 +457,7 @@ func (d *Dataplane) Apply(ctx context.Context) error {
 		ierr = d.ifaces.apply()
 	}
 	d.stats.Duration = d.clock.Now().Sub(start)
-	return errors.Join(nerr, rerr, ierr)
+	return errors.Join(herr, nerr, rerr, ierr)
 }
 
 func (d *Dataplane) drain() {
@@ -876,6 +886,7 @@ func (d *Dataplane) render() {
 		d.renderPoolSets()
 		d.allDirty = false
 	}
+	d.resolveHostEndpoints()
 	for id := range d.dirtyIPSets {
 		d.markRunsOfSet(id)
 		st := d.ipsets[id]
@@ -1098,7 +1109,7 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 	if !ok {
 		d.registerEPRefs(key, nil, nil)
 		d.setObjChains(key, nil)
-		d.setObjMapElems(key, nil)
+		d.setHEPMapElems(key, nil)
 		d.setEPRuns(key)
 		return
 	}
@@ -1106,7 +1117,7 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 	comp := d.compiler()
 	defer d.setEPRuns(key)
 	var cs []*chain
-	elems := map[string]elem{}
+	elems := map[string]map[string]elem{} // interface → map → element
 	add := func(mapName string, rules []rule) {
 		c := &chain{Name: hepChainName(id, mapName), Rules: d.applyDenyAction(rules, mayReject(mapName))}
 		cs = append(cs, c)
@@ -1115,8 +1126,13 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 				d.wildcard[mapName] = map[string]string{}
 			}
 			d.wildcard[mapName][key] = c.Name
-		} else if ep.InterfaceName != "" {
-			elems[mapName] = vmapElem(ep.InterfaceName, c.Name)
+		} else {
+			for _, n := range d.hepInterfaces(ep) {
+				if elems[n] == nil {
+					elems[n] = map[string]elem{}
+				}
+				elems[n][mapName] = vmapElem(n, c.Name)
+			}
 		}
 	}
 	normal := func(inbound bool) []rule {
@@ -1151,19 +1167,21 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 		add(f.mapName, rs)
 	}
 	d.setObjChains(key, cs)
-	d.setObjMapElems(key, elems)
+	d.setHEPMapElems(key, elems)
 }
 
 func (d *Dataplane) renderBaseChains() {
 	in := baseInputs{cfg: d.cfg, wildcard: map[string]string{}, fips: floatingIPs(d.weps)}
 	for _, ep := range d.heps {
-		if ep.InterfaceName != "*" && ep.InterfaceName != "" {
-			in.hepIfaces = append(in.hepIfaces, ep.InterfaceName)
+		if ep.InterfaceName != "*" {
+			in.hepIfaces = append(in.hepIfaces, d.hepInterfaces(ep)...)
 		}
 	}
+	in.hepIfaces = append(in.hepIfaces, d.excludedInterfaces()...)
 	for m, w := range d.wildcard {
-		// Several "*" host endpoints on one host make no sense; the first
-		// by name wins, deterministically.
+		// Several "*" host endpoints are one all-interfaces endpoint:
+		// calc gives each the merged policies (the union), so the first
+		// by name stands for all.
 		keys := slices.Sorted(maps.Keys(w))
 		if len(keys) > 0 {
 			in.wildcard[m] = w[keys[0]]

@@ -76,7 +76,7 @@ func newKernelDP(t testing.TB, tag string) *kernelDP {
 		t.Fatal(err)
 	}
 	t.Cleanup(nlh.Close)
-	d, err := New(Options{NFT: kernelNFT(h), Routes: nlh, Sysctl: NetnsSysctl{NS: h}})
+	d, err := New(Options{NFT: kernelNFT(h), Routes: nlh, Sysctl: NetnsSysctl{NS: h}, Ifaces: nlh})
 	if err != nil {
 		t.Fatal(err)
 	}
