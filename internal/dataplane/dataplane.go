@@ -38,6 +38,9 @@ type Options struct {
 	// endpoints by expectedIPs and interfaceExclude (hostifaces.go); nil
 	// leaves those unresolved.
 	Ifaces HostIfaces
+	// HostChanges, when set, says the host's addresses or interfaces
+	// changed (WatchHost): Run reads them again and applies.
+	HostChanges <-chan struct{}
 	// ResyncInterval is how often Run reads the kernel back and repairs
 	// differences; zero means 90 seconds. FelixConfiguration
 	// nftablesRefreshInterval overrides it (refresh.go).
@@ -130,6 +133,7 @@ type Dataplane struct {
 	// (hostifaces.go).
 	hostIfacesStale bool
 	hostIfaces      HostIfaces
+	hostChanges     <-chan struct{}
 	host            hostView
 	hepResolved     map[hoststate.EndpointID][]string // expectedIPs endpoint → interfaces
 	hepSubKeys      map[string][]string               // host endpoint key → interfaces with map elements
@@ -222,7 +226,7 @@ func New(o Options) (*Dataplane, error) {
 		setRefs: map[string]int{}, refsChanged: map[string]bool{}, setNameID: map[string]string{},
 		have: newSnapshot(), needRead: true, fullDiff: true, allDirty: true,
 		rb:         newRunBook(),
-		hostIfaces: o.Ifaces, hostIfacesStale: true, hepSubKeys: map[string][]string{},
+		hostIfaces: o.Ifaces, hostIfacesStale: true, hepSubKeys: map[string][]string{}, hostChanges: o.HostChanges,
 	}
 	if o.Routes != nil {
 		d.routes = newRouteManager(o.Routes, log)
@@ -686,6 +690,8 @@ func (d *Dataplane) Run(ctx context.Context) error {
 			rf.fired(refreshRoutes)
 		case <-rf.c[refreshIfaces]:
 			rf.fired(refreshIfaces)
+		case <-d.hostChanges:
+			d.hostIfacesStale = true
 		case <-retry:
 			retry = nil
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -128,4 +129,24 @@ func nsHandle(t *testing.T, name string) netns.NsHandle {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// TestWatchHostKernel: WatchHost reports an address added in the
+// namespace it watches.
+func TestWatchHostKernel(t *testing.T) {
+	needRoot(t)
+	name, h := newNetns(t, "watch")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := WatchHost(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inNS(t, name, "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	inNS(t, name, "ip", "addr", "add", "10.9.9.9/32", "dev", "d0")
+	select {
+	case <-ch:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no change reported for a new interface and address")
+	}
 }

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/servalnet/serval/internal/hoststate"
 )
@@ -179,4 +181,50 @@ func (d *Dataplane) setHEPMapElems(key string, per map[string]map[string]elem) {
 	} else {
 		d.hepSubKeys[key] = subs
 	}
+}
+
+// WatchHost reports changes of the host's addresses and interfaces (in
+// network namespace ns; netns.None() for the caller's) on the returned
+// channel, merged, until ctx ends: Options.HostChanges, so that a host
+// endpoint by expectedIPs follows its address at once rather than at the
+// next interface refresh.
+func WatchHost(ctx context.Context, ns netns.NsHandle) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	addrs := make(chan netlink.AddrUpdate, 64)
+	links := make(chan netlink.LinkUpdate, 64)
+	if err := netlink.AddrSubscribeAt(ns, addrs, done); err != nil {
+		close(done)
+		return nil, fmt.Errorf("subscribing to address changes: %w", err)
+	}
+	if err := netlink.LinkSubscribeAt(ns, links, done); err != nil {
+		close(done)
+		return nil, fmt.Errorf("subscribing to interface changes: %w", err)
+	}
+	out := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case out <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-addrs:
+				if !ok {
+					return
+				}
+				poke()
+			case _, ok := <-links:
+				if !ok {
+					return
+				}
+				poke()
+			}
+		}
+	}()
+	return out, nil
 }

@@ -1,9 +1,11 @@
 package dataplane
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -107,4 +109,49 @@ func TestHostEndpointByExpectedIPs(t *testing.T) {
 	if in := mapLine(d.nft.Dump(), mapHepIn); strings.Contains(in, byIP) {
 		t.Errorf("endpoint still applied with its addresses gone: %s", in)
 	}
+}
+
+// TestHostChangesReread: a change reported on Options.HostChanges makes
+// Run read the host again, without waiting for the interface refresh.
+func TestHostChangesReread(t *testing.T) {
+	h := &lockedHost{f: &fakeHost{links: []string{"eth0", "eth1"}, addrs: map[string][]string{"eth0": {"10.0.0.1"}}}}
+	changes := make(chan struct{}, 1)
+	nft := NewFakeNFT()
+	d, err := New(Options{NFT: nft, Ifaces: h, HostChanges: changes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = d.Run(ctx) }()
+	d.OnHostEndpointUpdate(hoststate.HostEndpoint{ID: "by-ip", ExpectedIPs: []netip.Addr{mustAddr("10.1.0.1")}})
+	d.OnInSync()
+	chainName := hepChainName("by-ip", mapHepIn)
+	eventually(t, "endpoint programmed", func() bool { return strings.Contains(nft.Dump(), "chain "+chainName) })
+	h.set("eth1", "10.1.0.1")
+	changes <- struct{}{}
+	eventually(t, "endpoint on eth1", func() bool { return strings.Contains(nft.Dump(), `"eth1" : jump `+chainName) })
+}
+
+type lockedHost struct {
+	mu sync.Mutex
+	f  *fakeHost
+}
+
+func (l *lockedHost) set(iface string, addrs ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.f.addrs[iface] = addrs
+}
+
+func (l *lockedHost) LinkList() ([]netlink.Link, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.LinkList()
+}
+
+func (l *lockedHost) AddrList(link netlink.Link, fam int) ([]netlink.Addr, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.AddrList(link, fam)
 }
