@@ -69,3 +69,30 @@ func TestKernelDriftRepairsContent(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelDriftRepairsMapVerdict: a verdict map element re-pointed to
+// another chain, with the comment Serval wrote kept, is seen and put back:
+// the read-back decodes the verdict, not the comment.
+func TestKernelDriftRepairsMapVerdict(t *testing.T) {
+	d := newKernelDP(t, "vmap")
+	richState(d)
+	ctx := context.Background()
+	if err := d.Apply(ctx); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	listed := inNS(t, d.ns, "nft", "list table inet serval")
+	w2 := toWorkloadChainName("ns/w2")
+	w1 := toWorkloadChainName("ns/w1")
+	inNS(t, d.ns, "nft", `delete element inet serval wl-to { "cali2" }`)
+	inNS(t, d.ns, "nft", `add element inet serval wl-to { "cali2" comment "`+w2+`" : jump `+w1+` }`)
+	if got := inNS(t, d.ns, "nft", "list map inet serval wl-to"); !strings.Contains(got, `"cali2" comment "`+w2+`" : jump `+w1) {
+		t.Fatalf("tampering not as meant:\n%s", got)
+	}
+	d.Resync()
+	if err := d.Apply(ctx); err != nil {
+		t.Fatalf("repairing Apply: %v", err)
+	}
+	if got := inNS(t, d.ns, "nft", "list table inet serval"); got != listed {
+		t.Errorf("resync did not repair the map element:\n%s", inNS(t, d.ns, "nft", "list map inet serval wl-to"))
+	}
+}

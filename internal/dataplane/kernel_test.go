@@ -57,7 +57,7 @@ func inNS(t testing.TB, ns string, args ...string) string {
 }
 
 func kernelNFT(h netns.NsHandle) *KernelNFT {
-	return NewKernelNFT(func() (Conn, error) { return NewConn(nftables.WithNetNSFd(int(h))) })
+	return NewKernelNFT(func() (Conn, error) { return NewConn(nftables.WithNetNSFd(int(h))) }).InNetNS(int(h))
 }
 
 type kernelDP struct {
