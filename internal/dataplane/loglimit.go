@@ -12,6 +12,9 @@ import (
 // none (calc passes Calico's "calico-packet" by default).
 const defaultLogPrefix = "serval-packet"
 
+// maxLogPrefix is the longest log prefix the kernel takes (NF_LOG_PREFIXLEN - 1).
+const maxLogPrefix = 127
+
 // logAction is what a policy's Log rule does: log to the kernel log with
 // the configured prefix and go on. With logActionRateLimit set, a
 // "limit rate" match comes first: a packet over the rate skips the log
@@ -21,6 +24,11 @@ func logAction(cfg hoststate.Config) []stmt {
 	prefix := cfg.LogPrefix
 	if prefix == "" {
 		prefix = defaultLogPrefix
+	}
+	if len(prefix) > maxLogPrefix {
+		// Validation refuses longer ones; one written behind its back
+		// must not fail the whole transaction.
+		prefix = prefix[:maxLogPrefix]
 	}
 	if cfg.LogRate.Rate == 0 {
 		return []stmt{sLog{Prefix: prefix}}
