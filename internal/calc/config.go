@@ -117,6 +117,12 @@ func (g *Graph) onFelixConfig(name string, obj *api.FelixConfiguration) {
 		return // another node's
 	}
 	g.configDirty = true
+	// floatingIPs decides what local workloads carry (wepextras.go).
+	for k, e := range g.local {
+		if e.wep != nil {
+			g.dirtyLocal[k] = struct{}{}
+		}
+	}
 }
 
 func (g *Graph) onIPPool(name string, obj *api.IPPool) {

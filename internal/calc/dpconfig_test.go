@@ -63,3 +63,28 @@ func TestDataplaneConfigFields(t *testing.T) {
 		t.Errorf("refresh intervals: %v %v %v", got.RouteRefreshInterval, got.InterfaceRefreshInterval, got.NftablesRefreshInterval)
 	}
 }
+
+// TestFloatingIPsGate: ipNATs reach the dataplane only where floatingIPs is
+// Enabled; turning it on re-renders the local workloads.
+func TestFloatingIPsGate(t *testing.T) {
+	w := wep("prod", "a", host, "", "10.0.0.1/32")
+	w.Spec.IPNATs = []api.IPNAT{{InternalIP: "10.0.0.1", ExternalIP: "203.0.113.1"}, {InternalIP: "10.9.9.9", ExternalIP: "203.0.113.2"}}
+	on := "Enabled"
+	fc := &api.FelixConfiguration{TypeMeta: api.TypeMeta{Kind: "FelixConfiguration"}, ObjectMeta: api.ObjectMeta{Name: "default"},
+		Spec: api.FelixConfigurationSpec{FloatingIPs: &on}}
+	_, rec := run([]any{w})
+	g := rec.g
+	e := g.local[api.KeyOf(w)]
+	if nats, _ := g.wepExtras(e); len(nats) != 0 {
+		t.Errorf("floatingIPs unset: %v", nats)
+	}
+	got, _ := run([]any{w}, []any{fc})
+	if !contains(got, "wep prod/a") {
+		t.Errorf("enabling floatingIPs did not re-render the workload: %q", got)
+	}
+	g.onFelixConfig("default", fc)
+	nats, _ := g.wepExtras(e)
+	if len(nats) != 1 || nats[0].External.String() != "203.0.113.1" {
+		t.Errorf("floatingIPs Enabled: %v (the entry whose internal address is not the endpoint's left out)", nats)
+	}
+}

@@ -15,7 +15,7 @@ import (
 )
 
 // bgpKinds are what the BGP configuration is computed from.
-var bgpKinds = []string{"Node", "BGPConfiguration", "BGPPeer", "IPPool", "BlockAffinity", "WorkloadEndpoint"}
+var bgpKinds = []string{"Node", "BGPConfiguration", "BGPPeer", "IPPool", "BlockAffinity", "WorkloadEndpoint", "FelixConfiguration"}
 
 // bgpLoop keeps the speaker matching the datastore. The syncer's goroutine
 // records resources (OnUpdates) and pokes a size-1 trigger; run, on its own
@@ -123,6 +123,7 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 	}
 	in := routing.Input{NodeName: b.node}
 	var local []netip.Prefix
+	floating := floatingIPsEnabled(b.objects, b.node)
 	for _, r := range b.objects {
 		switch o := r.(type) {
 		case *api.Node:
@@ -149,7 +150,11 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 				}
 			}
 			// Floating IPs are routed towards their workload on this
-			// host, and advertised like a borrowed address (Calico).
+			// host, and advertised like a borrowed address, where the
+			// dataplane programs them (calc/wepextras.go).
+			if !floating && o.Spec.Orchestrator != "openstack" {
+				continue
+			}
 			for _, nat := range o.Spec.IPNATs {
 				if a, err := netip.ParseAddr(nat.ExternalIP); err == nil {
 					local = append(local, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
@@ -176,4 +181,17 @@ func insideAny(a netip.Addr, ps []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// floatingIPsEnabled merges FelixConfiguration floatingIPs for node as
+// the calculation graph does: "node.<name>" over "default", unset Disabled.
+func floatingIPsEnabled(objs map[api.Key]api.Resource, node string) bool {
+	on := false
+	for _, name := range []string{"default", "node." + node} {
+		o, ok := objs[api.Key{Kind: "FelixConfiguration", Name: name}].(*api.FelixConfiguration)
+		if ok && o.Spec.FloatingIPs != nil {
+			on = *o.Spec.FloatingIPs == "Enabled"
+		}
+	}
+	return on
 }
