@@ -67,12 +67,16 @@ func (g *Graph) applyDataplaneFields(cfg *hoststate.Config, fc *api.FelixConfigu
 			g.log.Error("ignoring an invalid interfaceExclude entry", "felixConfiguration", fc.Name, "entry", bad)
 		})
 	}
+	// iptablesRefreshInterval is the same resync for Calico's iptables
+	// dataplane; Serval's table takes it where nftablesRefreshInterval is
+	// not set (nftablesRefreshInterval wins, like the deny action above).
 	for _, f := range []struct {
 		from *api.Duration
 		to   **time.Duration
 	}{
 		{s.RouteRefreshInterval, &cfg.RouteRefreshInterval},
 		{s.InterfaceRefreshInterval, &cfg.InterfaceRefreshInterval},
+		{s.IptablesRefreshInterval, &cfg.NftablesRefreshInterval},
 		{s.NftablesRefreshInterval, &cfg.NftablesRefreshInterval},
 	} {
 		if f.from != nil && f.from.Duration >= 0 {

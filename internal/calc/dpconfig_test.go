@@ -43,7 +43,7 @@ func TestDataplaneConfigFields(t *testing.T) {
 	g.onFelixConfig("default", &api.FelixConfiguration{ObjectMeta: api.ObjectMeta{Name: "default"}, Spec: api.FelixConfigurationSpec{
 		LogActionRateLimit: s("10/minute"), IptablesFilterDenyAction: "Reject", IPForwarding: "Disabled",
 		WorkloadSourceSpoofing: "Any", NATOutgoingAddress: "192.0.2.1", InterfaceExclude: "kube-ipvs0,/^veth/,/[/",
-		RouteRefreshInterval: dur(0), NftablesRefreshInterval: dur(time.Minute),
+		RouteRefreshInterval: dur(0), NftablesRefreshInterval: dur(time.Minute), IptablesRefreshInterval: dur(time.Hour),
 	}})
 	g.onFelixConfig("node.node1", &api.FelixConfiguration{ObjectMeta: api.ObjectMeta{Name: "node.node1"}, Spec: api.FelixConfigurationSpec{
 		LogActionRateLimitBurst: i(20), NftablesFilterDenyAction: "Drop", IPForwarding: "Enabled",
@@ -86,5 +86,14 @@ func TestFloatingIPsGate(t *testing.T) {
 	nats, _ := g.wepExtras(e)
 	if len(nats) != 1 || nats[0].External.String() != "203.0.113.1" {
 		t.Errorf("floatingIPs Enabled: %v (the entry whose internal address is not the endpoint's left out)", nats)
+	}
+}
+
+func TestIptablesRefreshIntervalAlias(t *testing.T) {
+	g := New("node1", nil, nil)
+	d := api.DurationOf(42 * time.Second)
+	g.onFelixConfig("default", &api.FelixConfiguration{ObjectMeta: api.ObjectMeta{Name: "default"}, Spec: api.FelixConfigurationSpec{IptablesRefreshInterval: &d}})
+	if got := g.computeConfig().NftablesRefreshInterval; got == nil || *got != 42*time.Second {
+		t.Errorf("iptablesRefreshInterval alone: nftables refresh %v", got)
 	}
 }
