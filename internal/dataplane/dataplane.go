@@ -76,6 +76,7 @@ type Dataplane struct {
 	// sets no rule refers to yet (see splitFill).
 	fillBatch  int
 	afterApply func(ApplyResult)
+	heartbeat  heartbeat // heartbeat.go
 
 	mu      sync.Mutex
 	pending []func()
@@ -679,10 +680,15 @@ func (d *Dataplane) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	rf := newRefresher(d)
 	var retry <-chan time.Time
+	beat := d.heartbeat.arm(d.clock)
 	for {
+		d.heartbeat.beat()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-beat:
+			beat = d.heartbeat.arm(d.clock)
+			continue
 		case <-d.trigger:
 		case <-rf.c[refreshNFT]:
 			rf.fired(refreshNFT)

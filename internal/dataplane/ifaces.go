@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/servalnet/serval/internal/netconst"
 )
 
 // Sysctl sets kernel parameters by their /proc/sys path relative name
@@ -26,6 +28,9 @@ type Sysctl interface {
 type ProcSysctl struct{}
 
 func (ProcSysctl) Set(name, value string) error {
+	if err := checkSysctlName(name); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join("/proc/sys", name), []byte(value), 0o644)
 }
 
@@ -133,6 +138,13 @@ func (m *ifaceManager) apply() error {
 		if m.done[iface] || !m.isWorkload(iface) {
 			continue
 		}
+		if !netconst.ValidInterfaceName(iface) {
+			// The agent validates endpoints before they get here; this
+			// keeps a bad name from ever becoming a /proc/sys path.
+			m.log.Error("not configuring a workload interface with an invalid name", "iface", iface)
+			m.done[iface] = true // said once
+			continue
+		}
 		ok := true
 		for _, kv := range ifaceSysctls(iface) {
 			err := m.s.Set(kv[0], kv[1])
@@ -178,6 +190,9 @@ func NewFakeSysctl() *FakeSysctl {
 }
 
 func (f *FakeSysctl) Set(name, value string) error {
+	if err := checkSysctlName(name); err != nil {
+		return err
+	}
 	for m := range f.Missing {
 		if strings.Contains(name, m) {
 			return fmt.Errorf("fake sysctl %s: %w", name, fs.ErrNotExist)

@@ -14,18 +14,15 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/servalnet/serval/internal/hoststate"
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 var nsSeq atomic.Int32
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, nftables)")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("needs the nft CLI to read state back")
-	}
+	roottest.NeedRoot(t, "network namespaces, nftables")
+	roottest.NeedProgram(t, "nft", "nftables") // reads the state back
 }
 
 // newNetns creates a named network namespace for the test and removes it

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/netip"
@@ -29,6 +30,8 @@ type bgpLoop struct {
 	log     *slog.Logger
 	metrics *Metrics
 	trigger chan struct{}
+	health  *Worker       // liveness of run
+	beatDur time.Duration // how often run beats while idle
 
 	mu      sync.Mutex
 	synced  bool
@@ -74,10 +77,15 @@ func (b *bgpLoop) run(ctx context.Context) {
 	var last routing.Desired
 	var retry <-chan time.Time
 	backoff := time.Duration(0)
+	beat := time.NewTicker(cmp.Or(b.beatDur, DefaultHeartbeatInterval))
+	defer beat.Stop()
 	for {
+		b.health.Beat()
 		select {
 		case <-ctx.Done():
 			return
+		case <-beat.C:
+			continue
 		case <-b.trigger:
 		case <-retry:
 			retry = nil

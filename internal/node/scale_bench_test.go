@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servalnet/serval/internal/admission"
 	"github.com/servalnet/serval/internal/calc"
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
@@ -57,7 +58,8 @@ func BenchmarkColdSync(b *testing.B) {
 			b.Fatal(err)
 		}
 		g := calc.New("benchnode", dp, nil)
-		sy := datastore.NewSyncer(ds, g, datastore.SyncerConfig{Kinds: calc.Kinds()})
+		// As the agent: every object is validated on its way in.
+		sy := datastore.NewSyncer(ds, admission.NewFilter(g, admission.NewRegistry(), nil), datastore.SyncerConfig{Kinds: calc.Kinds()})
 		var peak uint64
 		stopSampling := make(chan struct{})
 		sampled := make(chan struct{})

@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 // newTestNetns creates a throwaway network namespace ("svt-bgp-..."), with
@@ -21,12 +23,10 @@ import (
 // netlink handle inside it. Nothing touches the host's own routes.
 func newTestNetns(t *testing.T) (*netlink.Handle, int) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (creates a network namespace)")
-	}
+	roottest.NeedRoot(t, "creates a network namespace")
 	name := fmt.Sprintf("svt-bgp-%d-%04x", os.Getpid(), rand.IntN(1<<16))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace: %v: %s", err, out)
+		t.Fatalf("cannot create a network namespace: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	ns, err := netns.GetFromName(name)
