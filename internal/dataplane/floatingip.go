@@ -18,7 +18,9 @@ import (
 // (hairpin), or its reply would not match the connection. Connections the
 // workload opens itself keep its own address (natOutgoing applies), as in
 // Calico. The route manager also routes the external address to the
-// workload's interface, and serval-node advertises it over BGP.
+// workload's interface, and serval-node advertises it over BGP. As in
+// Calico, calc hands floating IPs on only where FelixConfiguration
+// floatingIPs is Enabled (or for OpenStack workloads).
 
 // Chain names of the NAT hooks the floating IPs use.
 const (
