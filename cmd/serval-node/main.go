@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
@@ -144,16 +145,24 @@ func run() int {
 		log.Error("opening netlink", "err", err)
 		return 1
 	}
+	// Host endpoints by expectedIPs follow their addresses as they change.
+	hostChanges, err := dataplane.WatchHost(context.Background(), netns.None()) // for the life of the process
+	if err != nil {
+		log.Error("watching the host's addresses", "err", err)
+		return 1
+	}
 	deps := node.Deps{
 		Logger:    log,
 		Datastore: ds,
 		NewDataplane: func(after func(dataplane.ApplyResult)) (*dataplane.Dataplane, error) {
 			return dataplane.New(dataplane.Options{
-				Logger:     log,
-				NFT:        dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn() }),
-				Routes:     nl,
-				Sysctl:     dataplane.ProcSysctl{},
-				AfterApply: after,
+				Logger:      log,
+				NFT:         dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn() }),
+				Routes:      nl,
+				Sysctl:      dataplane.ProcSysctl{},
+				Ifaces:      nl,
+				HostChanges: hostChanges,
+				AfterApply:  after,
 			})
 		},
 		Secrets: routing.SecretSources{routing.FileSecrets{Dir: secretsDir}, routing.EnvSecrets{}},

@@ -326,6 +326,7 @@ func (f *FelixConfiguration) Validate() ErrorList {
 			}
 		}
 	}
+	checkDataplaneFields(&errs, p, s)
 	if s.RouteTableRange != nil {
 		r := s.RouteTableRange
 		if r.Min < 1 || r.Max < r.Min || r.Max > 250 {

@@ -66,6 +66,9 @@ type ifaceManager struct {
 	done    map[string]bool   // interfaces configured
 	global  bool
 	pending bool
+	// noForwarding: FelixConfiguration ipForwarding is Disabled; the
+	// host-wide forwarding switches are left as they are.
+	noForwarding bool
 }
 
 func newIfaceManager(s Sysctl, log *slog.Logger) *ifaceManager {
@@ -73,6 +76,13 @@ func newIfaceManager(s Sysctl, log *slog.Logger) *ifaceManager {
 }
 
 func (m *ifaceManager) setPrefixes(p []string) { m.prefixes = p }
+
+// refresh makes the next apply set every interface's settings again (the
+// interface refresh: someone may have changed them behind our back).
+func (m *ifaceManager) refresh() {
+	clear(m.done)
+	m.global = false
+}
 
 func (m *ifaceManager) setWorkload(key, iface string) {
 	if old := m.ifaces[key]; old != "" {
@@ -106,7 +116,7 @@ func ifaceSysctls(iface string) [][2]string {
 
 func (m *ifaceManager) apply() error {
 	var errs []error
-	if !m.global {
+	if !m.global && !m.noForwarding {
 		ok := true
 		for _, kv := range hostSysctls {
 			if err := m.s.Set(kv[0], kv[1]); err != nil {

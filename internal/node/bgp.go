@@ -16,7 +16,7 @@ import (
 )
 
 // bgpKinds are what the BGP configuration is computed from.
-var bgpKinds = []string{"Node", "BGPConfiguration", "BGPPeer", "BGPFilter", "IPPool", "BlockAffinity", "WorkloadEndpoint"}
+var bgpKinds = []string{"Node", "BGPConfiguration", "BGPPeer", "BGPFilter", "IPPool", "BlockAffinity", "WorkloadEndpoint", "FelixConfiguration"}
 
 // bgpLoop keeps the speaker matching the datastore. The syncer's goroutine
 // records resources (OnUpdates) and pokes a size-1 trigger; run, on its own
@@ -44,12 +44,23 @@ type bgpLoop struct {
 	// one costs a map lookup, not a recomputation.
 	blocks map[api.Key]netip.Prefix
 	addrs  map[api.Key][]netip.Addr
+	// floating are this host's endpoints' floating IPs (ipNATs' external
+	// addresses), advertised when FelixConfiguration floatingIPs allows.
+	floating map[api.Key]floatingAddrs
+}
+
+// floatingAddrs are one endpoint's floating IPs, and whether it is an
+// OpenStack workload (which has them whatever floatingIPs says).
+type floatingAddrs struct {
+	addrs     []netip.Addr
+	openstack bool
 }
 
 func newBGPLoop(node string, sp *routing.Speaker, secrets routing.SecretSource, log *slog.Logger, m *Metrics) *bgpLoop {
 	return &bgpLoop{node: node, speaker: sp, secrets: secrets, log: log.With("component", "bgp"),
 		metrics: m, trigger: make(chan struct{}, 1), objects: map[api.Key]api.Resource{},
-		blocks: map[api.Key]netip.Prefix{}, addrs: map[api.Key][]netip.Addr{}}
+		blocks: map[api.Key]netip.Prefix{}, addrs: map[api.Key][]netip.Addr{},
+		floating: map[api.Key]floatingAddrs{}}
 }
 
 func (b *bgpLoop) OnStatus(s datastore.Status) {
@@ -164,6 +175,20 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 			}
 		}
 	}
+	// Floating IPs are routed towards their workload on this host, and
+	// advertised like a borrowed address, where the dataplane programs
+	// them (calc/wepextras.go): with floatingIPs Enabled, or for OpenStack.
+	floatingOn := floatingIPsEnabled(b.objects, b.node)
+	for _, f := range b.floating {
+		if !floatingOn && !f.openstack {
+			continue
+		}
+		for _, a := range f.addrs {
+			if !insideAny(a, in.OwnedBlocks) {
+				in.BorrowedIPs = append(in.BorrowedIPs, a)
+			}
+		}
+	}
 	// Map order is random; the calculator sorts what it outputs, but sort
 	// here too so that logs and problems come out the same each time.
 	sort.Slice(in.Nodes, func(i, j int) bool { return in.Nodes[i].Name < in.Nodes[j].Name })
@@ -179,4 +204,17 @@ func insideAny(a netip.Addr, ps []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// floatingIPsEnabled merges FelixConfiguration floatingIPs for node as
+// the calculation graph does: "node.<name>" over "default", unset Disabled.
+func floatingIPsEnabled(objs map[api.Key]api.Resource, node string) bool {
+	on := false
+	for _, name := range []string{"default", "node." + node} {
+		o, ok := objs[api.Key{Kind: "FelixConfiguration", Name: name}].(*api.FelixConfiguration)
+		if ok && o.Spec.FloatingIPs != nil {
+			on = *o.Spec.FloatingIPs == "Enabled"
+		}
+	}
+	return on
 }

@@ -18,16 +18,25 @@ func (b *bgpLoop) record(u datastore.Update) bool {
 	switch u.Key.Kind {
 	case "WorkloadEndpoint":
 		var addrs []netip.Addr
+		var fl floatingAddrs
 		if w, ok := u.Object.(*api.WorkloadEndpoint); ok && u.Type != datastore.Deleted && w.Spec.Node == b.node {
 			addrs = localAddrs(w)
+			fl = floatingAddrs{addrs: floatingIPs(w), openstack: w.Spec.Orchestrator == "openstack"}
 		}
+		oldFl, hadFl := b.floating[u.Key]
+		if fl.addrs == nil {
+			delete(b.floating, u.Key)
+		} else {
+			b.floating[u.Key] = fl
+		}
+		flChanged := hadFl != (fl.addrs != nil) || oldFl.openstack != fl.openstack || !slices.Equal(oldFl.addrs, fl.addrs)
 		old, had := b.addrs[u.Key]
 		if addrs == nil {
 			delete(b.addrs, u.Key)
-			return had
+			return had || flChanged
 		}
 		b.addrs[u.Key] = addrs
-		return !had || !slices.Equal(old, addrs)
+		return !had || !slices.Equal(old, addrs) || flChanged
 	case "BlockAffinity":
 		var block netip.Prefix
 		if a, ok := u.Object.(*api.BlockAffinity); ok && u.Type != datastore.Deleted &&
@@ -59,6 +68,18 @@ func localAddrs(w *api.WorkloadEndpoint) []netip.Addr {
 	for _, n := range w.Spec.IPNetworks {
 		if p, err := netip.ParsePrefix(n); err == nil && p.IsSingleIP() {
 			out = append(out, p.Addr().Unmap())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// floatingIPs are the external addresses of an endpoint's ipNATs, sorted.
+func floatingIPs(w *api.WorkloadEndpoint) []netip.Addr {
+	var out []netip.Addr
+	for _, nat := range w.Spec.IPNATs {
+		if a, err := netip.ParseAddr(nat.ExternalIP); err == nil {
+			out = append(out, a.Unmap())
 		}
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
