@@ -291,6 +291,9 @@ func felixRefusals() []Refusal {
 		felixRefusal("wireguardHostEncryptionEnabled", "Serval has no WireGuard encryption; traffic would go unencrypted", "false"),
 		felixRefusal("awsSrcDstCheck", "Serval does not change AWS instance settings", "DoNothing"),
 		felixRefusal("istioAmbientMode", "Serval has no Istio ambient mode support", "Disabled"),
+		felixRefusal("nftablesFilterAllowAction", "Serval's allow verdict is accept; Return to a later chain is not implemented", "Accept"),
+		felixRefusal("nftablesMangleAllowAction", "Serval's allow verdict is accept; Return to a later chain is not implemented", "Accept"),
+		felixRefusal("ipv6Support", "Serval is dual-stack and always programs IPv6 beside IPv4; turning IPv6 off is not implemented", "true"),
 		felixRefusal("serviceLoopPrevention", "Serval does not drop or reject traffic to advertised service CIDRs that no service uses", "Disabled"),
 	}
 }
