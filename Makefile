@@ -70,7 +70,7 @@ bench: deps build
 ## fuzz: run every native fuzz target for FUZZTIME each (make test runs only their seed corpora).
 ## Minimisation is capped: at its default (60 s) one interesting input can eat a whole run.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./internal/selector:FuzzParse ./internal/api:FuzzLoad ./internal/cni:FuzzLoadNetConf ./internal/lab:FuzzParseTopology
+FUZZ_TARGETS := ./internal/selector:FuzzParse ./internal/api:FuzzLoad ./internal/admission:FuzzDecodeAndCalculate ./internal/cni:FuzzLoadNetConf ./internal/lab:FuzzParseTopology
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

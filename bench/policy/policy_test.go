@@ -111,7 +111,7 @@ func newTopo(t testing.TB) *topo {
 		t.Fatal(err)
 	}
 	t.Cleanup(nlh.Close)
-	nft := dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn(nftables.WithNetNSFd(int(host))) })
+	nft := dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn(nftables.WithNetNSFd(int(host))) }).InNetNS(int(host))
 	dp, err := dataplane.New(dataplane.Options{NFT: nft, Routes: nlh, Sysctl: dataplane.NetnsSysctl{NS: host}})
 	if err != nil {
 		t.Fatal(err)

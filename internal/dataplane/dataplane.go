@@ -34,8 +34,16 @@ type Options struct {
 	NFT    NFT
 	Routes RouteHandle
 	Sysctl Sysctl
+	// Ifaces lists the host's interfaces and addresses, for host
+	// endpoints by expectedIPs and interfaceExclude (hostifaces.go); nil
+	// leaves those unresolved.
+	Ifaces HostIfaces
+	// HostChanges, when set, says the host's addresses or interfaces
+	// changed (WatchHost): Run reads them again and applies.
+	HostChanges <-chan struct{}
 	// ResyncInterval is how often Run reads the kernel back and repairs
-	// differences; zero means 90 seconds.
+	// differences; zero means 90 seconds. FelixConfiguration
+	// nftablesRefreshInterval overrides it (refresh.go).
 	ResyncInterval time.Duration
 	// AfterApply, when set, is called by Run after every Apply, from Run's
 	// goroutine: serval-node turns it into readiness and metrics.
@@ -68,6 +76,7 @@ type Dataplane struct {
 	// sets no rule refers to yet (see splitFill).
 	fillBatch  int
 	afterApply func(ApplyResult)
+	heartbeat  heartbeat // heartbeat.go
 
 	mu      sync.Mutex
 	pending []func()
@@ -120,6 +129,15 @@ type Dataplane struct {
 	needRead   bool // read the kernel back before the next plan
 	fullDiff   bool // diff every object, not only dirty ones
 	lastResync time.Time
+	fpCache    map[string]string // rule hash → content fingerprint (drift.go)
+	// hostIfacesStale: read the host's interfaces and addresses again
+	// (hostifaces.go).
+	hostIfacesStale bool
+	hostIfaces      HostIfaces
+	hostChanges     <-chan struct{}
+	host            hostView
+	hepResolved     map[hoststate.EndpointID][]string // expectedIPs endpoint → interfaces
+	hepSubKeys      map[string][]string               // host endpoint key → interfaces with map elements
 
 	stats ApplyStats
 
@@ -208,7 +226,8 @@ func New(o Options) (*Dataplane, error) {
 		dirtyChains: map[string]bool{}, dirtySets: map[string]bool{},
 		setRefs: map[string]int{}, refsChanged: map[string]bool{}, setNameID: map[string]string{},
 		have: newSnapshot(), needRead: true, fullDiff: true, allDirty: true,
-		rb: newRunBook(),
+		rb:         newRunBook(),
+		hostIfaces: o.Ifaces, hostIfacesStale: true, hepSubKeys: map[string][]string{}, hostChanges: o.HostChanges,
 	}
 	if o.Routes != nil {
 		d.routes = newRouteManager(o.Routes, log)
@@ -370,11 +389,11 @@ func (d *Dataplane) OnWorkloadEndpointRemove(id hoststate.EndpointID) {
 }
 
 func (d *Dataplane) OnHostEndpointUpdate(ep hoststate.HostEndpoint) {
-	d.enqueue(func() { d.heps[ep.ID] = ep; d.dirtyHEPs[ep.ID] = true })
+	d.enqueue(func() { d.heps[ep.ID] = ep; d.dirtyHEPs[ep.ID] = true; d.hostIfacesStale = true })
 }
 
 func (d *Dataplane) OnHostEndpointRemove(id hoststate.EndpointID) {
-	d.enqueue(func() { delete(d.heps, id); d.dirtyHEPs[id] = true })
+	d.enqueue(func() { delete(d.heps, id); d.dirtyHEPs[id] = true; d.hostIfacesStale = true })
 }
 
 func (d *Dataplane) OnIPPoolUpdate(name string, pool hoststate.IPPool) {
@@ -402,7 +421,7 @@ func (d *Dataplane) OnLocalBlockRemove(cidr netip.Prefix) {
 }
 
 func (d *Dataplane) OnConfigUpdate(cfg hoststate.Config) {
-	d.enqueue(func() { d.cfg = cfg; d.allDirty = true })
+	d.enqueue(func() { d.cfg = cfg; d.allDirty = true; d.hostIfacesStale = true })
 }
 
 func (d *Dataplane) OnInSync() {
@@ -433,6 +452,7 @@ func (d *Dataplane) Apply(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	_, herr := d.readHost()
 	nerr := d.applyNFT()
 	var rerr, ierr error
 	if d.routes != nil {
@@ -442,7 +462,7 @@ func (d *Dataplane) Apply(ctx context.Context) error {
 		ierr = d.ifaces.apply()
 	}
 	d.stats.Duration = d.clock.Now().Sub(start)
-	return errors.Join(nerr, rerr, ierr)
+	return errors.Join(herr, nerr, rerr, ierr)
 }
 
 func (d *Dataplane) drain() {
@@ -461,6 +481,7 @@ func (d *Dataplane) applyNFT() error {
 		if err != nil {
 			return fmt.Errorf("reading nftables table %s back: %w", TableName, err)
 		}
+		d.markDrift(s)
 		d.have = s
 		d.needRead = false
 		d.fullDiff = true
@@ -657,21 +678,32 @@ func unionKeys[A, B any](a map[string]A, b map[string]B) []string {
 // ResyncInterval, and retries a failed Apply with backoff.
 func (d *Dataplane) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
-	resync := d.clock.After(d.resyncInterval)
+	rf := newRefresher(d)
 	var retry <-chan time.Time
+	beat := d.heartbeat.arm(d.clock)
 	for {
+		d.heartbeat.beat()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-beat:
+			beat = d.heartbeat.arm(d.clock)
+			continue
 		case <-d.trigger:
-		case <-resync:
-			d.Resync()
-			resync = d.clock.After(d.resyncInterval)
+		case <-rf.c[refreshNFT]:
+			rf.fired(refreshNFT)
+		case <-rf.c[refreshRoutes]:
+			rf.fired(refreshRoutes)
+		case <-rf.c[refreshIfaces]:
+			rf.fired(refreshIfaces)
+		case <-d.hostChanges:
+			d.hostIfacesStale = true
 		case <-retry:
 			retry = nil
 		}
 		resyncing := d.needRead
 		err := d.Apply(ctx)
+		rf.update() // the configuration may have changed the intervals
 		if d.afterApply != nil && ctx.Err() == nil {
 			d.afterApply(ApplyResult{Err: err, Stats: d.stats, InSync: d.inSync, Resync: resyncing})
 		}
@@ -866,6 +898,7 @@ func (d *Dataplane) render() {
 		d.renderPoolSets()
 		d.allDirty = false
 	}
+	d.resolveHostEndpoints()
 	for id := range d.dirtyIPSets {
 		d.markRunsOfSet(id)
 		st := d.ipsets[id]
@@ -885,10 +918,7 @@ func (d *Dataplane) render() {
 		}
 	}
 	clear(d.dirtyIPSets)
-	logPrefix := d.cfg.LogPrefix
-	if logPrefix == "" {
-		logPrefix = "serval-packet"
-	}
+	logAct := logAction(d.cfg)
 	for k := range d.dirtyPolicies {
 		p, ok := d.policies[k]
 		user := "p:" + k
@@ -908,10 +938,10 @@ func (d *Dataplane) render() {
 		// jumped to: its chain would be dead weight in the kernel.
 		var cs []*chain
 		if !d.shape(p.ID, true).Compiles {
-			cs = append(cs, &chain{Name: policyChainName(p.ID, true), Rules: renderRules(p.InboundRules, logPrefix, d.knownSet)})
+			cs = append(cs, &chain{Name: policyChainName(p.ID, true), Rules: d.applyDenyAction(renderRules(p.InboundRules, logAct, d.knownSet), !p.Untracked && !p.PreDNAT)})
 		}
 		if !d.shape(p.ID, false).Compiles {
-			cs = append(cs, &chain{Name: policyChainName(p.ID, false), Rules: renderRules(p.OutboundRules, logPrefix, d.knownSet)})
+			cs = append(cs, &chain{Name: policyChainName(p.ID, false), Rules: d.applyDenyAction(renderRules(p.OutboundRules, logAct, d.knownSet), !p.Untracked && !p.PreDNAT)})
 		}
 		d.setObjChains(user, cs)
 	}
@@ -926,8 +956,8 @@ func (d *Dataplane) render() {
 		}
 		d.registerSetUsers(user, append(ruleSetIDs(p.InboundRules), ruleSetIDs(p.OutboundRules)...))
 		d.setObjChains(user, []*chain{
-			{Name: profileChainName(k, true), Rules: renderRules(p.InboundRules, logPrefix, d.knownSet)},
-			{Name: profileChainName(k, false), Rules: renderRules(p.OutboundRules, logPrefix, d.knownSet)},
+			{Name: profileChainName(k, true), Rules: d.applyDenyAction(renderRules(p.InboundRules, logAct, d.knownSet), true)},
+			{Name: profileChainName(k, false), Rules: d.applyDenyAction(renderRules(p.OutboundRules, logAct, d.knownSet), true)},
 		})
 	}
 	clear(d.dirtyProfiles)
@@ -942,6 +972,7 @@ func (d *Dataplane) render() {
 	d.renderRuns()
 	if d.ifaces != nil {
 		d.ifaces.setPrefixes(prefixesOf(d.cfg))
+		d.ifaces.noForwarding = d.cfg.IPForwardingDisabled
 	}
 	if d.routes != nil {
 		d.routes.prefixes = prefixesOf(d.cfg)
@@ -1054,7 +1085,8 @@ func (d *Dataplane) renderWEP(id hoststate.EndpointID) {
 	comp := d.compiler()
 	defer d.setEPRuns(key)
 	from := &chain{Name: fromWorkloadChainName(id)}
-	from.Rules = append(from.Rules, antiSpoof(ep)...)
+	from.Rules = append(from.Rules, antiSpoof(ep, d.cfg.AllowSourceSpoofing)...)
+	d.warnSpoofIgnored(ep)
 	from.Rules = append(from.Rules, clearMarks())
 	from.Rules = append(from.Rules, renderTiers(ep.Tiers, tierOpts{endOfTierDrop: true}, d.policyKnown, comp)...)
 	from.Rules = append(from.Rules, renderProfiles(ep.ProfileIDs, false, d.profileKnown)...)
@@ -1064,6 +1096,7 @@ func (d *Dataplane) renderWEP(id hoststate.EndpointID) {
 	to.Rules = append(to.Rules, renderTiers(ep.Tiers, tierOpts{inbound: true, endOfTierDrop: true}, d.policyKnown, comp)...)
 	to.Rules = append(to.Rules, renderProfiles(ep.ProfileIDs, true, d.profileKnown)...)
 	to.Rules = append(to.Rules, rule{Stmts: []stmt{vDrop}, Comment: "no policy or profile allowed"})
+	from.Rules, to.Rules = d.applyDenyAction(from.Rules, true), d.applyDenyAction(to.Rules, true)
 	d.setObjChains(key, []*chain{from, to})
 	elems := map[string]elem{}
 	if ep.InterfaceName != "" {
@@ -1088,7 +1121,7 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 	if !ok {
 		d.registerEPRefs(key, nil, nil)
 		d.setObjChains(key, nil)
-		d.setObjMapElems(key, nil)
+		d.setHEPMapElems(key, nil)
 		d.setEPRuns(key)
 		return
 	}
@@ -1096,17 +1129,22 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 	comp := d.compiler()
 	defer d.setEPRuns(key)
 	var cs []*chain
-	elems := map[string]elem{}
+	elems := map[string]map[string]elem{} // interface → map → element
 	add := func(mapName string, rules []rule) {
-		c := &chain{Name: hepChainName(id, mapName), Rules: rules}
+		c := &chain{Name: hepChainName(id, mapName), Rules: d.applyDenyAction(rules, mayReject(mapName))}
 		cs = append(cs, c)
 		if ep.InterfaceName == "*" {
 			if d.wildcard[mapName] == nil {
 				d.wildcard[mapName] = map[string]string{}
 			}
 			d.wildcard[mapName][key] = c.Name
-		} else if ep.InterfaceName != "" {
-			elems[mapName] = vmapElem(ep.InterfaceName, c.Name)
+		} else {
+			for _, n := range d.hepInterfaces(ep) {
+				if elems[n] == nil {
+					elems[n] = map[string]elem{}
+				}
+				elems[n][mapName] = vmapElem(n, c.Name)
+			}
 		}
 	}
 	normal := func(inbound bool) []rule {
@@ -1141,19 +1179,21 @@ func (d *Dataplane) renderHEP(id hoststate.EndpointID) {
 		add(f.mapName, rs)
 	}
 	d.setObjChains(key, cs)
-	d.setObjMapElems(key, elems)
+	d.setHEPMapElems(key, elems)
 }
 
 func (d *Dataplane) renderBaseChains() {
-	in := baseInputs{cfg: d.cfg, wildcard: map[string]string{}}
+	in := baseInputs{cfg: d.cfg, wildcard: map[string]string{}, fips: floatingIPs(d.weps)}
 	for _, ep := range d.heps {
-		if ep.InterfaceName != "*" && ep.InterfaceName != "" {
-			in.hepIfaces = append(in.hepIfaces, ep.InterfaceName)
+		if ep.InterfaceName != "*" {
+			in.hepIfaces = append(in.hepIfaces, d.hepInterfaces(ep)...)
 		}
 	}
+	in.hepIfaces = append(in.hepIfaces, d.excludedInterfaces()...)
 	for m, w := range d.wildcard {
-		// Several "*" host endpoints on one host make no sense; the first
-		// by name wins, deterministically.
+		// Several "*" host endpoints are one all-interfaces endpoint:
+		// calc gives each the merged policies (the union), so the first
+		// by name stands for all.
 		keys := slices.Sorted(maps.Keys(w))
 		if len(keys) > 0 {
 			in.wildcard[m] = w[keys[0]]

@@ -54,7 +54,7 @@ func inNS(t testing.TB, ns string, args ...string) string {
 }
 
 func kernelNFT(h netns.NsHandle) *KernelNFT {
-	return NewKernelNFT(func() (Conn, error) { return NewConn(nftables.WithNetNSFd(int(h))) })
+	return NewKernelNFT(func() (Conn, error) { return NewConn(nftables.WithNetNSFd(int(h))) }).InNetNS(int(h))
 }
 
 type kernelDP struct {
@@ -73,7 +73,7 @@ func newKernelDP(t testing.TB, tag string) *kernelDP {
 		t.Fatal(err)
 	}
 	t.Cleanup(nlh.Close)
-	d, err := New(Options{NFT: kernelNFT(h), Routes: nlh, Sysctl: NetnsSysctl{NS: h}})
+	d, err := New(Options{NFT: kernelNFT(h), Routes: nlh, Sysctl: NetnsSysctl{NS: h}, Ifaces: nlh})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,12 @@ type SyncerConfig struct {
 	// failed check ends the stream; the Syncer lists again once the
 	// datastore is back.
 	CheckInterval time.Duration
-	Logger        *slog.Logger
+	// Heartbeat, when set, is called from Run's goroutine at least every
+	// HeartbeatInterval (1s when zero) while the syncer turns, idle or
+	// not, and after each list page: serval-node's liveness.
+	Heartbeat         func()
+	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
 }
 
 // checker is the optional liveness check of a datastore (Etcd.Check).
@@ -152,6 +157,12 @@ func NewSyncer(ds Interface, cb SyncerCallbacks, cfg SyncerConfig) *Syncer {
 	if cfg.CheckInterval == 0 {
 		cfg.CheckInterval = 10 * time.Second
 	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = time.Second
+	}
+	if cfg.Heartbeat == nil {
+		cfg.Heartbeat = func() {}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -163,8 +174,10 @@ func NewSyncer(ds Interface, cb SyncerCallbacks, cfg SyncerConfig) *Syncer {
 		MaxInterval:         cfg.MaxBackoff,
 	}
 	b.Reset()
-	return &Syncer{ds: ds, cb: cb, cfg: cfg, log: log, seen: map[api.Key]seenEntry{},
-		backoff: b, now: time.Now, sleep: sleep}
+	s := &Syncer{ds: ds, cb: cb, cfg: cfg, log: log, seen: map[api.Key]seenEntry{},
+		backoff: b, now: time.Now}
+	s.sleep = s.beatingSleep
+	return s
 }
 
 // taggedEvent is an event from one of the watches of one generation; a
@@ -233,14 +246,22 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// beatingSleep waits d, beating meanwhile; false when ctx ended first.
+// It is the default of s.sleep, which tests replace with a clock of theirs.
+func (s *Syncer) beatingSleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+	beat := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer beat.Stop()
+	for {
+		s.cfg.Heartbeat()
+		select {
+		case <-t.C:
+			return true
+		case <-beat.C:
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 
@@ -272,6 +293,7 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 		// the page is garbage as soon as the consumer has taken what it
 		// keeps.
 		deliver := func(items []api.Resource, listRev int64) {
+			s.cfg.Heartbeat()
 			var updates []Update
 			for _, obj := range items {
 				key := api.KeyOf(obj)
@@ -383,10 +405,15 @@ func (s *Syncer) stream(ctx context.Context, gen int, revs map[string]int64) err
 	if c, ok := s.ds.(checker); ok && s.cfg.CheckInterval > 0 {
 		go checkLoop(wctx, c, s.cfg.CheckInterval, checkFailed)
 	}
+	beat := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer beat.Stop()
 	for {
+		s.cfg.Heartbeat()
 		var te taggedEvent
 		select {
 		case te = <-events:
+		case <-beat.C:
+			continue
 		case err := <-checkFailed:
 			return err
 		case <-ctx.Done():

@@ -56,6 +56,8 @@ type Input struct {
 	BGPConfigs []*api.BGPConfiguration
 	Peers      []*api.BGPPeer
 	Pools      []*api.IPPool
+	// Filters are the BGPFilters BGPPeers name in spec.filters.
+	Filters []*api.BGPFilter
 	// OwnedBlocks are the block CIDRs with affinity to this host.
 	OwnedBlocks []netip.Prefix
 	// BorrowedIPs are addresses in use on this host that belong to blocks
@@ -91,6 +93,10 @@ type Desired struct {
 	// programmed into the kernel. Empty when programClusterRoutes is
 	// Disabled.
 	ProgramPrefixes []netip.Prefix
+	// Protected are the prefixes no learned route may take over (see
+	// protectedPrefixes): learned routes equal to or inside them are not
+	// programmed.
+	Protected []netip.Prefix
 	// Problems are the inputs that were skipped, each saying why. They do
 	// not stop the rest of the configuration.
 	Problems []string
@@ -131,6 +137,9 @@ type Peer struct {
 	ReachableBy netip.Addr
 	// AllowOwnAS is numAllowedLocalASNumbers.
 	AllowOwnAS uint32
+	// Filters are the BGPPeer's BGPFilters, resolved for the session's
+	// family. They change without resetting the session.
+	Filters PeerFilters
 }
 
 // Advertisement is one prefix this host originates.
@@ -233,6 +242,11 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 
 	d.Enabled = true
 	d.NodeName = in.NodeName
+	for _, n := range in.Nodes {
+		if n != nil && n.Name == in.NodeName {
+			d.Protected = protectedPrefixes(n, in.OwnedBlocks, in.BorrowedIPs)
+		}
+	}
 	d.ASN = me.asn
 	d.NodeIPv4, d.NodeIPv6 = me.v4, me.v6
 	d.ClusterID = me.clusterID
@@ -449,6 +463,12 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 		}
 	}
 
+	filters := map[string]*api.BGPFilter{}
+	for _, f := range in.Filters {
+		if f != nil {
+			filters[f.Name] = f
+		}
+	}
 	for _, bp := range in.Peers {
 		if bp == nil {
 			continue
@@ -458,6 +478,27 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 		if s.LocalWorkloadSelector != "" {
 			problem("%s: localWorkloadSelector is not supported; skipped", what)
 			continue
+		}
+		// A session whose filters cannot be honoured is left out: up
+		// without them it would let through what they reject.
+		var fv [2]PeerFilters
+		var ferr error
+		for i, v6 := range []bool{false, true} {
+			f, err := resolveFilters(s.Filters, filters, v6)
+			if err != nil && ferr == nil {
+				ferr = err
+			}
+			fv[i] = f
+		}
+		if ferr != nil {
+			problem("%s: %v; session skipped", what, ferr)
+			continue
+		}
+		filtersFor := func(a netip.Addr) PeerFilters {
+			if a.Is6() {
+				return fv[1]
+			}
+			return fv[0]
 		}
 		// Which nodes does it apply to?
 		typ := PeerGlobal
@@ -542,6 +583,7 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 			addr = addr.Unmap()
 			p := base
 			p.Address = addr
+			p.Filters = filtersFor(addr)
 			p.Port = uint16(port)
 			if p.Port == 0 {
 				p.Port = api.DefaultListenPort
@@ -593,6 +635,7 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 					}
 					p := base
 					p.Address, p.Port, p.ASN, p.PeerNode = pair[1], listenPort(name), o.asn, name
+					p.Filters = filtersFor(pair[1])
 					p.RRClient = rrClient(o)
 					if useNodeIP {
 						p.LocalAddress = pair[0]

@@ -148,3 +148,44 @@ func TestKernelRootNetns(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelRootApplySome: between full reads, single destinations are
+// added and removed from the known table, and a route another program
+// added since the last read is not replaced (the exclusive add fails and
+// the learned route stands aside).
+func TestKernelRootApplySome(t *testing.T) {
+	h, link := newTestNetns(t)
+	k := &kernel{nl: h, proto: 80, log: testLogger(t)}
+	a := netip.MustParseAddr
+	p := netip.MustParsePrefix
+	if _, err := k.apply(map[netip.Prefix][]netip.Addr{p("10.65.2.0/26"): {a("172.30.0.12")}}, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Behind the speaker's back, after its read.
+	static := netlink.Route{Dst: mustNet("10.65.4.0/26"), Gw: net.ParseIP("172.30.0.254"), LinkIndex: link, Protocol: unix.RTPROT_STATIC}
+	if err := h.RouteAdd(&static); err != nil {
+		t.Fatal(err)
+	}
+	res, err := k.applySome([]netip.Prefix{p("10.65.4.0/26"), p("10.65.5.0/26")}, map[netip.Prefix][]netip.Addr{
+		p("10.65.4.0/26"): {a("172.30.0.13")},
+		p("10.65.5.0/26"): {a("172.30.0.13")},
+	}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res.Shadowed) != "[10.65.4.0/26]" || res.Replaced != 1 {
+		t.Errorf("result %+v, want 10.65.4.0/26 shadowed and one route written", res)
+	}
+	want := "10.65.2.0/26 via 172.30.0.12 proto 80\n10.65.4.0/26 via 172.30.0.254 proto 4\n10.65.5.0/26 via 172.30.0.13 proto 80"
+	if got := dumpRoutes(t, h); got != want {
+		t.Errorf("kernel\n%s\nwant\n%s", got, want)
+	}
+	// 10.65.5.0/26 withdrawn, 10.65.2.0/26 untouched (not in the set).
+	if _, err := k.applySome([]netip.Prefix{p("10.65.5.0/26")}, nil, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	want = "10.65.2.0/26 via 172.30.0.12 proto 80\n10.65.4.0/26 via 172.30.0.254 proto 4"
+	if got := dumpRoutes(t, h); got != want {
+		t.Errorf("after the withdrawal: kernel\n%s\nwant\n%s", got, want)
+	}
+}

@@ -1,0 +1,45 @@
+package routing
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/servalnet/serval/internal/api"
+)
+
+// protectedPrefixes are the destinations a learned route must never take
+// over on this host: its blocks (workloads and the blackhole for the rest),
+// the workload addresses it borrowed from other hosts' blocks, and its own
+// addresses with their subnets (the links its BGP sessions and next hops
+// are on). A learned prefix equal to or inside one of them is not
+// programmed: a peer, by mistake or not, could otherwise draw away traffic
+// for a local workload or for the host's neighbours. Learned prefixes that
+// merely contain one (a default route, another host's block holding an
+// address this host borrowed) are normal and stay: the kernel prefers the
+// more specific local route.
+func protectedPrefixes(me *api.Node, owned []netip.Prefix, borrowed []netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for _, b := range owned {
+		out = append(out, b.Masked())
+	}
+	for _, a := range borrowed {
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	if me != nil && me.Spec.BGP != nil {
+		for _, s := range []string{me.Spec.BGP.IPv4Address, me.Spec.BGP.IPv6Address} {
+			if s == "" {
+				continue
+			}
+			if !strings.Contains(s, "/") {
+				s += "/" + map[bool]string{true: "32", false: "128"}[!strings.Contains(s, ":")]
+			}
+			if p, err := netip.ParsePrefix(s); err == nil {
+				out = append(out, p.Masked(), netip.PrefixFrom(p.Addr().Unmap(), p.Addr().Unmap().BitLen()))
+			}
+		}
+	}
+	slices.SortFunc(out, comparePrefix)
+	return slices.Compact(out)
+}
