@@ -76,7 +76,11 @@ func (s *StagedGlobalNetworkPolicy) Validate() ErrorList {
 	var errs ErrorList
 	switch s.Spec.StagedAction {
 	case StagedActionSet:
-		errs = s.Enforced().Validate()
+		// What the policy would be refuses what it would refuse: a staged
+		// policy previews only what Serval could enforce.
+		g := s.Enforced()
+		errs = g.Validate()
+		refuseUnsupported(&errs, g)
 	case StagedActionDelete:
 		checkPolicyName(&errs, s.Name, globalNetworkPolicyNameRE)
 	default:
@@ -109,7 +113,9 @@ func (s *StagedNetworkPolicy) Validate() ErrorList {
 	var errs ErrorList
 	switch s.Spec.StagedAction {
 	case StagedActionSet:
-		errs = s.Enforced().Validate()
+		np := s.Enforced()
+		errs = np.Validate()
+		refuseUnsupported(&errs, np)
 	case StagedActionDelete:
 		checkPolicyName(&errs, s.Name, networkPolicyNameRE)
 	default:
