@@ -11,11 +11,13 @@ import (
 // protocols without them; ICMPType and ICMPCode only mean something for
 // ICMP and ICMPv6.
 type Packet struct {
-	Src, Dst         netip.Addr
-	Protocol         uint8
-	SrcPort, DstPort uint16
-	ICMPType         uint8
-	ICMPCode         uint8
+	Src      netip.Addr `json:"src"`
+	Dst      netip.Addr `json:"dst"`
+	Protocol uint8      `json:"protocol"`
+	SrcPort  uint16     `json:"srcPort,omitempty"`
+	DstPort  uint16     `json:"dstPort,omitempty"`
+	ICMPType uint8      `json:"icmpType,omitempty"`
+	ICMPCode uint8      `json:"icmpCode,omitempty"`
 }
 
 func (p Packet) is4() bool { return p.Src.Unmap().Is4() }

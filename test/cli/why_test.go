@@ -43,6 +43,10 @@ func TestWhy(t *testing.T) {
 		expect(t, r, 1)
 		var res struct {
 			Verdict string
+			Packet  struct {
+				Src, Dst string
+				DstPort  int
+			}
 			Ingress struct {
 				Verdict string
 				Steps   []struct{ Kind, Policy, Action string }
@@ -51,7 +55,8 @@ func TestWhy(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 			t.Fatalf("%v\n%s", err, r.stdout)
 		}
-		if res.Verdict != "Deny" || res.Ingress.Verdict != "Deny" || len(res.Ingress.Steps) == 0 {
+		if res.Verdict != "Deny" || res.Ingress.Verdict != "Deny" || len(res.Ingress.Steps) == 0 ||
+			res.Packet.Src != "10.88.0.2" || res.Packet.Dst != "10.88.0.1" || res.Packet.DstPort != 81 {
 			t.Errorf("json: %+v", res)
 		}
 	})
