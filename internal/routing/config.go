@@ -63,6 +63,9 @@ type Input struct {
 	// BorrowedIPs are addresses in use on this host that belong to blocks
 	// of other hosts; each is advertised as a /32 (/128).
 	BorrowedIPs []netip.Addr
+	// LocalIPs are the addresses of every workload on this host, in its
+	// own blocks or borrowed: no learned route may take one over.
+	LocalIPs []netip.Addr
 }
 
 // Desired is the BGP configuration of one host: what its speaker should
@@ -97,6 +100,11 @@ type Desired struct {
 	// protectedPrefixes): learned routes equal to or inside them are not
 	// programmed.
 	Protected []netip.Prefix
+	// OwnedBlocks are this host's blocks: inside one, a learned route is
+	// programmed only when it is a host route (another host's workload
+	// that borrowed an address from the block), never the block itself
+	// or a part of it.
+	OwnedBlocks []netip.Prefix
 	// Problems are the inputs that were skipped, each saying why. They do
 	// not stop the rest of the configuration.
 	Problems []string
@@ -244,7 +252,8 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 	d.NodeName = in.NodeName
 	for _, n := range in.Nodes {
 		if n != nil && n.Name == in.NodeName {
-			d.Protected = protectedPrefixes(n, in.OwnedBlocks, in.BorrowedIPs)
+			d.Protected = protectedPrefixes(n, in.LocalIPs)
+			d.OwnedBlocks = sortedPrefixes(in.OwnedBlocks)
 		}
 	}
 	d.ASN = me.asn
