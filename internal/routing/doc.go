@@ -38,9 +38,10 @@
 //
 // What a peer can do to a host is bounded: it may send at most
 // Config.MaxPrefixes prefixes per family (GoBGP cuts the session past
-// it), and a learned route equal to or inside one of this host's blocks,
-// borrowed workload addresses or own subnets (Desired.Protected) is never
-// programmed (protect.go).
+// it), and a learned route equal to or inside one of this host's workload
+// addresses or own subnets (Desired.Protected) is never programmed, nor
+// one of its blocks or a part of one other than a host route (another
+// host's borrowed address) (protect.go).
 //
 // The Speaker owns its GoBGP server on one goroutine; methods send it
 // closures. The kernel has a goroutine of its own (kernelsync.go): BGP
