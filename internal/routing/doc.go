@@ -55,6 +55,13 @@
 // blackhole route of Serval's protocol, for the same destination wins and
 // the learned route stands aside.
 //
+// Files: config.go (Compute and its Input), desired.go (Desired, Peer,
+// Advertisement, communities), nodes.go (a Node's BGP address, AS and
+// router ID), secret.go (SecretSource and passwords), filters.go and
+// policy.go (GoBGP policies), protect.go (Desired.Protected), speaker.go
+// (the GoBGP server), learned.go, kernel.go and kernelsync.go (learned
+// routes into the kernel).
+//
 // Use (serval-node):
 //
 //	sp := routing.NewSpeaker(routing.Config{
