@@ -76,6 +76,13 @@
 // (hostifaces.go); FelixConfiguration's deny action, Log rate limit and
 // refresh intervals are in deny.go, loglimit.go and refresh.go.
 //
+// The Dataplane type is spread over files by concern: dataplane.go (the
+// type, New and Run), callbacks.go (hoststate.Callbacks: queue the update,
+// poke Run), apply.go (Apply: one nftables transaction, then routes and
+// interface settings), renderdirty.go (rendering what is dirty into the
+// desired table) and desired.go (the desired table's chains and sets, what
+// owns them, who uses which set, policy and profile).
+//
 // Tests use NewFakeNFT, NewFakeRoutes and NewFakeSysctl, strict fakes that
 // fail on anything the kernel would refuse, and call Apply directly.
 package dataplane

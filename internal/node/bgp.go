@@ -170,6 +170,7 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 	}
 	for _, as := range b.addrs {
 		for _, a := range as {
+			in.LocalIPs = append(in.LocalIPs, a)
 			if !insideAny(a, in.OwnedBlocks) {
 				in.BorrowedIPs = append(in.BorrowedIPs, a)
 			}
@@ -184,6 +185,7 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 			continue
 		}
 		for _, a := range f.addrs {
+			in.LocalIPs = append(in.LocalIPs, a)
 			if !insideAny(a, in.OwnedBlocks) {
 				in.BorrowedIPs = append(in.BorrowedIPs, a)
 			}
@@ -194,6 +196,7 @@ func (b *bgpLoop) input() (routing.Input, bool) {
 	sort.Slice(in.Nodes, func(i, j int) bool { return in.Nodes[i].Name < in.Nodes[j].Name })
 	sort.Slice(in.OwnedBlocks, func(i, j int) bool { return in.OwnedBlocks[i].String() < in.OwnedBlocks[j].String() })
 	sort.Slice(in.BorrowedIPs, func(i, j int) bool { return in.BorrowedIPs[i].Less(in.BorrowedIPs[j]) })
+	sort.Slice(in.LocalIPs, func(i, j int) bool { return in.LocalIPs[i].Less(in.LocalIPs[j]) })
 	return in, true
 }
 

@@ -38,9 +38,10 @@
 //
 // What a peer can do to a host is bounded: it may send at most
 // Config.MaxPrefixes prefixes per family (GoBGP cuts the session past
-// it), and a learned route equal to or inside one of this host's blocks,
-// borrowed workload addresses or own subnets (Desired.Protected) is never
-// programmed (protect.go).
+// it), and a learned route equal to or inside one of this host's workload
+// addresses or own subnets (Desired.Protected) is never programmed, nor
+// one of its blocks or a part of one other than a host route (another
+// host's borrowed address) (protect.go).
 //
 // The Speaker owns its GoBGP server on one goroutine; methods send it
 // closures. The kernel has a goroutine of its own (kernelsync.go): BGP
@@ -53,6 +54,13 @@
 // protocol: a route of another protocol, or a workload (link-scope) or
 // blackhole route of Serval's protocol, for the same destination wins and
 // the learned route stands aside.
+//
+// Files: config.go (Compute and its Input), desired.go (Desired, Peer,
+// Advertisement, communities), nodes.go (a Node's BGP address, AS and
+// router ID), secret.go (SecretSource and passwords), filters.go and
+// policy.go (GoBGP policies), protect.go (Desired.Protected), speaker.go
+// (the GoBGP server), learned.go, kernel.go and kernelsync.go (learned
+// routes into the kernel).
 //
 // Use (serval-node):
 //

@@ -22,6 +22,7 @@ type kernelView struct {
 	bgp       *server.BgpServer
 	program   []netip.Prefix
 	protected []netip.Prefix
+	blocks    []netip.Prefix
 	// reach are the host routes to peers through their reachableBy
 	// gateway.
 	reach map[netip.Prefix][]netip.Addr
@@ -33,7 +34,7 @@ type kernelView struct {
 func (s *Speaker) publishView() {
 	v := kernelView{bgp: s.bgp}
 	if s.bgp != nil {
-		v.program, v.protected = s.desired.ProgramPrefixes, s.desired.Protected
+		v.program, v.protected, v.blocks = s.desired.ProgramPrefixes, s.desired.Protected, s.desired.OwnedBlocks
 		for _, p := range s.desired.Peers {
 			if p.ReachableBy.IsValid() {
 				if v.reach == nil {
@@ -120,7 +121,7 @@ func (s *Speaker) syncKernel(full bool) {
 			}
 		}
 		for p, nhs := range learned {
-			if inAny(p, v.protected) {
+			if takesOver(p, v.protected, v.blocks) {
 				overlapping[p] = true
 				continue
 			}

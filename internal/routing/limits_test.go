@@ -65,31 +65,54 @@ func TestSpeakerPrefixLimit(t *testing.T) {
 
 func TestProtectedPrefixes(t *testing.T) {
 	for _, tc := range []struct {
-		v4, v6   string
-		owned    []string
-		borrowed []string
-		want     string
+		v4, v6 string
+		local  []string
+		want   string
 	}{
-		{v4: "192.0.2.10/24", owned: []string{"10.65.1.5/26"}, borrowed: []string{"10.65.9.7"},
-			want: "10.65.1.0/26 10.65.9.7/32 192.0.2.0/24 192.0.2.10/32"},
-		{v4: "192.0.2.10", v6: "2001:db8::10/64", borrowed: []string{"fd00::7"},
+		{v4: "192.0.2.10/24", local: []string{"10.65.1.5", "10.65.9.7"},
+			want: "10.65.1.5/32 10.65.9.7/32 192.0.2.0/24 192.0.2.10/32"},
+		{v4: "192.0.2.10", v6: "2001:db8::10/64", local: []string{"fd00::7"},
 			want: "192.0.2.10/32 2001:db8::/64 2001:db8::10/128 fd00::7/128"},
 	} {
 		node := &api.Node{Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: tc.v4, IPv6Address: tc.v6}}}
-		var owned []netip.Prefix
-		for _, o := range tc.owned {
-			owned = append(owned, netip.MustParsePrefix(o))
-		}
-		var borrowed []netip.Addr
-		for _, b := range tc.borrowed {
-			borrowed = append(borrowed, netip.MustParseAddr(b))
+		var local []netip.Addr
+		for _, b := range tc.local {
+			local = append(local, netip.MustParseAddr(b))
 		}
 		var got []string
-		for _, p := range protectedPrefixes(node, owned, borrowed) {
+		for _, p := range protectedPrefixes(node, local) {
 			got = append(got, p.String())
 		}
 		if strings.Join(got, " ") != tc.want {
 			t.Errorf("protectedPrefixes(%s %s) = %s, want %s", tc.v4, tc.v6, strings.Join(got, " "), tc.want)
+		}
+	}
+}
+
+// TestTakesOver: inside this host's blocks only other hosts' borrowed
+// addresses (host routes) are programmed; a local workload's address, the
+// host's own subnet and anything inside them never are.
+func TestTakesOver(t *testing.T) {
+	protected := []netip.Prefix{netip.MustParsePrefix("10.65.1.5/32"), netip.MustParsePrefix("192.0.2.0/24")}
+	blocks := []netip.Prefix{netip.MustParsePrefix("10.65.1.0/26"), netip.MustParsePrefix("fd00:65::/122")}
+	for _, tc := range []struct {
+		prefix string
+		want   bool
+	}{
+		{"10.65.1.0/26", true},    // the block itself
+		{"10.65.1.0/28", true},    // a part of it
+		{"10.65.1.5/32", true},    // a local workload
+		{"10.65.1.9/32", false},   // another host's workload borrowed from the block
+		{"fd00:65::9/128", false}, // the same in IPv6
+		{"fd00:65::/124", true},
+		{"192.0.2.1/32", true},  // a neighbour on the host's subnet
+		{"192.0.2.0/24", true},  // the subnet
+		{"10.65.0.0/16", false}, // a pool that contains the block
+		{"0.0.0.0/0", false},    // a default route
+		{"10.65.2.0/26", false}, // another host's block
+	} {
+		if got := takesOver(netip.MustParsePrefix(tc.prefix), protected, blocks); got != tc.want {
+			t.Errorf("takesOver(%s) = %v, want %v", tc.prefix, got, tc.want)
 		}
 	}
 }
