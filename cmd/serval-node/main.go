@@ -27,7 +27,10 @@ import (
 
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/ipam"
+	"github.com/servalnet/serval/internal/netconst"
 	"github.com/servalnet/serval/internal/node"
+	"github.com/servalnet/serval/internal/overlay"
 	"github.com/servalnet/serval/internal/routing"
 	"github.com/servalnet/serval/internal/version"
 )
@@ -49,7 +52,8 @@ func run() int {
 	var cfg node.Config
 	var etcd datastore.EtcdConfig
 	var endpoints, logLevel, secretsDir, pprofListen, memoryLimit string
-	var showVersion, programOutsidePools bool
+	var showVersion, programOutsidePools, overlayOn bool
+	var mtuFile string
 	fs := flag.NewFlagSet("serval-node", flag.ContinueOnError)
 	fs.StringVar(&cfg.NodeName, "nodename", env("SERVAL_NODENAME", host), "this host's Node name [$SERVAL_NODENAME]")
 	fs.StringVar(&endpoints, "etcd-endpoints", env("SERVAL_ETCD_ENDPOINTS", "http://127.0.0.1:2379"), "etcd endpoints, comma-separated [$SERVAL_ETCD_ENDPOINTS]")
@@ -78,6 +82,8 @@ func run() int {
 	fs.StringVar(&pprofListen, "pprof-listen", env("SERVAL_PPROF_LISTEN", ""), "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty disables [$SERVAL_PPROF_LISTEN]")
 	fs.StringVar(&memoryLimit, "memory-limit", env("SERVAL_MEMORY_LIMIT", ""),
 		"Go runtime soft memory limit, e.g. 512MiB, or off (default: $GOMEMLIMIT if set, else 256MiB) [$SERVAL_MEMORY_LIMIT]")
+	fs.BoolVar(&overlayOn, "overlay", env("SERVAL_OVERLAY", "true") == "true", "program the VXLAN overlay that IP pools with vxlanMode ask for [$SERVAL_OVERLAY]")
+	fs.StringVar(&mtuFile, "mtu-file", env("SERVAL_MTU_FILE", netconst.MTUFile), "where to write the MTU new workloads get; empty disables [$SERVAL_MTU_FILE]")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -137,6 +143,12 @@ func run() int {
 	}
 	if cfg.BGP {
 		deps.Speaker = routing.NewSpeaker(routing.Config{Logger: log, Netlink: nl, StartupHold: routing.DefaultRestartTime, ProgramOutsidePools: programOutsidePools})
+	}
+	if overlayOn {
+		deps.Overlay = &node.OverlayDeps{
+			Manager: overlay.NewManager(nl, log), Links: nl, MTUFile: mtuFile,
+			IPAM: ipam.New(ds, ipam.Config{}), IPIPAvailable: overlay.IPIPAvailable(),
+		}
 	}
 	agent, err := node.New(cfg, deps)
 	if err != nil {

@@ -47,6 +47,8 @@ type Deps struct {
 	Secrets      routing.SecretSource
 	Host         addrdetect.Host
 	Now          func() time.Time
+	// Overlay runs the VXLAN overlay (see overlay.go); nil turns it off.
+	Overlay *OverlayDeps
 }
 
 // Agent is serval-node: it registers the host, follows the datastore,
@@ -131,7 +133,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- syncer.Run(ctx) }()
 	go func() { errc <- dp.Run(ctx) }()
 	if a.d.Speaker != nil {
@@ -139,6 +141,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		bs := datastore.NewSyncer(a.d.Datastore, b, datastore.SyncerConfig{Kinds: bgpKinds, Logger: a.d.Logger})
 		go func() { errc <- bs.Run(ctx) }()
 		go b.run(ctx)
+	}
+	if a.d.Overlay != nil {
+		a.startOverlay(ctx, id.Name, errc)
 	}
 
 	beat := time.NewTicker(10 * time.Second)

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -19,6 +20,16 @@ type Health struct {
 	lastErr    string
 	lastBeat   time.Time
 	stallTime  time.Duration
+	overlay    []string
+}
+
+// SetOverlayProblems records what the overlay refuses or lacks (an IPIP
+// pool this kernel cannot serve, a missing tunnel address): the host is
+// not ready while there are any, and the report says why.
+func (h *Health) SetOverlayProblems(ps []string) {
+	h.mu.Lock()
+	h.overlay = slices.Clone(ps)
+	h.mu.Unlock()
 }
 
 // NewHealth returns a Health that calls the agent dead when its main loop
@@ -51,6 +62,8 @@ type Report struct {
 	InSync     bool   `json:"inSync"`
 	Programmed bool   `json:"programmed"`
 	LastError  string `json:"lastError,omitempty"`
+	// OverlayProblems are why the overlay cannot do what the pools ask.
+	OverlayProblems []string `json:"overlayProblems,omitempty"`
 }
 
 // Report returns the current health.
@@ -60,10 +73,12 @@ func (h *Health) Report() Report {
 	live := h.now().Sub(h.lastBeat) < h.stallTime
 	return Report{
 		Live:       live,
-		Ready:      live && h.inSync && h.programmed && h.lastErr == "",
+		Ready:      live && h.inSync && h.programmed && h.lastErr == "" && len(h.overlay) == 0,
 		InSync:     h.inSync,
 		Programmed: h.programmed,
 		LastError:  h.lastErr,
+
+		OverlayProblems: slices.Clone(h.overlay),
 	}
 }
 

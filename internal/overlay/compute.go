@@ -13,16 +13,24 @@ import (
 // Input is what Compute needs: a snapshot of the datastore plus two facts
 // about the host.
 type Input struct {
-	Node   string
-	Nodes  []*api.Node
-	Pools  []*api.IPPool
-	Blocks []*api.IPAMBlock
+	Node  string
+	Nodes []*api.Node
+	Pools []*api.IPPool
+	// Blocks are the IPAM blocks with the host each is affine to
+	// (confirmed BlockAffinities).
+	Blocks []Block
 	Settings
 	// UplinkMTU is the MTU of the interface carrying the host's address
 	// (0: unknown, 1500 assumed).
 	UplinkMTU int
 	// IPIPAvailable says whether the kernel can make IPIP devices.
 	IPIPAvailable bool
+}
+
+// Block is one IPAM block and its host.
+type Block struct {
+	CIDR netip.Prefix
+	Node string
 }
 
 type hostInfo struct {
@@ -147,18 +155,10 @@ func Compute(in Input) Desired {
 
 	neigh := map[string]bool{}
 	for _, b := range in.Blocks {
-		if b.Spec.Affinity == nil {
+		owner, cidr := b.Node, b.CIDR.Masked()
+		if owner == "" || owner == in.Node || !cidr.IsValid() {
 			continue
 		}
-		owner, ok := strings.CutPrefix(*b.Spec.Affinity, "host:")
-		if !ok || owner == in.Node {
-			continue
-		}
-		cidr, err := netip.ParsePrefix(b.Spec.CIDR)
-		if err != nil {
-			continue
-		}
-		cidr = cidr.Masked()
 		i := slices.IndexFunc(pools, func(p poolInfo) bool {
 			return p.cidr.Addr().BitLen() == cidr.Addr().BitLen() && p.cidr.Bits() <= cidr.Bits() && p.cidr.Contains(cidr.Addr())
 		})

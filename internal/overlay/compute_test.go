@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,13 +30,8 @@ func pool(name, cidr string, vx, ipip api.EncapMode) *api.IPPool {
 	return p
 }
 
-func block(cidr, host string) *api.IPAMBlock {
-	b := &api.IPAMBlock{Spec: api.IPAMBlockSpec{CIDR: cidr}}
-	if host != "" {
-		a := "host:" + host
-		b.Spec.Affinity = &a
-	}
-	return b
+func block(cidr, host string) Block {
+	return Block{CIDR: netip.MustParsePrefix(cidr), Node: host}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -49,8 +45,8 @@ func nodes() []*api.Node {
 	}
 }
 
-func blocks() []*api.IPAMBlock {
-	return []*api.IPAMBlock{
+func blocks() []Block {
+	return []Block{
 		block("192.168.0.0/26", "h1"), block("192.168.0.64/26", "h2"), block("192.168.0.128/26", "h3"),
 		block("192.168.0.192/26", ""),
 		block("fd00:100::/122", "h1"), block("fd00:100::40/122", "h2"), block("fd00:100::80/122", "h3"),

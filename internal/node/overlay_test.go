@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/ipam"
+	"github.com/servalnet/serval/internal/overlay"
+)
+
+// The host gets a tunnel address from a VXLAN pool that allows Tunnel use,
+// and a MAC, both written into its Node; they are released when no pool
+// needs them any more.
+func TestOverlayTunnelAddress(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	ds := datastore.NewMemory(log)
+	if _, err := Register(ctx, ds, Identity{Name: "h1", IPv4: netip.MustParsePrefix("10.0.1.11/24")}); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name, cidr string, mode api.EncapMode, uses ...api.IPPoolAllowedUse) *api.IPPool {
+		r, _ := api.New("IPPool")
+		p := r.(*api.IPPool)
+		p.Spec = api.IPPoolSpec{CIDR: cidr, VXLANMode: mode, AllowedUses: uses}
+		p.Name = name
+		p.SetDefaults()
+		return p
+	}
+	workloadsOnly := mk("workloads", "192.168.0.0/16", api.EncapAlways, api.AllowedUseWorkload)
+	tunnels := mk("tunnels", "10.200.0.0/16", api.EncapAlways, api.AllowedUseTunnel)
+	for _, p := range []*api.IPPool{workloadsOnly, tunnels} {
+		if _, err := ds.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ip := ipam.New(ds, ipam.Config{})
+	o := newOverlayLoop("h1", ds, OverlayDeps{IPAM: ip}, log, NewHealth(time.Now, time.Minute))
+	round := func(pools ...*api.IPPool) *api.Node {
+		t.Helper()
+		r, err := ds.Get(ctx, api.Key{Kind: "Node", Name: "h1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := overlay.Input{Node: "h1", Nodes: []*api.Node{r.(*api.Node)}, Pools: pools}
+		if err := o.ensureTunnels(ctx, in, overlay.Compute(in)); err != nil {
+			t.Fatalf("ensureTunnels: %v", err)
+		}
+		r, _ = ds.Get(ctx, api.Key{Kind: "Node", Name: "h1"})
+		return r.(*api.Node)
+	}
+	n := round(workloadsOnly, tunnels)
+	a, err := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
+	if err != nil || !netip.MustParsePrefix("10.200.0.0/16").Contains(a) {
+		t.Fatalf("tunnel address %q: want one from the pool that allows Tunnel", n.Spec.IPv4VXLANTunnelAddr)
+	}
+	if n.Spec.VXLANTunnelMACAddr != tunnelMAC("h1", false).String() {
+		t.Fatalf("tunnel MAC %q", n.Spec.VXLANTunnelMACAddr)
+	}
+	if again := round(workloadsOnly, tunnels); again.Spec.IPv4VXLANTunnelAddr != n.Spec.IPv4VXLANTunnelAddr {
+		t.Fatalf("a second round moved the tunnel address %s -> %s", n.Spec.IPv4VXLANTunnelAddr, again.Spec.IPv4VXLANTunnelAddr)
+	}
+	held, err := ip.IPsByHandle(ctx, tunnelHandle("h1", false))
+	if err != nil || len(held) != 1 || held[0] != a {
+		t.Fatalf("IPAM handle holds %v (%v), want [%s]", held, err, a)
+	}
+
+	// The pools go back to Never: the address is released and cleared.
+	n = round(mk("workloads", "192.168.0.0/16", api.EncapNever), mk("tunnels", "10.200.0.0/16", api.EncapNever))
+	if n.Spec.IPv4VXLANTunnelAddr != "" || n.Spec.VXLANTunnelMACAddr != "" {
+		t.Fatalf("tunnel left in the Node: %q %q", n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr)
+	}
+	if held, _ := ip.IPsByHandle(ctx, tunnelHandle("h1", false)); len(held) != 0 {
+		t.Fatalf("IPAM still holds %v", held)
+	}
+}
+
+// An IPIP pool on a kernel without IPIP makes the host unready, saying why.
+func TestOverlayIPIPUnavailableIsReported(t *testing.T) {
+	p := &api.IPPool{Spec: api.IPPoolSpec{CIDR: "192.168.0.0/16", IPIPMode: api.EncapAlways}}
+	p.Name = "ipip"
+	p.SetDefaults()
+	d := overlay.Compute(overlay.Input{Node: "h1", Pools: []*api.IPPool{p}})
+	h := NewHealth(time.Now, time.Minute)
+	h.SetInSync(true)
+	h.SetProgrammed(nil)
+	h.SetOverlayProblems(d.Problems)
+	r := h.Report()
+	if r.Ready || len(r.OverlayProblems) != 1 {
+		t.Fatalf("report %+v: want not ready with one overlay problem", r)
+	}
+}
