@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
 	"github.com/servalnet/serval/internal/dataplane"
@@ -148,6 +149,13 @@ func run() int {
 		deps.Overlay = &node.OverlayDeps{
 			Manager: overlay.NewManager(nl, log), Links: nl, MTUFile: mtuFile,
 			IPAM: ipam.New(ds, ipam.Config{}), IPIPAvailable: overlay.IPIPAvailable(),
+			Guard: func(g overlay.Guard) error {
+				c, err := nftables.New()
+				if err != nil {
+					return fmt.Errorf("opening nftables: %w", err)
+				}
+				return overlay.ApplyGuard(c, g)
+			},
 		}
 	}
 	agent, err := node.New(cfg, deps)

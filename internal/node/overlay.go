@@ -35,6 +35,8 @@ type OverlayDeps struct {
 	// Resync is how often the kernel is read back even with no change
 	// (and the uplink MTU checked); 10s when zero.
 	Resync time.Duration
+	// Guard programs the nftables guard of the VXLAN port (nil: none).
+	Guard func(overlay.Guard) error
 	// AfterApply, when set, runs after each apply that changed the set of
 	// overlay routes (serval-node resyncs BGP's kernel routes, which
 	// stand aside for ours and must come back when ours go).
@@ -115,6 +117,7 @@ func (o *overlayLoop) run(ctx context.Context) {
 	tick := time.NewTicker(o.d.Resync)
 	defer tick.Stop()
 	var lastRoutes []overlay.Route
+	var lastGuard *overlay.Guard
 	for {
 		select {
 		case <-ctx.Done():
@@ -135,6 +138,17 @@ func (o *overlayLoop) run(ctx context.Context) {
 		if err != nil {
 			o.log.Warn("programming the overlay", "err", err)
 			d.Problems = append(d.Problems, "programming the overlay: "+err.Error())
+		}
+		if o.d.Guard != nil {
+			g := overlay.GuardOf(d, "cali")
+			if lastGuard == nil || !reflect.DeepEqual(g, *lastGuard) {
+				if gerr := o.d.Guard(g); gerr != nil {
+					d.Problems = append(d.Problems, gerr.Error())
+					lastGuard = nil
+				} else {
+					lastGuard = &g
+				}
+			}
 		}
 		if o.d.MTUFile != "" {
 			if werr := overlay.WriteMTUFile(o.d.MTUFile, d.WorkloadMTU(in.UplinkMTU)); werr != nil {
