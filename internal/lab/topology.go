@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,7 +29,10 @@ type Topology struct {
 	// cabled back to back by one veth pair, nothing between them (the
 	// dataplane benchmark's topology). A wire lab reaches its datastore
 	// over a management link per host, off the wire.
-	Fabric    string     `json:"fabric,omitempty"`
+	Fabric string `json:"fabric,omitempty"`
+	// MTU of the fabric (every member's eth0 and the bridge's ports); 0
+	// leaves the kernel's 1500.
+	MTU       int        `json:"mtu,omitempty"`
 	Datastore Datastore  `json:"datastore"`
 	Router    *Router    `json:"router,omitempty"`
 	Hosts     []Host     `json:"hosts"`
@@ -59,14 +63,22 @@ type Datastore struct {
 
 // Router is the optional top-of-rack router every host peers with.
 type Router struct {
-	Name     string `json:"name,omitempty"` // default "router"
-	Kind     string `json:"kind"`           // bird | frr
+	Name string `json:"name,omitempty"` // default "router"
+	// Kind is bird or frr (a BGP router), or static: a router that only
+	// forwards between its subnets and learns no workload routes at all
+	// (the fabric an overlay is for).
+	Kind     string `json:"kind"`
 	ASNumber uint32 `json:"asNumber"`
 	Address  string `json:"address"` // ADDR/PREFIX on the fabric
 	// DefaultRoute gives every host a static default route via the router
 	// (nil: true), as servers have towards their top-of-rack. Set it false
 	// when the router should advertise the default route by BGP instead.
 	DefaultRoute *bool `json:"defaultRoute,omitempty"`
+	// Subnets are the router's addresses (ADDR/PREFIX) on further host
+	// subnets, all on the same segment as the fabric: hosts may have
+	// their address on any of them, and their default route goes via the
+	// router's address on their own subnet.
+	Subnets []string `json:"subnets,omitempty"`
 	// ExternalAddress is the router's address on the external hosts'
 	// segment (ADDR/PREFIX); defaults to the first address of their subnet.
 	ExternalAddress string `json:"externalAddress,omitempty"`
@@ -180,9 +192,9 @@ func ParseTopology(source string, data []byte) (*Topology, error) {
 // the decoded document so an unknown or misspelt key is reported with its
 // path (hosts[1].adress), which encoding/json cannot do.
 var fields = map[string][]string{
-	"":              {"name", "fabric", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests"},
+	"":              {"name", "fabric", "mtu", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests"},
 	"datastore":     {"kind", "members", "address", "memberAddresses"},
-	"router":        {"name", "kind", "asNumber", "address", "defaultRoute", "externalAddress"},
+	"router":        {"name", "kind", "asNumber", "address", "subnets", "defaultRoute", "externalAddress"},
 	"externalHosts": {"name", "address"},
 	"hosts":         {"name", "address", "asNumber"},
 	"workloads":     {"name", "host", "namespace", "address", "labels", "profiles"},
@@ -280,8 +292,23 @@ func (t *Topology) validate() []string {
 	}
 
 	// The fabric: one segment every host (and the router, and the
-	// datastore) sits on, so its subnet comes from the first host.
+	// datastore) sits on, so its subnet comes from the first host; the
+	// router's subnets add further subnets on the same segment.
 	var fabric netip.Prefix
+	var extraSubnets []netip.Prefix
+	if t.Router != nil {
+		for i, a := range t.Router.Subnets {
+			p, err := netip.ParsePrefix(a)
+			if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+				bad(fmt.Sprintf("router.subnets[%d]", i), "%q is not an IPv4 address with a prefix length of 30 or shorter", a)
+				continue
+			}
+			extraSubnets = append(extraSubnets, p.Masked())
+		}
+	}
+	if t.MTU != 0 && (t.MTU < 1280 || t.MTU > 65535) {
+		bad("mtu", "%d is not a fabric MTU (1280-65535, or 0 for 1500)", t.MTU)
+	}
 	used := map[netip.Addr]string{}
 	useAddr := func(path, s string) netip.Prefix {
 		p, err := netip.ParsePrefix(s)
@@ -297,7 +324,7 @@ func (t *Topology) validate() []string {
 			bad(path, "%q is the subnet's network or broadcast address", s)
 			return netip.Prefix{}
 		}
-		if fabric.IsValid() && fabric != p.Masked() {
+		if fabric.IsValid() && fabric != p.Masked() && !slices.Contains(extraSubnets, p.Masked()) {
 			bad(path, "%q is not on the fabric subnet %s (every host, the router and the datastore share one segment)", s, fabric)
 			return netip.Prefix{}
 		}
@@ -332,19 +359,27 @@ func (t *Topology) validate() []string {
 		}
 		useName("router.name", r.Name)
 		switch r.Kind {
-		case "bird", "frr":
+		case "bird", "frr", RouterStatic:
 		case "":
-			bad("router.kind", "required (bird or frr)")
+			bad("router.kind", "required (bird, frr or static)")
 		default:
-			bad("router.kind", "%q is not a router kind (bird or frr)", r.Kind)
+			bad("router.kind", "%q is not a router kind (bird, frr or static)", r.Kind)
 		}
-		if r.ASNumber == 0 {
+		if r.ASNumber == 0 && r.Kind != RouterStatic {
 			bad("router.asNumber", "required (1-4294967295)")
 		}
 		if r.Address == "" {
 			bad("router.address", "required (like 172.17.8.1/24)")
 		} else {
 			useAddr("router.address", r.Address)
+		}
+		for i, a := range r.Subnets {
+			if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is4() && p.Bits() <= 30 {
+				useAddr(fmt.Sprintf("router.subnets[%d]", i), a)
+			}
+		}
+		if r.Kind == RouterStatic && len(t.ExternalHosts) > 0 {
+			bad("externalHosts", "need a BGP router (a static router teaches them no workload routes)")
 		}
 	}
 
@@ -486,6 +521,24 @@ func (t *Topology) validateExternal(bad func(path, format string, a ...any), use
 			}
 		}
 	}
+}
+
+// RouterStatic is the router kind that forwards and speaks no BGP.
+const RouterStatic = "static"
+
+// HostGateway is the router's address on h's subnet (invalid without a
+// router or when none is on it).
+func (t *Topology) HostGateway(h Host) netip.Addr {
+	if t.Router == nil {
+		return netip.Addr{}
+	}
+	ha, _ := netip.ParsePrefix(h.Address)
+	for _, a := range append([]string{t.Router.Address}, t.Router.Subnets...) {
+		if p, err := netip.ParsePrefix(a); err == nil && p.Masked().Contains(ha.Addr()) {
+			return p.Addr()
+		}
+	}
+	return netip.Addr{}
 }
 
 // Fabric kinds.

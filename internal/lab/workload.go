@@ -19,7 +19,11 @@ const NetworkName = "serval"
 // would hand serval-cni, with Calico's keys. Workload labels and profiles do
 // not go here but in runtimeConfig (see runtimeConf), as a runtime passes
 // per-container data; the plugin declares those capabilities.
-func NetConf(etcd, host string) ([]byte, error) {
+//
+// With mtuFile set, the mtu is left to the plugin, which reads it from the
+// file host's serval-node writes (the fabric's less the overlay's
+// overhead); without, it is 1500.
+func NetConf(etcd, host string, mtuFile ...string) ([]byte, error) {
 	plugin := map[string]any{
 		"type":           "serval",
 		"etcd_endpoints": etcd,
@@ -28,6 +32,9 @@ func NetConf(etcd, host string) ([]byte, error) {
 		"log_level":      "info",
 		"capabilities":   map[string]bool{"labels": true, "profiles": true},
 		"ipam":           map[string]any{"type": "serval-ipam"},
+	}
+	if len(mtuFile) > 0 && mtuFile[0] != "" {
+		plugin["mtu"], plugin["mtu_file"] = 0, mtuFile[0]
 	}
 	list := map[string]any{
 		"cniVersion": "1.0.0",
@@ -81,7 +88,7 @@ func (l *Lab) runtimeConf(w *Workload) *libcni.RuntimeConf {
 }
 
 func (l *Lab) netConfList(w *Workload) (*libcni.NetworkConfigList, error) {
-	data, err := NetConf(l.State.EtcdEndpoint, w.Host)
+	data, err := NetConf(l.State.EtcdEndpoint, w.Host, MTUFile(l.AgentSocket(w.Host)))
 	if err != nil {
 		return nil, fmt.Errorf("building the CNI config of %s: %w", w.Name, err)
 	}

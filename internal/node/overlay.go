@@ -80,8 +80,12 @@ func newOverlayLoop(node string, ds datastore.Interface, d OverlayDeps, log *slo
 	if d.Resync == 0 {
 		d.Resync = 10 * time.Second
 	}
+	// Not ready until the first round has run: workloads created before
+	// would miss the MTU file and the tunnel routes.
+	first := []string{"the overlay has not been computed yet"}
+	h.SetOverlayProblems(first)
 	return &overlayLoop{node: node, ds: ds, d: d, log: log.With("component", "overlay"), health: h,
-		trigger: make(chan struct{}, 1), objects: map[api.Key]api.Resource{}}
+		trigger: make(chan struct{}, 1), objects: map[api.Key]api.Resource{}, problems: first}
 }
 
 func (o *overlayLoop) OnStatus(s datastore.Status) {
