@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/servalnet/serval/internal/lab"
 	"github.com/servalnet/serval/internal/labtest"
+	"github.com/servalnet/serval/internal/node"
 )
 
 var binDir, repo string
@@ -39,9 +41,9 @@ hosts:
   - {name: h2, address: 172.31.1.12/24}
   - {name: h3, address: 172.31.2.13/24}
 workloads:
-  - {name: w1, host: h1}
+  - {name: w1, host: h1, labels: {role: untrusted}}
   - {name: w2, host: h2}
-  - {name: w3, host: h3}
+  - {name: w3, host: h3, labels: {app: db}}
 manifests:
   - %s
 `, mtu, filepath.Join(repo, "test", "overlay", "testdata", "vxlan-always.yaml"))
@@ -124,15 +126,36 @@ func wip(t *testing.T, l *lab.Lab, w string) netip.Addr {
 // setMode switches the overlay pool's vxlanMode with servalctl.
 func setMode(t *testing.T, l *lab.Lab, mode string) {
 	t.Helper()
+	setPool(t, l, "vxlanMode: "+mode)
+}
+
+// setPool applies the overlay pool with its "vxlanMode: Always" line
+// replaced by modes.
+func setPool(t *testing.T, l *lab.Lab, modes string) {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repo, "test", "overlay", "testdata", "vxlan-always.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := strings.SplitN(string(data), "---", 2)[0]
-	pool = strings.Replace(pool, "vxlanMode: Always", "vxlanMode: "+mode, 1)
+	pool = strings.Replace(pool, "vxlanMode: Always", modes, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if out, err := l.Servalctl(ctx, []byte(pool), "apply", "-f", "-"); err != nil {
-		t.Fatalf("servalctl apply vxlanMode %s: %v\n%s", mode, err, out)
+		t.Fatalf("servalctl apply %s: %v\n%s", modes, err, out)
 	}
+}
+
+// health is host's health as `servalctl node status` reports it.
+func health(t *testing.T, l *lab.Lab, host string) node.Report {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(binDir, "servalctl"), "node", "status", "--socket", l.AgentSocket(host), "-o", "json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("servalctl node status on %s: %v\n%s", host, err, out)
+	}
+	var rep node.StatusReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("servalctl node status on %s: %v\n%s", host, err, out)
+	}
+	return rep.Health
 }

@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -54,6 +55,7 @@ func TestVXLANAcrossSubnets(t *testing.T) {
 	}
 
 	checkMTU(t, l, 1400-overlay.OverheadV4)
+	checkPolicy(t, l)
 	checkGuard(t, l)
 	checkNATOutgoing(t, l)
 
@@ -91,6 +93,32 @@ func TestVXLANAcrossSubnets(t *testing.T) {
 	})
 	if probe(t, l, "w1", "w3") {
 		t.Error("Never: w1 reached w3 across a router that knows no workload route")
+	}
+	// Within the subnet, BGP's own routes come back once the overlay's
+	// are gone (they stood aside for them).
+	eventually(t, 30*time.Second, "Never: w1 reaches w2 by BGP's routes", func() error {
+		if !probe(t, l, "w1", "w2") {
+			return fmt.Errorf("w1 cannot reach w2")
+		}
+		return nil
+	})
+
+	// IPIP on a kernel without it: refused, reported, never in the clear
+	// (not even to h2 on the same subnet, which BGP could reach).
+	setPool(t, l, "vxlanMode: Never\n  ipipMode: Always")
+	eventually(t, 30*time.Second, "IPIP pool reported and its blocks unreachable", func() error {
+		r := mustSh(t, l.Netns("h1"), "ip", "route", "show", "proto", strconv.Itoa(overlay.RouteProtocol))
+		if strings.Count(r, "unreachable") != 2 {
+			return fmt.Errorf("routes:\n%s", r)
+		}
+		h := health(t, l, "h1")
+		if h.Ready || !strings.Contains(strings.Join(h.OverlayProblems, " "), "ipipMode") {
+			return fmt.Errorf("health %+v", h)
+		}
+		return nil
+	})
+	if probe(t, l, "w1", "w2") {
+		t.Error("IPIP unavailable: w1 reached w2 in the clear")
 	}
 	setMode(t, l, "Always")
 	reachAll(t, l, "back to Always, every workload is reached again")
@@ -299,4 +327,40 @@ func checkNATOutgoing(t *testing.T, l *lab.Lab) {
 		}
 		ln.Close()
 	}
+}
+
+// checkPolicy: a policy gives over the tunnel the answers it gives routed:
+// w3 (app=db) admits w2 and not w1 (role=untrusted), the other way round
+// nothing changes.
+func checkPolicy(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	pol := `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: db-refuses-untrusted
+spec:
+  order: 10
+  selector: app == 'db'
+  ingress:
+    - action: Deny
+      source:
+        selector: role == 'untrusted'
+`
+	ctx := context.Background()
+	if out, err := l.Servalctl(ctx, []byte(pol), "apply", "-f", "-"); err != nil {
+		t.Fatalf("applying the policy: %v\n%s", err, out)
+	}
+	want := map[[2]string]bool{{"w1", "w3"}: false, {"w2", "w3"}: true, {"w3", "w1"}: true, {"w3", "w2"}: true, {"w1", "w2"}: true}
+	eventually(t, 30*time.Second, "the policy holds over the tunnel", func() error {
+		for p, ok := range want {
+			if got := probe(t, l, p[0], p[1]); got != ok {
+				return fmt.Errorf("%s -> %s: allowed %t, want %t", p[0], p[1], got, ok)
+			}
+		}
+		return nil
+	})
+	if out, err := l.Servalctl(ctx, nil, "delete", "globalnetworkpolicy", "db-refuses-untrusted"); err != nil {
+		t.Fatalf("deleting the policy: %v\n%s", err, out)
+	}
+	reachAll(t, l, "without the policy, everything is reached again")
 }
