@@ -122,6 +122,7 @@ func (o *overlayLoop) run(ctx context.Context) {
 	defer tick.Stop()
 	var lastRoutes []overlay.Route
 	var lastGuard *overlay.Guard
+	var lastWarnings []string
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,6 +159,12 @@ func (o *overlayLoop) run(ctx context.Context) {
 			if werr := overlay.WriteMTUFile(o.d.MTUFile, d.WorkloadMTU(in.UplinkMTU)); werr != nil {
 				d.Problems = append(d.Problems, werr.Error())
 			}
+		}
+		if !slices.Equal(d.Warnings, lastWarnings) {
+			for _, w := range d.Warnings {
+				o.log.Warn("overlay", "warning", w)
+			}
+			lastWarnings = d.Warnings
 		}
 		if !slices.Equal(d.Problems, o.problems) {
 			for _, p := range d.Problems {

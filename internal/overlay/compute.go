@@ -181,7 +181,7 @@ func Compute(in Input) Desired {
 			}
 			if devs[f] == nil || !known || !remote.addr[f].IsValid() || !remote.tunnel[f].IsValid() || remote.mac[f] == nil {
 				if enabled && devs[f] != nil {
-					d.Problems = append(d.Problems, fmt.Sprintf("block %s of node %q is unreachable: the node has no VXLAN tunnel address, MAC or host address of its family yet", cidr, owner))
+					d.Warnings = append(d.Warnings, fmt.Sprintf("block %s of node %q is unreachable: the node has no VXLAN tunnel address, MAC or host address of its family yet", cidr, owner))
 				}
 				break
 			}
@@ -213,6 +213,7 @@ func Compute(in Input) Desired {
 	})
 	slices.Sort(d.Problems)
 	d.Problems = slices.Compact(d.Problems)
+	slices.Sort(d.Warnings)
 	return d
 }
 
@@ -256,6 +257,9 @@ func (d Desired) Text() string {
 	fmt.Fprintf(&b, "mtu ipv4 %d ipv6 %d tunnel4 %t tunnel6 %t\n", d.MTU4, d.MTU6, d.NeedTunnel4, d.NeedTunnel6)
 	for _, p := range d.Problems {
 		fmt.Fprintf(&b, "problem %s\n", p)
+	}
+	for _, w := range d.Warnings {
+		fmt.Fprintf(&b, "warning %s\n", w)
 	}
 	return b.String()
 }

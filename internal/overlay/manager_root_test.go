@@ -129,6 +129,24 @@ func TestManagerKernel(t *testing.T) {
 		t.Errorf("stale FDB entry after CrossSubnet:\n%s", fdb)
 	}
 
+	// FelixConfiguration's port, VNI and MTU: the device is recreated
+	// with them (the kernel cannot change VNI or port in place) and the
+	// tunnel still carries traffic.
+	for i := range hs {
+		in := in(i, api.EncapAlways)
+		in.Settings = Settings{VXLANPort: ptr(8472), VXLANVNI: ptr(77), VXLANMTU: ptr(1400)}
+		if err := NewManager(hs[i], nil).Apply(Compute(in)); err != nil {
+			t.Fatalf("apply with settings on %s: %v", names[i], err)
+		}
+	}
+	got = run(t, names[0], "ip", "-d", "link", "show", DeviceV4)
+	for _, w := range []string{"mtu 1400", "vxlan id 77", "dstport 8472"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("device %s lacks %q after settings:\n%s", DeviceV4, w, got)
+		}
+	}
+	run(t, names[0], "ping", "-c", "1", "-W", "2", "-I", "192.168.0.1", "192.168.0.65")
+
 	// Never: the overlay removes everything it programmed.
 	apply(api.EncapNever)
 	if r := run(t, names[0], "ip", "route", "show", "proto", "81"); r != "" {

@@ -95,8 +95,12 @@ type Desired struct {
 	// NeedTunnel4/6 say that this host needs a tunnel address of that
 	// family (some pool of the family has VXLAN on and VXLAN is enabled).
 	NeedTunnel4, NeedTunnel6 bool
-	// Problems explain what the host refuses (status and readiness).
+	// Problems explain what this host refuses or lacks (status and
+	// readiness: the host is not ready while there are any).
 	Problems []string
+	// Warnings are about other hosts (a peer with no tunnel address yet):
+	// logged, their blocks unreachable, but this host stays ready.
+	Warnings []string
 	// MTU4/MTU6 are the workload MTUs the overlay asks for (0: no
 	// encapsulation of that family; the uplink MTU stands).
 	MTU4, MTU6 int

@@ -135,6 +135,24 @@ func TestVXLANJumbo(t *testing.T) {
 	l := upLab(t, "j", topology(9000))
 	reachAll(t, l, "VXLAN Always reaches every workload")
 	checkMTU(t, l, 9000-overlay.OverheadV4)
+
+	// The uplink's MTU changes: the device and the MTU file new workloads
+	// read follow, with the same agent.
+	pid := l.AgentPID("h1")
+	mustSh(t, l.Netns("h1"), "ip", "link", "set", "eth0", "mtu", "8000")
+	eventually(t, 30*time.Second, "h1 follows its uplink's new MTU", func() error {
+		f, err := overlay.ReadMTUFile(lab.MTUFile(l.AgentSocket("h1")))
+		if err != nil || f != 8000-overlay.OverheadV4 {
+			return fmt.Errorf("MTU file: %d, %v", f, err)
+		}
+		if out := mustSh(t, l.Netns("h1"), "ip", "link", "show", overlay.DeviceV4); !strings.Contains(out, fmt.Sprintf("mtu %d ", 8000-overlay.OverheadV4)) {
+			return fmt.Errorf("device:\n%s", out)
+		}
+		return nil
+	})
+	if now := l.AgentPID("h1"); now != pid {
+		t.Errorf("serval-node on h1 restarted (pid %d -> %d)", pid, now)
+	}
 }
 
 // checkMTU: the workload's MTU is want; a DF ping of want-28 bytes of
