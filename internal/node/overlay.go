@@ -72,6 +72,9 @@ type overlayLoop struct {
 	mu      sync.Mutex
 	synced  bool
 	objects map[api.Key]api.Resource
+	// gone are Nodes deleted since the last round, whose tunnel
+	// addresses are released (by every host: releasing is idempotent).
+	gone []string
 
 	problems []string
 }
@@ -102,6 +105,9 @@ func (o *overlayLoop) OnUpdates(us []datastore.Update) {
 	for _, u := range us {
 		if u.Type == datastore.Deleted {
 			delete(o.objects, u.Key)
+			if u.Key.Kind == "Node" && u.Key.Name != o.node {
+				o.gone = append(o.gone, u.Key.Name)
+			}
 		} else {
 			o.objects[u.Key] = u.Object
 		}
@@ -134,6 +140,7 @@ func (o *overlayLoop) run(ctx context.Context) {
 		if !ok {
 			continue
 		}
+		o.releaseGone(ctx)
 		d := overlay.Compute(in)
 		if err := o.ensureTunnels(ctx, in, d); err != nil {
 			o.log.Warn("tunnel addresses", "err", err)
@@ -347,6 +354,33 @@ func (o *overlayLoop) ensureTunnels(ctx context.Context, in overlay.Input, d ove
 		errs = append(errs, fmt.Errorf("writing tunnel addresses into node %q: %w", o.node, err))
 	}
 	return errors.Join(errs...)
+}
+
+// releaseGone releases the tunnel addresses of deleted Nodes: they go
+// with the Node. A failure is retried next round.
+func (o *overlayLoop) releaseGone(ctx context.Context) {
+	o.mu.Lock()
+	gone := o.gone
+	o.gone = nil
+	o.mu.Unlock()
+	if o.d.IPAM == nil {
+		return
+	}
+	var retry []string
+	for _, n := range gone {
+		for _, v6 := range []bool{false, true} {
+			if err := o.d.IPAM.ReleaseByHandle(ctx, tunnelHandle(n, v6)); err != nil {
+				o.log.Warn("releasing a deleted node's tunnel address", "node", n, "err", err)
+				retry = append(retry, n)
+				break
+			}
+		}
+	}
+	if len(retry) > 0 {
+		o.mu.Lock()
+		o.gone = append(o.gone, retry...)
+		o.mu.Unlock()
+	}
 }
 
 // tunnelPools are the enabled VXLAN pools of one family that allow Tunnel.

@@ -94,3 +94,28 @@ func TestOverlayIPIPUnavailableIsReported(t *testing.T) {
 		t.Fatalf("report %+v: want not ready with one overlay problem", r)
 	}
 }
+
+// A deleted Node's tunnel address goes with it.
+func TestOverlayReleasesDeletedNodesTunnel(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	ds := datastore.NewMemory(log)
+	r, _ := api.New("IPPool")
+	p := r.(*api.IPPool)
+	p.Name, p.Spec = "overlay", api.IPPoolSpec{CIDR: "10.244.0.0/16", VXLANMode: api.EncapAlways}
+	p.SetDefaults()
+	if _, err := ds.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	ip := ipam.New(ds, ipam.Config{})
+	res, err := ip.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: tunnelHandle("h2", false), Node: "h2", IPv4Pools: []string{"overlay"}})
+	if err != nil || len(res.IPv4) != 1 {
+		t.Fatalf("allocating h2's tunnel address: %v", err)
+	}
+	o := newOverlayLoop("h1", ds, OverlayDeps{IPAM: ip}, log, NewHealth(time.Now, time.Minute))
+	o.OnUpdates([]datastore.Update{{Type: datastore.Deleted, Key: api.Key{Kind: "Node", Name: "h2"}}})
+	o.releaseGone(ctx)
+	if held, _ := ip.IPsByHandle(ctx, tunnelHandle("h2", false)); len(held) != 0 {
+		t.Fatalf("h2 is gone but its tunnel address %v is still held", held)
+	}
+}
