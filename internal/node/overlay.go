@@ -228,6 +228,8 @@ func (o *overlayLoop) input() (overlay.Input, bool) {
 		pick(&in.VXLANVNI, s.VXLANVNI)
 		pick(&in.VXLANMTU, s.VXLANMTU)
 		pick(&in.VXLANMTU6, s.VXLANMTUV6)
+		pick(&in.IPIPEnabled, s.IPIPEnabled)
+		pick(&in.IPIPMTU, s.IPIPMTU)
 	}
 	sort.Slice(in.Nodes, func(i, j int) bool { return in.Nodes[i].Name < in.Nodes[j].Name })
 	var host []netip.Addr
@@ -289,6 +291,12 @@ func (o *overlayLoop) ensureTunnels(ctx context.Context, in overlay.Input, d ove
 	}
 	n := *self
 	spec := n.Spec
+	if spec.BGP != nil {
+		// A copy: self is the syncer's cached object, and the comparison
+		// below must see what changed.
+		b := *spec.BGP
+		spec.BGP = &b
+	}
 	var errs []error
 	for _, v6 := range []bool{false, true} {
 		need, addr, mac := d.NeedTunnel4, &spec.IPv4VXLANTunnelAddr, &spec.VXLANTunnelMACAddr
@@ -344,6 +352,9 @@ func (o *overlayLoop) ensureTunnels(ctx context.Context, in overlay.Input, d ove
 			*mac = tunnelMAC(o.node, v6).String()
 		}
 	}
+	if err := o.ensureIPIPTunnel(ctx, in, d, &spec); err != nil {
+		errs = append(errs, err)
+	}
 	if reflect.DeepEqual(spec, self.Spec) {
 		return errors.Join(errs...)
 	}
@@ -354,6 +365,57 @@ func (o *overlayLoop) ensureTunnels(ctx context.Context, in overlay.Input, d ove
 		errs = append(errs, fmt.Errorf("writing tunnel addresses into node %q: %w", o.node, err))
 	}
 	return errors.Join(errs...)
+}
+
+// ensureIPIPTunnel gives this host an IPIP tunnel address (Node
+// spec.bgp.ipv4IPIPTunnelAddr) from an IPIP pool that allows Tunnel use
+// while one is needed, and releases it after.
+func (o *overlayLoop) ensureIPIPTunnel(ctx context.Context, in overlay.Input, d overlay.Desired, spec *api.NodeSpec) error {
+	var cur netip.Addr
+	if spec.BGP != nil {
+		cur, _ = netip.ParseAddr(spec.BGP.IPv4IPIPTunnelAddr)
+	}
+	handle := "ipip-tunnel-addr-" + o.node
+	var names []string
+	var pools []netip.Prefix
+	for _, p := range in.Pools {
+		c, err := netip.ParsePrefix(p.Spec.CIDR)
+		if err != nil || !c.Addr().Is4() || p.Spec.Disabled || p.Spec.IPIPMode != api.EncapAlways && p.Spec.IPIPMode != api.EncapCrossSubnet {
+			continue
+		}
+		if len(p.Spec.AllowedUses) > 0 && !slices.Contains(p.Spec.AllowedUses, api.AllowedUseTunnel) {
+			continue
+		}
+		names, pools = append(names, p.Name), append(pools, c.Masked())
+	}
+	valid := cur.IsValid() && slices.ContainsFunc(pools, func(p netip.Prefix) bool { return p.Contains(cur) })
+	switch {
+	case d.NeedTunnelIPIP && !valid:
+		if len(names) == 0 {
+			return errors.New("no IPIP pool allows Tunnel use: this host gets no IPIP tunnel address")
+		}
+		if cur.IsValid() {
+			_ = o.d.IPAM.ReleaseByHandle(ctx, handle)
+		}
+		res, err := o.d.IPAM.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: handle, Node: o.node, ReuseHandle: true,
+			IPv4Pools: names, Attrs: map[string]string{"node": o.node, "type": "ipipTunnelAddress"}})
+		if err != nil {
+			return fmt.Errorf("allocating the IPIP tunnel address: %w", err)
+		}
+		if len(res.IPv4) == 0 {
+			return errors.New("allocating the IPIP tunnel address: IPAM returned none")
+		}
+		if spec.BGP == nil {
+			spec.BGP = &api.NodeBGPSpec{}
+		}
+		spec.BGP.IPv4IPIPTunnelAddr = res.IPv4[0].String()
+	case !d.NeedTunnelIPIP && cur.IsValid():
+		if err := o.d.IPAM.ReleaseByHandle(ctx, handle); err != nil {
+			return fmt.Errorf("releasing the IPIP tunnel address %s: %w", cur, err)
+		}
+		spec.BGP.IPv4IPIPTunnelAddr = ""
+	}
+	return nil
 }
 
 // releaseGone releases the tunnel addresses of deleted Nodes: they go
@@ -368,8 +430,8 @@ func (o *overlayLoop) releaseGone(ctx context.Context) {
 	}
 	var retry []string
 	for _, n := range gone {
-		for _, v6 := range []bool{false, true} {
-			if err := o.d.IPAM.ReleaseByHandle(ctx, tunnelHandle(n, v6)); err != nil {
+		for _, h := range []string{tunnelHandle(n, false), tunnelHandle(n, true), "ipip-tunnel-addr-" + n} {
+			if err := o.d.IPAM.ReleaseByHandle(ctx, h); err != nil {
 				o.log.Warn("releasing a deleted node's tunnel address", "node", n, "err", err)
 				retry = append(retry, n)
 				break

@@ -119,3 +119,44 @@ func TestOverlayReleasesDeletedNodesTunnel(t *testing.T) {
 		t.Fatalf("h2 is gone but its tunnel address %v is still held", held)
 	}
 }
+
+// On a kernel with IPIP, an IPIP pool gives the host an IPIP tunnel
+// address in its Node (spec.bgp.ipv4IPIPTunnelAddr), released after.
+func TestOverlayIPIPTunnelAddress(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	ds := datastore.NewMemory(log)
+	if _, err := Register(ctx, ds, Identity{Name: "h1", IPv4: netip.MustParsePrefix("10.0.1.11/24")}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := api.New("IPPool")
+	p := r.(*api.IPPool)
+	p.Name, p.Spec = "ipip", api.IPPoolSpec{CIDR: "10.244.0.0/16", IPIPMode: api.EncapAlways}
+	p.SetDefaults()
+	if _, err := ds.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	o := newOverlayLoop("h1", ds, OverlayDeps{IPAM: ipam.New(ds, ipam.Config{})}, log, NewHealth(time.Now, time.Minute))
+	round := func(pools ...*api.IPPool) string {
+		t.Helper()
+		r, err := ds.Get(ctx, api.Key{Kind: "Node", Name: "h1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := overlay.Input{Node: "h1", Nodes: []*api.Node{r.(*api.Node)}, Pools: pools, IPIPAvailable: true}
+		if err := o.ensureTunnels(ctx, in, overlay.Compute(in)); err != nil {
+			t.Fatalf("ensureTunnels: %v", err)
+		}
+		r, _ = ds.Get(ctx, api.Key{Kind: "Node", Name: "h1"})
+		return r.(*api.Node).Spec.BGP.IPv4IPIPTunnelAddr
+	}
+	a, err := netip.ParseAddr(round(p))
+	if err != nil || !netip.MustParsePrefix("10.244.0.0/16").Contains(a) {
+		t.Fatalf("IPIP tunnel address %v (%v): want one from the IPIP pool", a, err)
+	}
+	never := *p
+	never.Spec.IPIPMode = api.EncapNever
+	if got := round(&never); got != "" {
+		t.Fatalf("IPIP tunnel address %q left after the pool went to Never", got)
+	}
+}

@@ -37,6 +37,7 @@ type hostInfo struct {
 	addr   [2]netip.Prefix // [0] IPv4, [1] IPv6: address with its subnet
 	tunnel [2]netip.Addr
 	mac    [2]net.HardwareAddr
+	ipip   netip.Addr
 }
 
 func fam(a netip.Addr) int {
@@ -51,6 +52,7 @@ func infoOf(n *api.Node) hostInfo {
 	if b := n.Spec.BGP; b != nil {
 		h.addr[0], _ = netip.ParsePrefix(b.IPv4Address)
 		h.addr[1], _ = netip.ParsePrefix(b.IPv6Address)
+		h.ipip, _ = netip.ParseAddr(b.IPv4IPIPTunnelAddr)
 	}
 	for i, a := range []string{n.Spec.IPv4VXLANTunnelAddr, n.Spec.IPv6VXLANTunnelAddr} {
 		if ip, err := netip.ParseAddr(a); err == nil {
@@ -90,6 +92,7 @@ func Compute(in Input) Desired {
 	}
 	var pools []poolInfo
 	var vxlanFam [2]bool
+	ipipWanted := false
 	for _, p := range in.Pools {
 		c, err := netip.ParsePrefix(p.Spec.CIDR)
 		if err != nil {
@@ -99,8 +102,11 @@ func Compute(in Input) Desired {
 		if on(p.Spec.VXLANMode) {
 			vxlanFam[fam(c.Addr())] = true
 		}
-		if on(p.Spec.IPIPMode) && !in.IPIPAvailable {
-			d.Problems = append(d.Problems, fmt.Sprintf("IP pool %q asks for ipipMode %s but this kernel has no IPIP support: its remote blocks are unreachable from this host", p.Name, p.Spec.IPIPMode))
+		if on(p.Spec.IPIPMode) {
+			ipipWanted = true
+			if !in.IPIPAvailable {
+				d.Problems = append(d.Problems, fmt.Sprintf("IP pool %q asks for ipipMode %s but this kernel has no IPIP support: its remote blocks are unreachable from this host", p.Name, p.Spec.IPIPMode))
+			}
 		}
 	}
 	enabled := in.VXLANEnabled == nil || *in.VXLANEnabled
@@ -153,6 +159,28 @@ func Compute(in Input) Desired {
 		}
 	}
 
+	var ipipDev *Device
+	if ipipWanted && in.IPIPAvailable {
+		switch {
+		case in.IPIPEnabled != nil && !*in.IPIPEnabled:
+			d.Problems = append(d.Problems, "an IP pool has ipipMode on but FelixConfiguration ipipEnabled is false: its remote blocks are unreachable from this host")
+		default:
+			d.NeedTunnelIPIP = true
+			dev := Device{Name: DeviceIPIP, IPIP: true, MTU: uplink - OverheadIPIP}
+			if in.IPIPMTU != nil && *in.IPIPMTU > 0 {
+				dev.MTU = *in.IPIPMTU
+			}
+			d.MTUIPIP = dev.MTU
+			if !selfKnown || !self.ipip.IsValid() {
+				d.Problems = append(d.Problems, "this host has no IPIP tunnel address yet")
+				break
+			}
+			dev.Tunnel = self.ipip
+			d.Devices = append(d.Devices, dev)
+			ipipDev = &dev
+		}
+	}
+
 	neigh := map[string]bool{}
 	for _, b := range in.Blocks {
 		owner, cidr := b.Node, b.CIDR.Masked()
@@ -171,8 +199,12 @@ func Compute(in Input) Desired {
 		remote, known := hosts[owner]
 		switch {
 		case on(p.spec.IPIPMode):
-			if in.IPIPAvailable {
-				continue // IPIP programming is not part of this package yet
+			if p.spec.IPIPMode == api.EncapCrossSubnet && known && selfKnown && sameSubnet(self.addr[f], remote.addr[f]) {
+				r.Kind, r.Via = Native, remote.addr[f].Addr()
+				break
+			}
+			if ipipDev != nil && known && remote.addr[f].IsValid() {
+				r.Kind, r.Via, r.Dev = ViaIPIP, remote.addr[f].Addr(), ipipDev.Name
 			}
 		case on(p.spec.VXLANMode):
 			if p.spec.VXLANMode == api.EncapCrossSubnet && known && selfKnown && sameSubnet(self.addr[f], remote.addr[f]) {
@@ -229,11 +261,17 @@ func sameSubnet(self, remote netip.Prefix) bool {
 func (d Desired) Text() string {
 	var b strings.Builder
 	for _, dv := range d.Devices {
+		if dv.IPIP {
+			fmt.Fprintf(&b, "device %s ipip mtu %d tunnel %s\n", dv.Name, dv.MTU, dv.Tunnel)
+			continue
+		}
 		fmt.Fprintf(&b, "device %s vni %d port %d mtu %d local %s tunnel %s mac %s\n", dv.Name, dv.VNI, dv.Port, dv.MTU, dv.Local, dv.Tunnel, dv.MAC)
 	}
 	for _, r := range d.Routes {
 		switch r.Kind {
 		case ViaTunnel:
+			fmt.Fprintf(&b, "route %s via %s dev %s onlink proto %d # %s\n", r.Dst, r.Via, r.Dev, RouteProtocol, r.Node)
+		case ViaIPIP:
 			fmt.Fprintf(&b, "route %s via %s dev %s onlink proto %d # %s\n", r.Dst, r.Via, r.Dev, RouteProtocol, r.Node)
 		case Native:
 			fmt.Fprintf(&b, "route %s via %s proto %d # %s\n", r.Dst, r.Via, RouteProtocol, r.Node)
@@ -255,6 +293,9 @@ func (d Desired) Text() string {
 		fmt.Fprintf(&b, "known-hosts %s\n", strings.Join(s, " "))
 	}
 	fmt.Fprintf(&b, "mtu ipv4 %d ipv6 %d tunnel4 %t tunnel6 %t\n", d.MTU4, d.MTU6, d.NeedTunnel4, d.NeedTunnel6)
+	if d.NeedTunnelIPIP {
+		fmt.Fprintf(&b, "mtu ipip %d tunnel-ipip true\n", d.MTUIPIP)
+	}
 	for _, p := range d.Problems {
 		fmt.Fprintf(&b, "problem %s\n", p)
 	}

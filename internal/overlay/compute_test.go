@@ -45,6 +45,15 @@ func nodes() []*api.Node {
 	}
 }
 
+// ipipNodes are nodes() with IPIP tunnel addresses.
+func ipipNodes() []*api.Node {
+	ns := nodes()
+	for i, a := range []string{"192.168.0.2", "192.168.0.66", "192.168.0.130"} {
+		ns[i].Spec.BGP.IPv4IPIPTunnelAddr = a
+	}
+	return ns
+}
+
 func blocks() []Block {
 	return []Block{
 		block("192.168.0.0/26", "h1"), block("192.168.0.64/26", "h2"), block("192.168.0.128/26", "h3"),
@@ -75,6 +84,12 @@ func TestCompute(t *testing.T) {
 			Nodes: []*api.Node{node("h1", "10.0.1.11/24", "", "", "", "", ""), node("h3", "10.0.2.13/24", "", "192.168.0.129", "66:00:00:00:00:03", "", "")}}},
 		{"peer_without_tunnel", Input{Node: "h1", Blocks: blocks(), Pools: []*api.IPPool{pool("v4", "192.168.0.0/16", api.EncapAlways, "")},
 			Nodes: []*api.Node{nodes()[0], node("h2", "10.0.1.12/24", "", "", "", "", "")}}},
+		{"ipip_always", Input{Node: "h1", Nodes: ipipNodes(), Blocks: blocks(), IPIPAvailable: true, UplinkMTU: 9000, Pools: []*api.IPPool{
+			pool("ipip", "192.168.0.0/16", "", api.EncapAlways)}}},
+		{"ipip_crosssubnet", Input{Node: "h1", Nodes: ipipNodes(), Blocks: blocks(), IPIPAvailable: true,
+			Settings: Settings{IPIPMTU: ptr(1400)}, Pools: []*api.IPPool{pool("ipip", "192.168.0.0/16", "", api.EncapCrossSubnet)}}},
+		{"ipip_disabled", Input{Node: "h1", Nodes: ipipNodes(), Blocks: blocks(), IPIPAvailable: true,
+			Settings: Settings{IPIPEnabled: ptr(false)}, Pools: []*api.IPPool{pool("ipip", "192.168.0.0/16", "", api.EncapAlways)}}},
 		{"never", Input{Node: "h1", Nodes: nodes(), Blocks: blocks(), Pools: []*api.IPPool{pool("v4", "192.168.0.0/16", "", "")}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -79,7 +79,7 @@ func (m *Manager) Apply(d Desired) error {
 	}
 	for _, dv := range d.Devices {
 		l, ok := links[dv.Name]
-		if !ok {
+		if !ok || dv.IPIP {
 			continue
 		}
 		if err := m.neighbours(l, dv, d); err != nil {
@@ -93,6 +93,9 @@ func (m *Manager) Apply(d Desired) error {
 // (VNI, port, local address, MAC) differs, since the kernel cannot change
 // those in place; MTU, state and address are fixed in place.
 func (m *Manager) device(dv Device) (netlink.Link, error) {
+	if dv.IPIP {
+		return m.ipipDevice(dv)
+	}
 	l, err := m.h.LinkByName(dv.Name)
 	if err == nil {
 		vx, ok := l.(*netlink.Vxlan)
@@ -120,14 +123,34 @@ func (m *Manager) device(dv Device) (netlink.Link, error) {
 			return nil, fmt.Errorf("reading back device %s: %w", dv.Name, err)
 		}
 	}
+	return l, m.tune(l, dv)
+}
+
+// ipipDevice makes sure tunl0 exists (creating it loads the module where
+// it is one) and tunes it. It is never deleted: the kernel owns it.
+func (m *Manager) ipipDevice(dv Device) (netlink.Link, error) {
+	l, err := m.h.LinkByName(dv.Name)
+	if err != nil {
+		if err := m.h.LinkAdd(&netlink.Iptun{LinkAttrs: netlink.LinkAttrs{Name: dv.Name, MTU: dv.MTU}}); err != nil {
+			return nil, fmt.Errorf("creating IPIP device %s: %w", dv.Name, err)
+		}
+		if l, err = m.h.LinkByName(dv.Name); err != nil {
+			return nil, fmt.Errorf("reading back device %s: %w", dv.Name, err)
+		}
+	}
+	return l, m.tune(l, dv)
+}
+
+// tune sets a device's MTU, state and tunnel address.
+func (m *Manager) tune(l netlink.Link, dv Device) error {
 	if l.Attrs().MTU != dv.MTU {
 		if err := m.h.LinkSetMTU(l, dv.MTU); err != nil {
-			return nil, fmt.Errorf("setting MTU %d on %s: %w", dv.MTU, dv.Name, err)
+			return fmt.Errorf("setting MTU %d on %s: %w", dv.MTU, dv.Name, err)
 		}
 	}
 	if l.Attrs().Flags&net.FlagUp == 0 {
 		if err := m.h.LinkSetUp(l); err != nil {
-			return nil, fmt.Errorf("bringing %s up: %w", dv.Name, err)
+			return fmt.Errorf("bringing %s up: %w", dv.Name, err)
 		}
 	}
 	family, bits := netlink.FAMILY_V4, 32
@@ -136,7 +159,7 @@ func (m *Manager) device(dv Device) (netlink.Link, error) {
 	}
 	addrs, err := m.h.AddrList(l, family)
 	if err != nil {
-		return nil, fmt.Errorf("listing addresses of %s: %w", dv.Name, err)
+		return fmt.Errorf("listing addresses of %s: %w", dv.Name, err)
 	}
 	has := false
 	for _, a := range addrs {
@@ -149,17 +172,17 @@ func (m *Manager) device(dv Device) (netlink.Link, error) {
 		case ip.IsLinkLocalUnicast():
 		default:
 			if err := m.h.AddrDel(l, &a); err != nil {
-				return nil, fmt.Errorf("removing stale address %s from %s: %w", ip, dv.Name, err)
+				return fmt.Errorf("removing stale address %s from %s: %w", ip, dv.Name, err)
 			}
 		}
 	}
 	if !has {
 		a := &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(dv.Tunnel.AsSlice()), Mask: net.CIDRMask(bits, bits)}}
 		if err := m.h.AddrReplace(l, a); err != nil {
-			return nil, fmt.Errorf("adding tunnel address %s to %s: %w", dv.Tunnel, dv.Name, err)
+			return fmt.Errorf("adding tunnel address %s to %s: %w", dv.Tunnel, dv.Name, err)
 		}
 	}
-	return l, nil
+	return nil
 }
 
 func srcOf(vx *netlink.Vxlan) net.IP {
@@ -182,13 +205,14 @@ func same(want, have *netlink.Route) bool {
 func (m *Manager) routes(want []Route, links map[string]netlink.Link) error {
 	var errs []error
 	desired := map[string]*netlink.Route{}
+	var order []string // want's order, so that what is done is reproducible
 	for _, r := range want {
 		nr := &netlink.Route{
 			Dst:      &net.IPNet{IP: net.IP(r.Dst.Addr().AsSlice()), Mask: net.CIDRMask(r.Dst.Bits(), r.Dst.Addr().BitLen())},
 			Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN, Type: unix.RTN_UNICAST,
 		}
 		switch r.Kind {
-		case ViaTunnel:
+		case ViaTunnel, ViaIPIP:
 			l, ok := links[r.Dev]
 			if !ok {
 				continue // the device failed; its error is reported
@@ -200,6 +224,7 @@ func (m *Manager) routes(want []Route, links map[string]netlink.Link) error {
 			nr.Type = unix.RTN_UNREACHABLE
 		}
 		desired[r.Dst.String()] = nr
+		order = append(order, r.Dst.String())
 	}
 	have := map[string]netlink.Route{}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
@@ -225,7 +250,8 @@ func (m *Manager) routes(want []Route, links map[string]netlink.Link) error {
 			}
 		}
 	}
-	for k, r := range desired {
+	for _, k := range order {
+		r := desired[k]
 		if _, ok := have[k]; ok {
 			continue
 		}

@@ -13,8 +13,12 @@ const RouteProtocol = 81
 
 // Device names and defaults, as Calico's (vxlan.calico, VNI 4096, 4789).
 const (
-	DeviceV4     = "vxlan.serval"
-	DeviceV6     = "vxlan-v6.serval"
+	DeviceV4 = "vxlan.serval"
+	DeviceV6 = "vxlan-v6.serval"
+	// DeviceIPIP is the kernel's fallback IPIP device (as Calico uses):
+	// it takes packets to any remote, the outer destination being the
+	// route's gateway.
+	DeviceIPIP   = "tunl0"
 	DefaultVNI   = 4096
 	DefaultPort  = 4789
 	OverheadV4   = 50
@@ -29,11 +33,15 @@ type Settings struct {
 	VXLANPort           *int
 	VXLANVNI            *int
 	VXLANMTU, VXLANMTU6 *int
+	IPIPEnabled         *bool
+	IPIPMTU             *int
 }
 
-// Device is one VXLAN device to have.
+// Device is one tunnel device to have: VXLAN, or with IPIP set the
+// tunl0 device (VNI, Port, Local and MAC unused).
 type Device struct {
 	Name   string
+	IPIP   bool
 	IPv6   bool
 	VNI    int
 	Port   int
@@ -49,6 +57,9 @@ type RouteKind string
 const (
 	// ViaTunnel: via the remote tunnel address, onlink on the device.
 	ViaTunnel RouteKind = "vxlan"
+	// ViaIPIP: via the remote host's address, onlink on tunl0 (the
+	// gateway is the outer destination).
+	ViaIPIP RouteKind = "ipip"
 	// Native: via the remote host's address, as the fabric routes it
 	// (CrossSubnet within one subnet).
 	Native RouteKind = "native"
@@ -95,6 +106,8 @@ type Desired struct {
 	// NeedTunnel4/6 say that this host needs a tunnel address of that
 	// family (some pool of the family has VXLAN on and VXLAN is enabled).
 	NeedTunnel4, NeedTunnel6 bool
+	// NeedTunnelIPIP: this host needs an IPIP tunnel address.
+	NeedTunnelIPIP bool
 	// Problems explain what this host refuses or lacks (status and
 	// readiness: the host is not ready while there are any).
 	Problems []string
@@ -104,4 +117,5 @@ type Desired struct {
 	// MTU4/MTU6 are the workload MTUs the overlay asks for (0: no
 	// encapsulation of that family; the uplink MTU stands).
 	MTU4, MTU6 int
+	MTUIPIP    int
 }

@@ -61,7 +61,7 @@ func UplinkMTU(h LinkLister, host []netip.Addr, skipPrefix string) (int, error) 
 // device MTUs in use, else the uplink's.
 func (d Desired) WorkloadMTU(uplink int) int {
 	m := uplink
-	for _, v := range []int{d.MTU4, d.MTU6} {
+	for _, v := range []int{d.MTU4, d.MTU6, d.MTUIPIP} {
 		if v > 0 && (m == 0 || v < m) {
 			m = v
 		}
