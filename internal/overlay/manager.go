@@ -241,8 +241,18 @@ func (m *Manager) routes(want []Route, links map[string]netlink.Link) error {
 			if w, ok := desired[k]; ok {
 				if same(w, &r) {
 					have[k] = r
+					continue
 				}
-				continue // a wrong one is replaced below
+				if fam == netlink.FAMILY_V4 {
+					continue // a wrong one is replaced below
+				}
+				// IPv6 refuses to replace a route by one onlink on
+				// another device (EINVAL): remove it, add it below.
+				r := r
+				if err := m.h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+					errs = append(errs, fmt.Errorf("deleting overlay route %s to replace it: %w", k, err))
+				}
+				continue
 			}
 			r := r
 			if err := m.h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {

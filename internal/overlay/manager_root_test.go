@@ -136,7 +136,7 @@ func TestManagerKernel(t *testing.T) {
 		in := in(i, api.EncapAlways)
 		in.Settings = Settings{VXLANPort: ptr(8472), VXLANVNI: ptr(77), VXLANMTU: ptr(1400)}
 		if err := NewManager(hs[i], nil).Apply(Compute(in)); err != nil {
-			t.Fatalf("apply with settings on %s: %v", names[i], err)
+			t.Fatalf("apply with settings on %s: %v\n%s%s", names[i], err, run(t, names[i], "ip", "-6", "-d", "link", "show", DeviceV6), run(t, names[i], "ip", "-6", "addr", "show", "dev", DeviceV6))
 		}
 	}
 	got = run(t, names[0], "ip", "-d", "link", "show", DeviceV4)
@@ -146,6 +146,9 @@ func TestManagerKernel(t *testing.T) {
 		}
 	}
 	run(t, names[0], "ping", "-c", "1", "-W", "2", "-I", "192.168.0.1", "192.168.0.65")
+	// From CrossSubnet's native IPv6 route back to the tunnel (IPv6 will
+	// not replace one by the other in place).
+	run(t, names[0], "ping", "-6", "-c", "1", "-W", "2", "fd00:100::41")
 
 	// Never: the overlay removes everything it programmed.
 	apply(api.EncapNever)
