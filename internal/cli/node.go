@@ -84,6 +84,9 @@ func printStatus(w io.Writer, rep *node.StatusReport) {
 	}
 	fmt.Fprintf(w, "Serval process is %s (node %s).\n", state, rep.Node)
 	fmt.Fprintf(w, "Ready: %v (datastore in sync: %v, dataplane programmed: %v)\n", h.Ready, h.InSync, h.Programmed)
+	for _, p := range h.OverlayProblems {
+		fmt.Fprintf(w, "Overlay: %s\n", p)
+	}
 	if h.LastError != "" {
 		fmt.Fprintf(w, "Last dataplane error: %s\n", h.LastError)
 	}

@@ -159,3 +159,13 @@ func health(t *testing.T, l *lab.Lab, host string) node.Report {
 	}
 	return rep.Health
 }
+
+// statusText is `servalctl node status` on host as an operator reads it.
+func statusText(t *testing.T, l *lab.Lab, host string) string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(binDir, "servalctl"), "node", "status", "--socket", l.AgentSocket(host)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("servalctl node status on %s: %v\n%s", host, err, out)
+	}
+	return string(out)
+}

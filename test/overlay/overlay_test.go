@@ -120,6 +120,9 @@ func TestVXLANAcrossSubnets(t *testing.T) {
 	if probe(t, l, "w1", "w2") {
 		t.Error("IPIP unavailable: w1 reached w2 in the clear")
 	}
+	if out := statusText(t, l, "h1"); !strings.Contains(out, "Ready: false") || !strings.Contains(out, `Overlay: IP pool "overlay" asks for ipipMode Always`) {
+		t.Errorf("servalctl node status does not say why h1 is not ready:\n%s", out)
+	}
 	setMode(t, l, "Always")
 	reachAll(t, l, "back to Always, every workload is reached again")
 	for h, pid := range pids {
