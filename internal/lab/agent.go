@@ -36,7 +36,12 @@ const AgentHealthPort = 9099
 // datastore is at etcd. It is the one place to change when serval-node's
 // flags change.
 func AgentCommand(bin string, h Host, etcd, socket string) []string {
+	ip6 := "none"
+	if h.Address6 != "" {
+		ip6 = h.Address6
+	}
 	return []string{bin,
+		"--ip6", ip6,
 		"--nodename", h.Name,
 		"--etcd-endpoints", etcd,
 		"--ip", h.Address,

@@ -79,6 +79,11 @@ type Router struct {
 	// their address on any of them, and their default route goes via the
 	// router's address on their own subnet.
 	Subnets []string `json:"subnets,omitempty"`
+	// Address6 and Subnets6 are the router's IPv6 addresses on the
+	// fabric and on the further subnets (ADDR/PREFIX), for hosts with an
+	// address6.
+	Address6 string   `json:"address6,omitempty"`
+	Subnets6 []string `json:"subnets6,omitempty"`
 	// ExternalAddress is the router's address on the external hosts'
 	// segment (ADDR/PREFIX); defaults to the first address of their subnet.
 	ExternalAddress string `json:"externalAddress,omitempty"`
@@ -99,6 +104,9 @@ type Host struct {
 	Name     string `json:"name"`
 	Address  string `json:"address"`            // ADDR/PREFIX on the fabric
 	ASNumber uint32 `json:"asNumber,omitempty"` // 0: the BGPConfiguration's AS
+	// Address6 is the host's IPv6 address (ADDR/PREFIX), optional: with
+	// it the host runs dual-stack and its workloads get IPv6 too.
+	Address6 string `json:"address6,omitempty"`
 }
 
 // Workload is one container: a namespace wired to its host by serval-cni.
@@ -194,9 +202,9 @@ func ParseTopology(source string, data []byte) (*Topology, error) {
 var fields = map[string][]string{
 	"":              {"name", "fabric", "mtu", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests"},
 	"datastore":     {"kind", "members", "address", "memberAddresses"},
-	"router":        {"name", "kind", "asNumber", "address", "subnets", "defaultRoute", "externalAddress"},
+	"router":        {"name", "kind", "asNumber", "address", "subnets", "address6", "subnets6", "defaultRoute", "externalAddress"},
 	"externalHosts": {"name", "address"},
-	"hosts":         {"name", "address", "asNumber"},
+	"hosts":         {"name", "address", "asNumber", "address6"},
 	"workloads":     {"name", "host", "namespace", "address", "labels", "profiles"},
 }
 
@@ -351,6 +359,11 @@ func (t *Topology) validate() []string {
 		} else {
 			useAddr(path+".address", h.Address)
 		}
+		if h.Address6 != "" {
+			if p, err := netip.ParsePrefix(h.Address6); err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+				bad(path+".address6", "%q is not an IPv6 address with a prefix length (like fd00:8::101/64)", h.Address6)
+			}
+		}
 	}
 
 	if r := t.Router; r != nil {
@@ -372,6 +385,17 @@ func (t *Topology) validate() []string {
 			bad("router.address", "required (like 172.17.8.1/24)")
 		} else {
 			useAddr("router.address", r.Address)
+		}
+		for i, a := range append([]string{r.Address6}, r.Subnets6...) {
+			if a == "" && i == 0 {
+				continue
+			}
+			if p, err := netip.ParsePrefix(a); err != nil || !p.Addr().Is6() {
+				bad("router.address6/subnets6", "%q is not an IPv6 address with a prefix length", a)
+			}
+		}
+		if len(r.Subnets6) > 0 && r.Address6 == "" {
+			bad("router.subnets6", "needs router.address6")
 		}
 		for i, a := range r.Subnets {
 			if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is4() && p.Bits() <= 30 {
@@ -539,6 +563,31 @@ func (t *Topology) HostGateway(h Host) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// HostGateway6 is the router's IPv6 address on h's IPv6 subnet (invalid
+// without one).
+func (t *Topology) HostGateway6(h Host) netip.Addr {
+	ha, err := netip.ParsePrefix(h.Address6)
+	if t.Router == nil || err != nil {
+		return netip.Addr{}
+	}
+	for _, a := range append([]string{t.Router.Address6}, t.Router.Subnets6...) {
+		if p, err := netip.ParsePrefix(a); err == nil && p.Masked().Contains(ha.Addr()) {
+			return p.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+// DualStack says whether any host has an IPv6 address.
+func (t *Topology) DualStack() bool {
+	for _, h := range t.Hosts {
+		if h.Address6 != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Fabric kinds.

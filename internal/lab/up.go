@@ -183,7 +183,17 @@ func (l *Lab) createFabric(ctx context.Context) error {
 				[]string{"-n", ns, "link", "set", "eth0", "mtu", strconv.Itoa(mtu)})
 		}
 	}
+	for _, h := range l.State.Topology.Hosts {
+		if h.Address6 != "" {
+			cmds = append(cmds, []string{"-n", l.Netns(h.Name), "addr", "add", h.Address6, "dev", "eth0", "nodad"})
+		}
+	}
 	if r := l.State.Topology.Router; r != nil {
+		for _, a := range append([]string{r.Address6}, r.Subnets6...) {
+			if a != "" {
+				cmds = append(cmds, []string{"-n", l.Netns(r.Name), "addr", "add", a, "dev", "eth0", "nodad"})
+			}
+		}
 		// The router's further subnets share its eth0 (a router on a
 		// stick); the datastore, on the first subnet, reaches them via it.
 		ra, _ := netip.ParsePrefix(r.Address)
@@ -221,6 +231,11 @@ func (l *Lab) createFabric(ctx context.Context) error {
 		if err := runIP(ctx, route...); err != nil {
 			return err
 		}
+		if gw := t.HostGateway6(h); gw.IsValid() {
+			if err := runIP(ctx, "-n", l.Netns(h.Name), "-6", "route", "add", "default", "via", gw.String()); err != nil {
+				return err
+			}
+		}
 	}
 	// Hosts and the router forward: every host is a router.
 	for _, m := range l.members() {
@@ -229,6 +244,11 @@ func (l *Lab) createFabric(ctx context.Context) error {
 		}
 		if err := writeSysctl(l.Netns(m.name), "net.ipv4.ip_forward", "1"); err != nil {
 			return err
+		}
+		if t.DualStack() {
+			if err := writeSysctl(l.Netns(m.name), "net.ipv6.conf.all.forwarding", "1"); err != nil {
+				return err
+			}
 		}
 	}
 	if r := t.Router; r != nil && len(r.Subnets) > 0 {
@@ -401,6 +421,9 @@ func nodesYAML(t *Topology) string {
 	var b strings.Builder
 	for _, h := range t.Hosts {
 		fmt.Fprintf(&b, "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: %s\nspec:\n  bgp:\n    ipv4Address: %s\n", h.Name, h.Address)
+		if h.Address6 != "" {
+			fmt.Fprintf(&b, "    ipv6Address: %s\n", h.Address6)
+		}
 		if h.ASNumber != 0 {
 			fmt.Fprintf(&b, "    asNumber: %d\n", h.ASNumber)
 		}

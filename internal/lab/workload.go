@@ -24,6 +24,20 @@ const NetworkName = "serval"
 // file host's serval-node writes (the fabric's less the overlay's
 // overhead); without, it is 1500.
 func NetConf(etcd, host string, mtuFile ...string) ([]byte, error) {
+	f := ""
+	if len(mtuFile) > 0 {
+		f = mtuFile[0]
+	}
+	return netConf(etcd, host, f, false)
+}
+
+// netConf is NetConf, with IPv6 addresses too when ipv6 is set (a
+// dual-stack host).
+func netConf(etcd, host, mtuFile string, ipv6 bool) ([]byte, error) {
+	ipam := map[string]any{"type": "serval-ipam"}
+	if ipv6 {
+		ipam["assign_ipv6"] = "true"
+	}
 	plugin := map[string]any{
 		"type":           "serval",
 		"etcd_endpoints": etcd,
@@ -31,10 +45,10 @@ func NetConf(etcd, host string, mtuFile ...string) ([]byte, error) {
 		"mtu":            1500,
 		"log_level":      "info",
 		"capabilities":   map[string]bool{"labels": true, "profiles": true},
-		"ipam":           map[string]any{"type": "serval-ipam"},
+		"ipam":           ipam,
 	}
-	if len(mtuFile) > 0 && mtuFile[0] != "" {
-		plugin["mtu"], plugin["mtu_file"] = 0, mtuFile[0]
+	if mtuFile != "" {
+		plugin["mtu"], plugin["mtu_file"] = 0, mtuFile
 	}
 	list := map[string]any{
 		"cniVersion": "1.0.0",
@@ -88,7 +102,7 @@ func (l *Lab) runtimeConf(w *Workload) *libcni.RuntimeConf {
 }
 
 func (l *Lab) netConfList(w *Workload) (*libcni.NetworkConfigList, error) {
-	data, err := NetConf(l.State.EtcdEndpoint, w.Host, MTUFile(l.AgentSocket(w.Host)))
+	data, err := netConf(l.State.EtcdEndpoint, w.Host, MTUFile(l.AgentSocket(w.Host)), l.State.Topology.Host(w.Host).Address6 != "")
 	if err != nil {
 		return nil, fmt.Errorf("building the CNI config of %s: %w", w.Name, err)
 	}

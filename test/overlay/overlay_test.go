@@ -180,9 +180,20 @@ func checkMTU(t *testing.T, l *lab.Lab, want int) {
 // bulkTCP sends n bytes from workload from to workload to over TCP.
 func bulkTCP(t *testing.T, l *lab.Lab, from, to string, n int64) {
 	t.Helper()
+	bulkTCPTo(t, l, from, to, wip(t, l, to).String(), n)
+}
+
+// bulkTCP6 sends 16 MiB from workload from to workload to's IPv6 address.
+func bulkTCP6(t *testing.T, l *lab.Lab, from, to, addr string) {
+	t.Helper()
+	bulkTCPTo(t, l, from, to, addr, 16<<20)
+}
+
+func bulkTCPTo(t *testing.T, l *lab.Lab, from, to, addr string, n int64) {
+	t.Helper()
 	var ln net.Listener
 	if err := lab.InNetns(l.Netns(to), func() (err error) {
-		ln, err = net.Listen("tcp", net.JoinHostPort(wip(t, l, to).String(), "5201"))
+		ln, err = net.Listen("tcp", net.JoinHostPort(addr, "5201"))
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -201,7 +212,7 @@ func bulkTCP(t *testing.T, l *lab.Lab, from, to string, n int64) {
 	}()
 	var c net.Conn
 	if err := lab.InNetns(l.Netns(from), func() (err error) {
-		c, err = net.DialTimeout("tcp", net.JoinHostPort(wip(t, l, to).String(), "5201"), 5*time.Second)
+		c, err = net.DialTimeout("tcp", net.JoinHostPort(addr, "5201"), 5*time.Second)
 		return err
 	}); err != nil {
 		t.Fatalf("bulk TCP %s -> %s: %v", from, to, err)
