@@ -21,7 +21,15 @@ import (
 )
 
 // overlayKinds are what the overlay is computed from.
-var overlayKinds = []string{"Node", "IPPool", "BlockAffinity", "FelixConfiguration"}
+var overlayKinds = []string{"Node", "IPPool", "BlockAffinity", "FelixConfiguration", "WorkloadEndpoint"}
+
+// wepAddrs is what the overlay keeps of a WorkloadEndpoint: its host and
+// addresses, to route a remote workload whose address is borrowed (outside
+// every block of its host) by a /32 (/128) through the tunnel.
+type wepAddrs struct {
+	node string
+	ips  []netip.Addr
+}
 
 // OverlayDeps are what the overlay loop drives; nil in Deps turns it off.
 type OverlayDeps struct {
@@ -72,6 +80,7 @@ type overlayLoop struct {
 	mu      sync.Mutex
 	synced  bool
 	objects map[api.Key]api.Resource
+	weps    map[api.Key]wepAddrs
 	// gone are Nodes deleted since the last round, whose tunnel
 	// addresses are released (by every host: releasing is idempotent).
 	gone []string
@@ -88,7 +97,7 @@ func newOverlayLoop(node string, ds datastore.Interface, d OverlayDeps, log *slo
 	first := []string{"the overlay has not been computed yet"}
 	h.SetOverlayProblems(first)
 	return &overlayLoop{node: node, ds: ds, d: d, log: log.With("component", "overlay"), health: h,
-		trigger: make(chan struct{}, 1), objects: map[api.Key]api.Resource{}, problems: first}
+		trigger: make(chan struct{}, 1), objects: map[api.Key]api.Resource{}, weps: map[api.Key]wepAddrs{}, problems: first}
 }
 
 func (o *overlayLoop) OnStatus(s datastore.Status) {
@@ -103,6 +112,19 @@ func (o *overlayLoop) OnStatus(s datastore.Status) {
 func (o *overlayLoop) OnUpdates(us []datastore.Update) {
 	o.mu.Lock()
 	for _, u := range us {
+		if u.Key.Kind == "WorkloadEndpoint" {
+			delete(o.weps, u.Key)
+			if w, ok := u.Object.(*api.WorkloadEndpoint); ok && u.Type != datastore.Deleted && w.Spec.Node != o.node {
+				var ips []netip.Addr
+				for _, n := range w.Spec.IPNetworks {
+					if p, err := netip.ParsePrefix(n); err == nil && p.IsSingleIP() {
+						ips = append(ips, p.Addr())
+					}
+				}
+				o.weps[u.Key] = wepAddrs{node: w.Spec.Node, ips: ips}
+			}
+			continue
+		}
 		if u.Type == datastore.Deleted {
 			delete(o.objects, u.Key)
 			if u.Key.Kind == "Node" && u.Key.Name != o.node {
@@ -231,6 +253,25 @@ func (o *overlayLoop) input() (overlay.Input, bool) {
 		pick(&in.IPIPEnabled, s.IPIPEnabled)
 		pick(&in.IPIPMTU, s.IPIPMTU)
 	}
+	// Borrowed addresses: a remote workload outside every block of its
+	// own host is routed by itself.
+	owned := map[string][]netip.Prefix{}
+	for _, b := range in.Blocks {
+		owned[b.Node] = append(owned[b.Node], b.CIDR)
+	}
+	for _, w := range o.weps {
+		for _, a := range w.ips {
+			if !insideAny(a, owned[w.node]) {
+				in.Blocks = append(in.Blocks, overlay.Block{CIDR: netip.PrefixFrom(a, a.BitLen()), Node: w.node})
+			}
+		}
+	}
+	sort.Slice(in.Blocks, func(i, j int) bool {
+		if c := in.Blocks[i].CIDR.Addr().Compare(in.Blocks[j].CIDR.Addr()); c != 0 {
+			return c < 0
+		}
+		return in.Blocks[i].CIDR.Bits() < in.Blocks[j].CIDR.Bits()
+	})
 	sort.Slice(in.Nodes, func(i, j int) bool { return in.Nodes[i].Name < in.Nodes[j].Name })
 	var host []netip.Addr
 	for _, n := range in.Nodes {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +159,41 @@ func TestOverlayIPIPTunnelAddress(t *testing.T) {
 	never.Spec.IPIPMode = api.EncapNever
 	if got := round(&never); got != "" {
 		t.Fatalf("IPIP tunnel address %q left after the pool went to Never", got)
+	}
+}
+
+// A remote workload whose address lies outside every block of its host
+// (borrowed) is routed by itself; one inside its host's block is not.
+func TestOverlayInputBorrowedAddresses(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	o := newOverlayLoop("h1", datastore.NewMemory(log), OverlayDeps{}, log, NewHealth(time.Now, time.Minute))
+	aff := &api.BlockAffinity{Spec: api.BlockAffinitySpec{State: api.AffinityConfirmed, Node: "h2", CIDR: "10.244.1.0/26"}}
+	wep := func(name, node, ip string) datastore.Update {
+		w := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: node, IPNetworks: []string{ip}}}
+		return datastore.Update{Type: datastore.Added, Key: api.Key{Kind: "WorkloadEndpoint", Name: name}, Object: w}
+	}
+	o.OnUpdates([]datastore.Update{
+		{Type: datastore.Added, Key: api.Key{Kind: "BlockAffinity", Name: "a"}, Object: aff},
+		wep("inside", "h2", "10.244.1.5/32"),
+		wep("borrowed", "h2", "10.244.0.7/32"),
+		wep("local", "h1", "10.244.0.8/32"),
+	})
+	o.OnStatus(datastore.InSync)
+	in, ok := o.input()
+	if !ok {
+		t.Fatal("not in sync")
+	}
+	var got []string
+	for _, b := range in.Blocks {
+		got = append(got, b.CIDR.String()+"@"+b.Node)
+	}
+	want := []string{"10.244.0.7/32@h2", "10.244.1.0/26@h2"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("blocks %v, want %v", got, want)
+	}
+	// The workload goes: so does its route.
+	o.OnUpdates([]datastore.Update{{Type: datastore.Deleted, Key: api.Key{Kind: "WorkloadEndpoint", Name: "borrowed"}}})
+	if in, _ := o.input(); len(in.Blocks) != 1 {
+		t.Fatalf("after the delete: blocks %v", in.Blocks)
 	}
 }
