@@ -24,6 +24,21 @@ bad() {
 	printf '   \033[31mNOT AS EXPECTED\033[0m %s\n' "$*"
 	failures=$((failures + 1))
 }
+# show INDENT CMD...: runs CMD and prints its output indented (and keeps it
+# in $shown); a command that fails is a failure of the demo, said so, not
+# hidden by the pipe.
+shown=
+show() {
+	local indent=$1 rc
+	shift
+	shown=$("$@" 2>&1)
+	rc=$?
+	[[ -n $shown ]] && printf '%s\n' "$shown" | sed "s/^/$indent/"
+	if ((rc != 0)); then
+		bad "'$*' failed (exit status $rc)"
+	fi
+	return $rc
+}
 missing() {
 	printf '   \033[33mNOT AVAILABLE YET\033[0m %s\n' "$*"
 	incomplete=1
@@ -65,13 +80,20 @@ fi
 [[ -f /run/serval-lab/demo/state.json ]] || { echo "demo: the lab did not come up" >&2; exit 1; }
 
 heading "What is running (serval-lab status)"
-$LAB status | sed 's/^/   /'
+show '   ' $LAB status
 
 heading "BGP sessions on both hosts"
 if ((agent)); then
 	for h in host1 host2; do
 		echo "   -- $h (servalctl node status):"
-		$LAB exec $h -- bin/servalctl node status 2>&1 | sed 's/^/      /'
+		if show '      ' $LAB exec $h -- bin/servalctl node status; then
+			ready=$(grep '^Ready:' <<<"$shown")
+			if [[ $ready == "Ready: yes"* ]]; then
+				ok "serval-node on $h is live and ready"
+			else
+				bad "serval-node on $h: $ready"
+			fi
+		fi
 	done
 	if $LAB status | grep -E '^ *host[12] +BGP .* Established' | grep -c . | grep -q '^2$'; then
 		ok "the router has an established session with both hosts"
@@ -87,7 +109,7 @@ heading "Each host's routes (ip route)"
 say "Look for: a /32 route to each local container on its cali* interface, and the other host's containers via the other host (172.17.8.10x), learned by BGP."
 for h in host1 host2; do
 	echo "   -- $h:"
-	$LAB exec $h -- ip -4 route | sed 's/^/      /'
+	show '      ' $LAB exec $h -- ip -4 route
 done
 if ((agent)); then
 	if $LAB exec host1 -- ip -4 route | grep -E '^192\.168\.1\.[0-9./]+ .*via 172\.17\.8\.102' >/dev/null &&
@@ -131,12 +153,12 @@ heading "Web traffic before the policy change (tcp/80)"
 if ((agent)); then
 	if $LAB matrix --proto tcp --port 80 --expect lab/demo-expect-groups.txt 2>&1 | sed 's/^/   /'; then ok "tcp/80 follows the groups too"; else bad "the tcp/80 matrix differs (above)"; fi
 else
-	$LAB matrix --proto tcp --port 80 2>&1 | sed 's/^/   /'
+	show '   ' $LAB matrix --proto tcp --port 80
 fi
 
 heading "Live policy change: GROUP2 may reach GROUP1 on tcp/80 (lab/demo-policy.yaml)"
 sed 's/^/   /' lab/demo-policy.yaml
-$LAB servalctl apply -f lab/demo-policy.yaml 2>&1 | sed 's/^/   /'
+show '   ' $LAB servalctl apply -f lab/demo-policy.yaml
 if ((agent)); then
 	sleep 1
 	say "Expected now: B and D reach A, C and E on tcp/80; A, C and E still do not reach B or D."

@@ -19,6 +19,7 @@ import (
 
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/hoststate"
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 // topo is a host namespace programmed by the dataplane, with workloads w1
@@ -31,9 +32,7 @@ type topo struct {
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and nftables")
-	}
+	roottest.NeedRoot(t, "network namespaces and nftables")
 }
 
 func sh(t testing.TB, ns, cmd string) {
@@ -112,7 +111,7 @@ func newTopo(t testing.TB) *topo {
 		t.Fatal(err)
 	}
 	t.Cleanup(nlh.Close)
-	nft := dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn(nftables.WithNetNSFd(int(host))) })
+	nft := dataplane.NewKernelNFT(func() (dataplane.Conn, error) { return dataplane.NewConn(nftables.WithNetNSFd(int(host))) }).InNetNS(int(host))
 	dp, err := dataplane.New(dataplane.Options{NFT: nft, Routes: nlh, Sysctl: dataplane.NetnsSysctl{NS: host}})
 	if err != nil {
 		t.Fatal(err)

@@ -4,20 +4,19 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 // TestNetlinkInNamespace runs detection against the real kernel in a
 // throwaway network namespace (a veth pair: this kernel has no dummy module).
 func TestNetlinkInNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
+	roottest.NeedRoot(t, "creates a network namespace")
 	name := fmt.Sprintf("svt-addr-%d", rand.IntN(1e6))
 	run := func(args ...string) {
 		t.Helper()

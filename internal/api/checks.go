@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/servalnet/serval/internal/netconst"
 	"github.com/servalnet/serval/internal/selector"
 )
 
@@ -140,10 +141,10 @@ var (
 
 // checkInterface checks a Linux interface name (at most 15 characters).
 func checkInterface(errs *ErrorList, p Path, s string, allowStar bool) {
-	if (allowStar && s == "*") || interfaceRE.MatchString(s) {
+	if (allowStar && s == "*") || (interfaceRE.MatchString(s) && netconst.ValidInterfaceName(s)) {
 		return
 	}
-	errs.Invalid(p, s, "is not a valid interface name (1-15 letters, digits, '_', '.' or '-')")
+	errs.Invalid(p, s, "is not a valid interface name (1-15 letters, digits, '_', '.' or '-', and not \".\" or \"..\")")
 }
 
 // checkPortName checks a port name as Kubernetes defines it (IANA_SVC_NAME):

@@ -13,8 +13,12 @@ import (
 // to every node; "node.<node name>" overrides it for one node. Every field
 // is optional and unset fields stay unset: the agent has a default for
 // each, and a node-specific configuration must not hide the cluster-wide
-// value. Settings that only make sense for Calico's other dataplanes (BPF,
-// iptables, Windows) are accepted and checked, and ignored by Serval.
+// value. Every field is checked; what Serval does with each is in
+// docs/COMPATIBILITY.md: enforced, refused when set to a value Serval
+// cannot honour (the refusals are in support.go), or not applicable —
+// accepted, checked and ignored because it only concerns Calico's other
+// dataplanes (iptables, eBPF, XDP, Windows) or components Serval does not
+// have.
 type FelixConfiguration struct {
 	TypeMeta
 	ObjectMeta `json:"metadata,omitempty"`
@@ -322,6 +326,7 @@ func (f *FelixConfiguration) Validate() ErrorList {
 			}
 		}
 	}
+	checkDataplaneFields(&errs, p, s)
 	if s.RouteTableRange != nil {
 		r := s.RouteTableRange
 		if r.Min < 1 || r.Max < r.Min || r.Max > 250 {
@@ -351,10 +356,7 @@ func (f *FelixConfiguration) Validate() ErrorList {
 		}
 	}
 	for i, o := range s.HealthTimeoutOverrides {
-		if o.Name == "" {
-			errs.Required(p.Child("healthTimeoutOverrides").Index(i).Child("name"))
-		}
-		validateDuration(&errs, p.Child("healthTimeoutOverrides").Index(i).Child("timeout"), &o.Timeout)
+		validateHealthTimeoutOverride(&errs, p.Child("healthTimeoutOverrides").Index(i), o)
 	}
 	if c := s.BPFConntrackTimeouts; c != nil {
 		cv := reflect.ValueOf(c).Elem()

@@ -19,6 +19,10 @@ func Validate(r Resource) error {
 	m := r.GetObjectMeta()
 	validateMeta(&errs, m, info.Namespaced)
 	errs = append(errs, r.Validate()...)
+	if known && len(errs) == 0 {
+		// Valid by Calico's rules; now, can Serval honour it? (support.go)
+		refuseUnsupported(&errs, r)
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -65,11 +69,37 @@ func ValidateLabels(errs *ErrorList, p Path, labels map[string]string) {
 	}
 }
 
-var (
-	dns1123LabelRE = newLazyRegexp(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	qualifiedRE    = newLazyRegexp(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	labelValueRE   = newLazyRegexp(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
-)
+// The name checks below run for every object the agent reads (100,000
+// endpoints at start-up), so they scan bytes instead of running regular
+// expressions; validate_test.go checks them against the expressions
+// Kubernetes defines.
+
+// isDNS1123Label: [a-z0-9]([-a-z0-9]*[a-z0-9])?
+func isDNS1123Label(s string) bool {
+	return alnumEnds(s, isLowerAlnum, func(c byte) bool { return isLowerAlnum(c) || c == '-' })
+}
+
+// isQualifiedPart: ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]
+func isQualifiedPart(s string) bool {
+	return alnumEnds(s, isAlnum, func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c == '.' })
+}
+
+// alnumEnds reports whether s is not empty, starts and ends with a byte
+// ends accepts and has only bytes middle accepts in between.
+func alnumEnds(s string, ends, middle func(byte) bool) bool {
+	if s == "" || !ends(s[0]) || !ends(s[len(s)-1]) {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		if !middle(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerAlnum(c byte) bool { return ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') }
+func isAlnum(c byte) bool      { return isLowerAlnum(c) || ('A' <= c && c <= 'Z') }
 
 // CheckDNS1123Label returns "" when s is a DNS-1123 label (as Kubernetes
 // names namespaces), or why not.
@@ -77,7 +107,7 @@ func CheckDNS1123Label(s string) string {
 	if len(s) > 63 {
 		return "must be no more than 63 characters"
 	}
-	if !dns1123LabelRE.MatchString(s) {
+	if !isDNS1123Label(s) {
 		return "must consist of lower case letters, digits and '-', and start and end with a letter or digit"
 	}
 	return ""
@@ -89,12 +119,16 @@ func CheckDNS1123Subdomain(s string) string {
 	if len(s) > 253 {
 		return "must be no more than 253 characters"
 	}
-	for _, part := range strings.Split(s, ".") {
-		if !dns1123LabelRE.MatchString(part) {
+	for rest := s; ; {
+		part, more, found := strings.Cut(rest, ".")
+		if !isDNS1123Label(part) {
 			return "must consist of lower case letters, digits, '-' and '.', and each dot-separated part must start and end with a letter or digit"
 		}
+		if !found {
+			return ""
+		}
+		rest = more
 	}
-	return ""
 }
 
 // CheckQualifiedName returns "" when s is a Kubernetes qualified name
@@ -117,7 +151,7 @@ func CheckQualifiedName(s string) string {
 	if len(name) > 63 {
 		return "name must be no more than 63 characters"
 	}
-	if !qualifiedRE.MatchString(name) {
+	if !isQualifiedPart(name) {
 		return "name must consist of letters, digits, '-', '_' or '.', and start and end with a letter or digit"
 	}
 	return ""
@@ -128,7 +162,7 @@ func CheckLabelValue(s string) string {
 	if len(s) > 63 {
 		return "must be no more than 63 characters"
 	}
-	if !labelValueRE.MatchString(s) {
+	if s != "" && !isQualifiedPart(s) {
 		return "must be empty or consist of letters, digits, '-', '_' or '.', and start and end with a letter or digit"
 	}
 	return ""

@@ -41,6 +41,8 @@ func (g *Graph) computeConfig() hoststate.Config {
 		FailsafeInboundHostPorts:    defaultFailsafeInbound,
 		FailsafeOutboundHostPorts:   defaultFailsafeOutbound,
 		LogPrefix:                   defaultLogPrefix,
+		LogRate:                     hoststate.RateLimit{Burst: defaultLogRateBurst},
+		InterfaceExclude:            defaultInterfaceExclude,
 	}
 	for _, fc := range []*api.FelixConfiguration{g.felixDefault, g.felixNode} {
 		if fc == nil {
@@ -71,6 +73,7 @@ func (g *Graph) computeConfig() hoststate.Config {
 		if s.FailsafeOutboundHostPorts != nil {
 			cfg.FailsafeOutboundHostPorts = g.protoPorts(fc.Name, *s.FailsafeOutboundHostPorts)
 		}
+		g.applyDataplaneFields(&cfg, fc)
 	}
 	return cfg
 }
@@ -114,6 +117,12 @@ func (g *Graph) onFelixConfig(name string, obj *api.FelixConfiguration) {
 		return // another node's
 	}
 	g.configDirty = true
+	// floatingIPs decides what local workloads carry (wepextras.go).
+	for k, e := range g.local {
+		if e.wep != nil {
+			g.dirtyLocal[k] = struct{}{}
+		}
+	}
 }
 
 func (g *Graph) onIPPool(name string, obj *api.IPPool) {

@@ -429,7 +429,7 @@ func comparePrefixes(a, b netip.Prefix) int {
 
 // emitEndpoints renders the local endpoints that may have changed.
 func (g *Graph) emitEndpoints() {
-	keys := slices.SortedFunc(maps.Keys(g.dirtyLocal), compareKeys)
+	keys := g.widenWildcardDirt(slices.SortedFunc(maps.Keys(g.dirtyLocal), compareKeys))
 	clear(g.dirtyLocal)
 	for _, k := range keys {
 		e := g.local[k]
@@ -492,10 +492,14 @@ func (g *Graph) renderWEP(e *entity) hoststate.WorkloadEndpoint {
 			w.IPv6Nets = append(w.IPv6Nets, n)
 		}
 	}
+	w.IPNATs, w.AllowSpoofedSourcePrefixes = g.wepExtras(e)
 	return w
 }
 
 func (g *Graph) renderHEP(e *entity) hoststate.HostEndpoint {
+	if isWildcardHEP(e) {
+		return g.renderWildcardHEP(e)
+	}
 	h := hoststate.HostEndpoint{
 		ID:             hoststate.EndpointID(e.key.Name),
 		InterfaceName:  e.hep.Spec.InterfaceName,

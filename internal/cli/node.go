@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/servalnet/serval/internal/node"
+	"github.com/servalnet/serval/internal/nodestatus"
 )
 
 func newNodeCommand(g *globalOptions) *cobra.Command {
@@ -43,13 +45,13 @@ can open, not over the network.`,
 			return nil
 		},
 	}
-	status.Flags().StringVar(&socket, "socket", node.DefaultStatusSocket, "serval-node's status socket")
+	status.Flags().StringVar(&socket, "socket", envOr(nodestatus.SocketEnv, nodestatus.DefaultSocket), "serval-node's status socket [$"+nodestatus.SocketEnv+"]")
 	status.Flags().StringVarP(&output, "output", "o", "", "json for scripts")
 	cmd.AddCommand(status)
 	return cmd
 }
 
-func fetchStatus(ctx context.Context, socket string, timeout time.Duration) (*node.StatusReport, error) {
+func fetchStatus(ctx context.Context, socket string, timeout time.Duration) (*nodestatus.StatusReport, error) {
 	client := &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -67,7 +69,7 @@ func fetchStatus(ctx context.Context, socket string, timeout time.Duration) (*no
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return nil, fmt.Errorf("serval-node answered %s: %s", resp.Status, b)
 	}
-	var rep node.StatusReport
+	var rep nodestatus.StatusReport
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		return nil, fmt.Errorf("reading serval-node's status: %w", err)
 	}
@@ -76,20 +78,10 @@ func fetchStatus(ctx context.Context, socket string, timeout time.Duration) (*no
 
 // printStatus prints the report the way calicoctl node status does, so that
 // people who know Calico read it at a glance.
-func printStatus(w io.Writer, rep *node.StatusReport) {
-	h := rep.Health
-	state := "running"
-	if !h.Live {
-		state = "not responding"
-	}
-	fmt.Fprintf(w, "Serval process is %s (node %s).\n", state, rep.Node)
-	fmt.Fprintf(w, "Ready: %v (datastore in sync: %v, dataplane programmed: %v)\n", h.Ready, h.InSync, h.Programmed)
-	for _, p := range h.OverlayProblems {
-		fmt.Fprintf(w, "Overlay: %s\n", p)
-	}
-	if h.LastError != "" {
-		fmt.Fprintf(w, "Last dataplane error: %s\n", h.LastError)
-	}
+func printStatus(w io.Writer, rep *nodestatus.StatusReport) {
+	fmt.Fprintf(w, "Serval process is %s (node %s).\n", liveLine(rep.Health), rep.Node)
+	fmt.Fprintln(w, readyLine(rep))
+	printRejected(w, rep.Rejected)
 	if rep.BGP == nil {
 		fmt.Fprintln(w, "\nBGP is disabled on this node.")
 		return
@@ -122,4 +114,59 @@ func printStatus(w io.Writer, rep *node.StatusReport) {
 			fmt.Fprintf(w, "No %s peers found.\n", fam.name)
 		}
 	}
+}
+
+// liveLine says whether the agent's workers turn, naming the stuck ones.
+func liveLine(h nodestatus.Report) string {
+	if h.Live {
+		return "running"
+	}
+	var stuck []string
+	for _, w := range h.Workers {
+		if w.Stuck {
+			stuck = append(stuck, fmt.Sprintf("%s since %s", w.Name, w.Since.Local().Format("15:04:05")))
+		}
+	}
+	return "stuck (" + strings.Join(stuck, ", ") + ")"
+}
+
+// readyLine says whether the node is ready and, when not, why first, then
+// what is fine, e.g. "Ready: no: BGP session to 172.17.8.102
+// (node-to-node mesh) is Active since 14:05:01; datastore in sync;
+// dataplane programmed".
+func readyLine(rep *nodestatus.StatusReport) string {
+	h := rep.Health
+	var fine []string
+	if h.InSync {
+		fine = append(fine, "datastore in sync")
+	}
+	if h.Programmed && h.LastError == "" {
+		fine = append(fine, "dataplane programmed")
+	}
+	if rep.BGP != nil {
+		up := 0
+		for _, p := range rep.BGP.Peers {
+			if p.Info == "Established" {
+				up++
+			}
+		}
+		fine = append(fine, fmt.Sprintf("%d of %d BGP sessions established", up, len(rep.BGP.Peers)))
+	}
+	if h.Ready {
+		return "Ready: yes (" + strings.Join(fine, "; ") + ")"
+	}
+	reasons := h.Reasons
+	if len(reasons) == 0 {
+		reasons = []string{"no reason given (agent older than this servalctl?)"}
+	}
+	return "Ready: no: " + strings.Join(append(append([]string{}, reasons...), fine...), "; ")
+}
+
+// envOr returns the environment variable's value, or def when it is unset
+// or empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

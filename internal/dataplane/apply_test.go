@@ -359,3 +359,29 @@ func TestFillNewSetsInBatches(t *testing.T) {
 		t.Errorf("replacing the %d elements of a set in use took %d transactions, want 1", size, got)
 	}
 }
+
+// TestResyncRepairsContent: a rule whose expressions were changed behind
+// the dataplane's back, its comment (hash) kept, is rewritten by the next
+// resync; a resync of an untouched table writes nothing.
+func TestResyncRepairsContent(t *testing.T) {
+	d := newTestDP(t)
+	baseState(d)
+	d.OnInSync()
+	d.apply(t)
+	want := d.nft.Dump()
+	n := len(d.nft.Transactions)
+	d.Resync()
+	d.apply(t)
+	if len(d.nft.Transactions) != n {
+		t.Fatalf("resync of an untouched table wrote %v", d.lastOps())
+	}
+	d.nft.ReplaceRuleKeepHash(chainForward, 0, vAccept)
+	if d.nft.Dump() == want {
+		t.Fatal("tampering not visible")
+	}
+	d.Resync()
+	d.apply(t)
+	if got := d.nft.Dump(); got != want {
+		t.Errorf("not repaired:\n%s\nwant\n%s", got, want)
+	}
+}

@@ -20,6 +20,8 @@ type baseInputs struct {
 	// used: the host endpoint maps that dispatch to at least one chain
 	// (an interface's entry or a wildcard).
 	used map[string]bool
+	// fips: the local workloads' floating IPs (floatingip.go).
+	fips []hoststate.IPNAT
 }
 
 func prefixesOf(cfg hoststate.Config) []string {
@@ -137,19 +139,26 @@ func renderBase(in baseInputs) []*chain {
 	rawPre := raw(chainRawPre, "prerouting", mapHepRawIn, cfg.FailsafeInboundHostPorts, false)
 	rawOut := raw(chainRawOut, "output", mapHepRawOut, cfg.FailsafeOutboundHostPorts, true)
 
-	nat := &chain{Name: chainNATPost, Base: &hook{Hook: "postrouting", Type: "nat", Priority: 100}}
+	natPre, natOut, hairpin := renderFloatingIPs(in.fips)
+	nat := &chain{Name: chainNATPost, Base: &hook{Hook: "postrouting", Type: "nat", Priority: 100}, Rules: hairpin}
 	for _, f := range []struct {
 		fam        int
 		nat, pools string
 	}{{v4, setNATPools4, setPools4}, {v6, setNATPools6, setPools6}} {
+		// natOutgoingAddress (IPv4 only, as in Calico) replaces the
+		// outgoing interface's address.
+		var to stmt = sMasq{}
+		if a := cfg.NATOutgoingAddress; f.fam == v4 && a.IsValid() && a.Is4() {
+			to = sNAT{Addr: a}
+		}
 		nat.Rules = append(nat.Rules, rule{Stmts: []stmt{
 			mNfproto{Fam: f.fam},
 			mSet{Fam: f.fam, Set: f.nat},
 			mSet{Fam: f.fam, Dst: true, Set: f.pools, Neg: true},
-			sMasq{},
+			to,
 		}, Comment: "natOutgoing"})
 	}
-	return []*chain{fwd, inp, outp, pre, rawPre, rawOut, nat}
+	return []*chain{fwd, inp, outp, pre, rawPre, rawOut, nat, natPre, natOut}
 }
 
 // renderPools renders the pool sets natOutgoing uses: every pool (what is

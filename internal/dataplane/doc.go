@@ -21,7 +21,9 @@
 //	  workload → host follows DefaultEndpointToHostAction; failsafe ports.
 //	prerouting (filter, -150): preDNAT policy via @hep-prednat
 //	raw-prerouting/raw-output (filter, -300): doNotTrack via @hep-raw-*
-//	nat-postrouting (nat, 100): natOutgoing masquerade
+//	nat-prerouting/nat-output (nat, -100): floating IPs' DNAT (floatingip.go)
+//	nat-postrouting (nat, 100): floating IPs' hairpin SNAT, natOutgoing
+//	  masquerade (or SNAT to natOutgoingAddress)
 //	pi-/po-<policy>, ri-/ro-<profile>: one chain per policy direction
 //	  that does not compile (see below) and per profile direction
 //	e4-/c4-/e6-/c6-<run>: the sets of one compiled run of policies
@@ -65,6 +67,21 @@
 //	if err != nil { ... }
 //	graph := calc.New(dp)     // the graph calls dp's hoststate.Callbacks
 //	go dp.Run(ctx)            // applies after updates, resyncs periodically
+//
+// Drift repair (drift.go, vmapread.go): the resync compares content, not
+// only hashes: each rule's expressions are read back and fingerprinted
+// against the rule Serval would write, and verdict map elements are read
+// with their verdicts decoded. Host endpoints by expectedIPs and
+// interfaceExclude follow the host's interfaces and addresses
+// (hostifaces.go); FelixConfiguration's deny action, Log rate limit and
+// refresh intervals are in deny.go, loglimit.go and refresh.go.
+//
+// The Dataplane type is spread over files by concern: dataplane.go (the
+// type, New and Run), callbacks.go (hoststate.Callbacks: queue the update,
+// poke Run), apply.go (Apply: one nftables transaction, then routes and
+// interface settings), renderdirty.go (rendering what is dirty into the
+// desired table) and desired.go (the desired table's chains and sets, what
+// owns them, who uses which set, policy and profile).
 //
 // Tests use NewFakeNFT, NewFakeRoutes and NewFakeSysctl, strict fakes that
 // fail on anything the kernel would refuse, and call Apply directly.

@@ -87,7 +87,7 @@ func (d *testDP) lastOps() []string {
 }
 
 var baseChainNames = map[string]bool{chainForward: true, chainInput: true, chainOutput: true, chainPrerouting: true,
-	chainRawPre: true, chainRawOut: true, chainNATPost: true}
+	chainRawPre: true, chainRawOut: true, chainNATPost: true, chainNATPre: true, chainNATOut: true}
 
 // trimDump drops base chains and empty sets and maps from a dump, so that
 // golden files for rule rendering show only what the case is about.

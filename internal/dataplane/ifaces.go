@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/servalnet/serval/internal/netconst"
 )
 
 // Sysctl sets kernel parameters by their /proc/sys path relative name
@@ -26,6 +28,9 @@ type Sysctl interface {
 type ProcSysctl struct{}
 
 func (ProcSysctl) Set(name, value string) error {
+	if err := checkSysctlName(name); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join("/proc/sys", name), []byte(value), 0o644)
 }
 
@@ -61,6 +66,9 @@ type ifaceManager struct {
 	done    map[string]bool   // interfaces configured
 	global  bool
 	pending bool
+	// noForwarding: FelixConfiguration ipForwarding is Disabled; the
+	// host-wide forwarding switches are left as they are.
+	noForwarding bool
 }
 
 func newIfaceManager(s Sysctl, log *slog.Logger) *ifaceManager {
@@ -68,6 +76,13 @@ func newIfaceManager(s Sysctl, log *slog.Logger) *ifaceManager {
 }
 
 func (m *ifaceManager) setPrefixes(p []string) { m.prefixes = p }
+
+// refresh makes the next apply set every interface's settings again (the
+// interface refresh: someone may have changed them behind our back).
+func (m *ifaceManager) refresh() {
+	clear(m.done)
+	m.global = false
+}
 
 func (m *ifaceManager) setWorkload(key, iface string) {
 	if old := m.ifaces[key]; old != "" {
@@ -101,7 +116,7 @@ func ifaceSysctls(iface string) [][2]string {
 
 func (m *ifaceManager) apply() error {
 	var errs []error
-	if !m.global {
+	if !m.global && !m.noForwarding {
 		ok := true
 		for _, kv := range hostSysctls {
 			if err := m.s.Set(kv[0], kv[1]); err != nil {
@@ -121,6 +136,13 @@ func (m *ifaceManager) apply() error {
 	sort.Strings(names)
 	for _, iface := range slices.Compact(names) {
 		if m.done[iface] || !m.isWorkload(iface) {
+			continue
+		}
+		if !netconst.ValidInterfaceName(iface) {
+			// The agent validates endpoints before they get here; this
+			// keeps a bad name from ever becoming a /proc/sys path.
+			m.log.Error("not configuring a workload interface with an invalid name", "iface", iface)
+			m.done[iface] = true // said once
 			continue
 		}
 		ok := true
@@ -168,6 +190,9 @@ func NewFakeSysctl() *FakeSysctl {
 }
 
 func (f *FakeSysctl) Set(name, value string) error {
+	if err := checkSysctlName(name); err != nil {
+		return err
+	}
 	for m := range f.Missing {
 		if strings.Contains(name, m) {
 			return fmt.Errorf("fake sysctl %s: %w", name, fs.ErrNotExist)

@@ -14,18 +14,15 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/servalnet/serval/internal/hoststate"
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 var nsSeq atomic.Int32
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, nftables)")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("needs the nft CLI to read state back")
-	}
+	roottest.NeedRoot(t, "network namespaces, nftables")
+	roottest.NeedProgram(t, "nft", "nftables") // reads the state back
 }
 
 // newNetns creates a named network namespace for the test and removes it
@@ -57,7 +54,7 @@ func inNS(t testing.TB, ns string, args ...string) string {
 }
 
 func kernelNFT(h netns.NsHandle) *KernelNFT {
-	return NewKernelNFT(func() (Conn, error) { return NewConn(nftables.WithNetNSFd(int(h))) })
+	return NewKernelNFT(func() (Conn, error) { return NewConn(nftables.WithNetNSFd(int(h))) }).InNetNS(int(h))
 }
 
 type kernelDP struct {
@@ -76,7 +73,7 @@ func newKernelDP(t testing.TB, tag string) *kernelDP {
 		t.Fatal(err)
 	}
 	t.Cleanup(nlh.Close)
-	d, err := New(Options{NFT: kernelNFT(h), Routes: nlh, Sysctl: NetnsSysctl{NS: h}})
+	d, err := New(Options{NFT: kernelNFT(h), Routes: nlh, Sysctl: NetnsSysctl{NS: h}, Ifaces: nlh})
 	if err != nil {
 		t.Fatal(err)
 	}

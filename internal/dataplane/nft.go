@@ -31,6 +31,9 @@ type Snapshot struct {
 type ChainState struct {
 	Base   *hook
 	Hashes []string
+	// Content holds a fingerprint of each rule's expressions as read back,
+	// when the backend reads content (see drift.go); nil otherwise.
+	Content []string
 }
 
 // SetState is one set or map as read back. Kind is 0 for a type Serval does
@@ -279,13 +282,13 @@ func applyToSnapshot(s *Snapshot, ops []Op) {
 			s.Chains[o.Name] = &ChainState{Base: o.Base}
 		case OpFlushChain:
 			if c := s.Chains[o.Name]; c != nil {
-				c.Hashes = nil
+				c.Hashes, c.Content = nil, nil
 			}
 		case OpDelChain:
 			delete(s.Chains, o.Name)
 		case OpAddRule:
 			if c := s.Chains[o.Name]; c != nil {
-				c.Hashes = append(c.Hashes, o.Hash)
+				c.Hashes, c.Content = append(c.Hashes, o.Hash), nil
 			}
 		}
 	}

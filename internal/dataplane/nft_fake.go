@@ -215,7 +215,11 @@ func (f *FakeNFT) Read() (*Snapshot, error) {
 	s := newSnapshot()
 	s.Exists = f.exists
 	for n, c := range f.chains {
-		s.Chains[n] = &ChainState{Base: c.base, Hashes: slices.Clone(c.hashes)}
+		cs := &ChainState{Base: c.base, Hashes: slices.Clone(c.hashes), Content: make([]string, len(c.rules))}
+		for i := range c.rules {
+			cs.Content[i] = c.rules[i].text()
+		}
+		s.Chains[n] = cs
 	}
 	for n, st := range f.sets {
 		s.Sets[n] = &SetState{Kind: st.Kind, Elems: maps.Clone(st.Elems)}
@@ -245,6 +249,17 @@ func (f *FakeNFT) DeleteRule(chainName string, i int) {
 	if c := f.chains[chainName]; c != nil && i < len(c.rules) {
 		c.rules = slices.Delete(c.rules, i, i+1)
 		c.hashes = slices.Delete(c.hashes, i, i+1)
+	}
+}
+
+// ReplaceRuleKeepHash replaces the statements of rule i of a chain and
+// keeps its hash, as `nft replace rule ... comment "<hash>"` would.
+func (f *FakeNFT) ReplaceRuleKeepHash(chainName string, i int, stmts ...stmt) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.chains[chainName]; c != nil && i < len(c.rules) {
+		c.rules = slices.Clone(c.rules)
+		c.rules[i] = rule{Stmts: stmts, Comment: c.rules[i].Comment}
 	}
 }
 

@@ -39,6 +39,7 @@ type Conn interface {
 // built leaves nothing queued behind.
 type KernelNFT struct {
 	newConn func() (Conn, error)
+	netns   int // for vmapread.go's own requests; 0: the caller's
 }
 
 // NewKernelNFT returns the kernel backend. newConn opens a connection, for
@@ -205,8 +206,8 @@ func truncate(s string) string {
 // elemsToKernel encodes elements. Interval sets take a start element and
 // an end element one past the last address (none when the range runs to
 // the top of the address space). Verdict map elements carry their target
-// chain in the element comment too: the library does not decode verdict
-// data on read-back, and the comment lets a resync see the target.
+// chain in the element comment too, for readers of `nft list`; the
+// read-back decodes the verdict itself (vmapread.go).
 func elemsToKernel(es []elem) []nftables.SetElement {
 	// Sized exactly: a SetElement is large, and only an address interval
 	// takes two.
@@ -299,10 +300,13 @@ func fillAddrPortKey(k []byte, a netip.Addr, proto uint8, port uint16) {
 // --- expressions ---
 
 const (
-	regAddr     = 1  // NFT_REG_1: 16 bytes, holds any address
-	regProto4   = 9  // NFT_REG32_01: after a 4-byte address
-	regPort4    = 10 // NFT_REG32_02
-	regProto6   = 12 // NFT_REG32_04: after a 16-byte address
+	regAddr   = 1  // NFT_REG_1: 16 bytes, holds any address
+	regProto4 = 9  // NFT_REG32_01: after a 4-byte address
+	regPort4  = 10 // NFT_REG32_02
+	// NFT_REG32_04, after a 16-byte address, is the first word of NFT_REG_2,
+	// and the kernel reports it by that name: use it, so that a rule read
+	// back encodes as it was written (drift.go compares the two).
+	regProto6   = 2
 	regPort6    = 13 // NFT_REG32_05
 	nfprotoIPv4 = unix.NFPROTO_IPV4
 	nfprotoIPv6 = unix.NFPROTO_IPV6
@@ -517,7 +521,9 @@ func (b *builder) stmt(s stmt) ([]expr.Any, error) {
 			&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: regAddr},
 		}, nil
 	case sLog:
-		return []expr.Any{&expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(s.Prefix)}}, nil
+		// The level is the kernel's default (warning), given explicitly
+		// because the kernel reports it on read-back.
+		return []expr.Any{&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL, Level: expr.LogLevelWarning, Data: []byte(s.Prefix)}}, nil
 	case sNotrack:
 		return []expr.Any{&expr.Notrack{}}, nil
 	case sMasq:
@@ -535,6 +541,9 @@ func (b *builder) stmt(s stmt) ([]expr.Any, error) {
 		k := map[string]expr.VerdictKind{"accept": expr.VerdictAccept, "drop": expr.VerdictDrop,
 			"return": expr.VerdictReturn, "jump": expr.VerdictJump, "goto": expr.VerdictGoto}[s.Kind]
 		return []expr.Any{&expr.Verdict{Kind: k, Chain: s.Chain}}, nil
+	}
+	if k, ok := s.(kernelStmt); ok {
+		return k.kernel(b)
 	}
 	return nil, fmt.Errorf("no kernel form for %T", s)
 }
@@ -575,6 +584,16 @@ func (k *KernelNFT) Read() (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing chains: %w", err)
 	}
+	sets, err := c.GetSets(kTable)
+	if err != nil {
+		return nil, fmt.Errorf("listing sets: %w", err)
+	}
+	anon := map[string]*nftables.Set{} // rules' constant sets, for content
+	for _, s := range sets {
+		if s.Anonymous || strings.HasPrefix(s.Name, "__") {
+			anon[s.Name] = s
+		}
+	}
 	for _, ch := range chains {
 		if ch.Table == nil || ch.Table.Name != TableName {
 			continue
@@ -595,19 +614,29 @@ func (k *KernelNFT) Read() (*Snapshot, error) {
 			cm, _ := userdata.GetString(r.UserData, userdata.TypeComment)
 			h, _, _ := strings.Cut(cm, " ")
 			cs.Hashes = append(cs.Hashes, h)
+			// A rule whose content cannot be read counts as changed.
+			fp, err := readContent(c, anon, r)
+			if err != nil {
+				fp = "unreadable: " + err.Error()
+			}
+			cs.Content = append(cs.Content, fp)
 		}
 		snap.Chains[ch.Name] = cs
-	}
-	sets, err := c.GetSets(kTable)
-	if err != nil {
-		return nil, fmt.Errorf("listing sets: %w", err)
 	}
 	for _, s := range sets {
 		if s.Anonymous || strings.HasPrefix(s.Name, "__") {
 			continue
 		}
 		ss := &SetState{Kind: kindOf(s), Elems: map[elem]struct{}{}}
-		if ss.Kind != 0 {
+		if ss.Kind == kindIfaceVmap {
+			es, err := k.readVmap(s.Name)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range es {
+				ss.Elems[e] = struct{}{}
+			}
+		} else if ss.Kind != 0 {
 			es, err := c.GetSetElements(s)
 			if err != nil {
 				return nil, fmt.Errorf("listing elements of set %s: %w", s.Name, err)
@@ -624,8 +653,9 @@ func (k *KernelNFT) Read() (*Snapshot, error) {
 func kindOf(s *nftables.Set) setKind {
 	switch {
 	case s.IsMap && (s.KeyType.Name == nftables.TypeIFName.Name || s.KeyType.Name == nftables.TypeVerdict.Name):
-		// v0.3.0 reports a verdict map's data type as its key type; the
-		// only maps in our table are interface verdict maps.
+		// The library may report a verdict map's data type in KeyType
+		// (v0.3.0 does); either way the only maps in our table are
+		// interface verdict maps, whose elements vmapread.go reads.
 		return kindIfaceVmap
 	case s.IsMap:
 		return 0
@@ -650,10 +680,6 @@ func kindOf(s *nftables.Set) setKind {
 func elemsFromKernel(kind setKind, es []nftables.SetElement) []elem {
 	var out []elem
 	switch kind {
-	case kindIfaceVmap:
-		for _, e := range es {
-			out = append(out, vmapElem(strings.TrimRight(string(e.Key), "\x00"), e.Comment))
-		}
 	case kindAddrPort4, kindAddrPort6:
 		n := 4
 		if kind == kindAddrPort6 {

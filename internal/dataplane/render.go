@@ -133,8 +133,9 @@ func filterFam(ps []netip.Prefix, fam int) []netip.Prefix {
 // make the kernel reject the whole transaction.
 type knownSets func(id string) bool
 
-// renderRules renders the rules of one direction of a policy or profile.
-func renderRules(rules []hoststate.Rule, logPrefix string, known knownSets) []rule {
+// renderRules renders the rules of one direction of a policy or profile;
+// logAct is what the Log action does (see logAction).
+func renderRules(rules []hoststate.Rule, logAct []stmt, known knownSets) []rule {
 	var out []rule
 	for _, r := range rules {
 		var action []stmt
@@ -146,7 +147,7 @@ func renderRules(rules []hoststate.Rule, logPrefix string, known knownSets) []ru
 		case hoststate.Pass:
 			action = []stmt{sSetMark{Set: MarkPass}, vReturn}
 		case hoststate.Log:
-			action = []stmt{sLog{Prefix: logPrefix}}
+			action = logAct
 		default:
 			// An action calc does not know cannot be enforced safely
 			// either way; deny is Calico's answer to "not allowed".
@@ -440,9 +441,11 @@ func renderProfiles(ids []string, inbound bool, known func(string) bool) []rule 
 func clearMarks() rule { return rule{Stmts: []stmt{sSetMark{Clear: markOurs}}} }
 
 // antiSpoof drops packets from a workload whose source is not one of its
-// addresses, or, when its MAC is known, not its MAC; a workload without an
-// address of a family sends none of it.
-func antiSpoof(ep hoststate.WorkloadEndpoint) []rule {
+// addresses (or, with allowSpoof, of its allowSpoofedSourcePrefixes), or,
+// when its MAC is known, not its MAC; a workload without an address of a
+// family sends none of it.
+func antiSpoof(ep hoststate.WorkloadEndpoint, allowSpoof bool) []rule {
+	ep = withSpoofedPrefixes(ep, allowSpoof)
 	var out []rule
 	if mac, err := net.ParseMAC(ep.MAC); err == nil && len(mac) == 6 {
 		out = append(out, rule{Stmts: []stmt{mEtherSrc{MAC: mac, Neg: true}, vDrop}, Comment: "anti-spoof mac"})

@@ -41,6 +41,9 @@ type routeManager struct {
 	workloads map[string]workloadRoutes // endpoint key → its routes
 	blocks    map[netip.Prefix]bool
 	prefixes  []string
+	// floating: floating IPs routed by this manager (since start), whose
+	// routes it removes even on a workload's interface.
+	floating map[netip.Prefix]bool
 }
 
 type workloadRoutes struct {
@@ -49,7 +52,7 @@ type workloadRoutes struct {
 }
 
 func newRouteManager(h RouteHandle, log *slog.Logger) *routeManager {
-	return &routeManager{h: h, log: log, workloads: map[string]workloadRoutes{}, blocks: map[netip.Prefix]bool{}}
+	return &routeManager{h: h, log: log, workloads: map[string]workloadRoutes{}, blocks: map[netip.Prefix]bool{}, floating: map[netip.Prefix]bool{}}
 }
 
 func (m *routeManager) setWorkload(key string, ep *hoststate.WorkloadEndpoint) {
@@ -58,6 +61,15 @@ func (m *routeManager) setWorkload(key string, ep *hoststate.WorkloadEndpoint) {
 		return
 	}
 	nets := append(slices.Clone(ep.IPv4Nets), ep.IPv6Nets...)
+	// A floating IP is routed to its workload too: the route is what
+	// makes this host the place to send it (see floatingip.go).
+	for _, n := range ep.IPNATs {
+		if n.External.IsValid() {
+			p := netip.PrefixFrom(n.External, n.External.BitLen())
+			nets = append(nets, p)
+			m.floating[p] = true
+		}
+	}
 	m.workloads[key] = workloadRoutes{iface: ep.InterfaceName, nets: nets}
 }
 
@@ -131,8 +143,9 @@ func (m *routeManager) apply(inSync bool) error {
 			continue
 		}
 		// A route to an existing workload interface that we do not know
-		// yet is the CNI plugin's, made before its endpoint reached us.
-		if r.LinkIndex > 0 && m.isWorkloadLink(r.LinkIndex) {
+		// yet is the CNI plugin's, made before its endpoint reached us;
+		// but a floating IP's route is ours alone.
+		if r.LinkIndex > 0 && !m.floating[p] && m.isWorkloadLink(r.LinkIndex) {
 			continue
 		}
 		// A route with a next hop is one the BGP speaker learned from a

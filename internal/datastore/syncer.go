@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/servalnet/serval/internal/api"
 )
 
@@ -68,7 +70,10 @@ type SyncerConfig struct {
 	// Namespace limits namespaced kinds to one namespace ("" is all).
 	Namespace string
 	// MinBackoff and MaxBackoff bound the wait between attempts after an
-	// error (100ms and 10s when zero).
+	// error (100ms and 10s when zero). The wait doubles with each failure
+	// in a row, with ±20% jitter so that many agents losing one etcd do not
+	// come back in step, and starts again from MinBackoff once the
+	// datastore has been listed and watched without error for MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
 	// MaxBatch caps how many updates one OnUpdates call carries while
 	// streaming (1000 when zero). A resync delivers its differences one
@@ -83,7 +88,12 @@ type SyncerConfig struct {
 	// failed check ends the stream; the Syncer lists again once the
 	// datastore is back.
 	CheckInterval time.Duration
-	Logger        *slog.Logger
+	// Heartbeat, when set, is called from Run's goroutine at least every
+	// HeartbeatInterval (1s when zero) while the syncer turns, idle or
+	// not, and after each list page: serval-node's liveness.
+	Heartbeat         func()
+	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
 }
 
 // checker is the optional liveness check of a datastore (Etcd.Check).
@@ -116,6 +126,12 @@ type Syncer struct {
 	seen map[api.Key]seenEntry
 	// pass marks the keys a resync's list found, to tell what vanished.
 	pass uint64
+
+	// backoff is the wait after a failure; now and sleep are the clock,
+	// injected by tests.
+	backoff *backoff.ExponentialBackOff
+	now     func() time.Time
+	sleep   func(ctx context.Context, d time.Duration) bool
 }
 
 // seenEntry is what a Syncer remembers of a delivered resource.
@@ -141,11 +157,27 @@ func NewSyncer(ds Interface, cb SyncerCallbacks, cfg SyncerConfig) *Syncer {
 	if cfg.CheckInterval == 0 {
 		cfg.CheckInterval = 10 * time.Second
 	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = time.Second
+	}
+	if cfg.Heartbeat == nil {
+		cfg.Heartbeat = func() {}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{ds: ds, cb: cb, cfg: cfg, log: log, seen: map[api.Key]seenEntry{}}
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     cfg.MinBackoff,
+		RandomizationFactor: 0.2,
+		Multiplier:          2,
+		MaxInterval:         cfg.MaxBackoff,
+	}
+	b.Reset()
+	s := &Syncer{ds: ds, cb: cb, cfg: cfg, log: log, seen: map[api.Key]seenEntry{},
+		backoff: b, now: time.Now}
+	s.sleep = s.beatingSleep
+	return s
 }
 
 // taggedEvent is an event from one of the watches of one generation; a
@@ -169,7 +201,6 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return errors.New("syncer: no kinds to follow")
 	}
 	s.setStatus(WaitForDatastore)
-	backoff := s.cfg.MinBackoff
 	gen := 0
 	for {
 		revs, err := s.resync(ctx)
@@ -177,15 +208,16 @@ func (s *Syncer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			s.log.Warn("datastore resync failed; will retry", "err", err, "in", backoff)
-			if !sleep(ctx, backoff) {
+			wait := s.backoff.NextBackOff()
+			s.log.Warn("datastore resync failed; will retry", "err", err, "in", wait)
+			if !s.sleep(ctx, wait) {
 				return ctx.Err()
 			}
-			backoff = min(backoff*2, s.cfg.MaxBackoff)
 			continue
 		}
 		s.setStatus(InSync)
 		gen++
+		started := s.now()
 		err = s.stream(ctx, gen, revs)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -194,25 +226,42 @@ func (s *Syncer) Run(ctx context.Context) error {
 			// Not a fault: the consumer fell behind etcd's history. List
 			// again at once.
 			s.log.Info("watch history compacted; resyncing", "err", err)
-			backoff = s.cfg.MinBackoff
+			s.backoff.Reset()
 			continue
 		}
-		s.log.Warn("datastore watch failed; resyncing", "err", err, "in", backoff)
-		if !sleep(ctx, backoff) {
+		// A resync that succeeded and a watch that then held for
+		// MaxBackoff end the run of failures: this one starts a new run
+		// from MinBackoff. A watch that fails sooner is the same outage
+		// (a datastore that lists but cannot watch), and its wait keeps
+		// growing, so a flapping datastore is not listed in full every
+		// MinBackoff.
+		if s.now().Sub(started) >= s.cfg.MaxBackoff {
+			s.backoff.Reset()
+		}
+		wait := s.backoff.NextBackOff()
+		s.log.Warn("datastore watch failed; resyncing", "err", err, "in", wait)
+		if !s.sleep(ctx, wait) {
 			return ctx.Err()
 		}
-		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// beatingSleep waits d, beating meanwhile; false when ctx ended first.
+// It is the default of s.sleep, which tests replace with a clock of theirs.
+func (s *Syncer) beatingSleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+	beat := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer beat.Stop()
+	for {
+		s.cfg.Heartbeat()
+		select {
+		case <-t.C:
+			return true
+		case <-beat.C:
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 
@@ -244,6 +293,7 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 		// the page is garbage as soon as the consumer has taken what it
 		// keeps.
 		deliver := func(items []api.Resource, listRev int64) {
+			s.cfg.Heartbeat()
 			var updates []Update
 			for _, obj := range items {
 				key := api.KeyOf(obj)
@@ -355,10 +405,15 @@ func (s *Syncer) stream(ctx context.Context, gen int, revs map[string]int64) err
 	if c, ok := s.ds.(checker); ok && s.cfg.CheckInterval > 0 {
 		go checkLoop(wctx, c, s.cfg.CheckInterval, checkFailed)
 	}
+	beat := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer beat.Stop()
 	for {
+		s.cfg.Heartbeat()
 		var te taggedEvent
 		select {
 		case te = <-events:
+		case <-beat.C:
+			continue
 		case err := <-checkFailed:
 			return err
 		case <-ctx.Done():

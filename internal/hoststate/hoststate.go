@@ -15,7 +15,10 @@
 //	calc ──Callbacks──▶ batching queue (in serval-node) ──▶ dataplane.Apply
 package hoststate
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // IPSetType says what the members of a set are.
 type IPSetType int
@@ -148,6 +151,19 @@ type WorkloadEndpoint struct {
 	IPv6Nets      []netip.Prefix
 	Tiers         []TierPolicies
 	ProfileIDs    []string
+	// IPNATs are the workload's floating IPs: each External address is
+	// DNATed 1:1 to Internal (one of the workload's addresses) on this
+	// host, and routed towards the workload so that BGP can export it.
+	IPNATs []IPNAT
+	// AllowSpoofedSourcePrefixes are source prefixes the workload may send
+	// from besides its own addresses. The dataplane honours them only
+	// while Config.AllowSourceSpoofing is set.
+	AllowSpoofedSourcePrefixes []netip.Prefix
+}
+
+// IPNAT is one floating IP of a workload: both addresses of one family.
+type IPNAT struct {
+	Internal, External netip.Addr
 }
 
 // HostEndpoint is a host interface under policy. InterfaceName is "*" for
@@ -181,6 +197,39 @@ type Config struct {
 	FailsafeInboundHostPorts    []ProtoPort
 	FailsafeOutboundHostPorts   []ProtoPort
 	LogPrefix                   string
+	// LogRate limits the Log action (FelixConfiguration
+	// logActionRateLimit/Burst); a zero Rate means no limit.
+	LogRate RateLimit
+	// DenyAction is what policy Deny does: "Drop" (the default, also "")
+	// or "Reject" (an ICMP error or TCP reset is sent back).
+	DenyAction string
+	// IPForwardingDisabled: the agent leaves net.ipv4.ip_forward and
+	// net.ipv6.conf.all.forwarding alone (ipForwarding: Disabled).
+	IPForwardingDisabled bool
+	// AllowSourceSpoofing: workloads' allowSpoofedSourcePrefixes are
+	// honoured (workloadSourceSpoofing: Any).
+	AllowSourceSpoofing bool
+	// NATOutgoingAddress, when valid, is the source natOutgoing SNATs
+	// IPv4 traffic to, instead of masquerading to the outgoing
+	// interface's address.
+	NATOutgoingAddress netip.Addr
+	// InterfaceExclude lists host interfaces that an all-interfaces ("*")
+	// host endpoint never covers: exact names, or regular expressions
+	// written between slashes ("/^kube-ipvs/").
+	InterfaceExclude []string
+	// Periodic resyncs of the dataplane's managers: nil keeps the
+	// dataplane's default, zero disables the periodic resync.
+	RouteRefreshInterval     *time.Duration
+	InterfaceRefreshInterval *time.Duration
+	NftablesRefreshInterval  *time.Duration
+}
+
+// RateLimit is Calico's "N/unit" rate with a burst: at most Rate per Unit
+// ("second", "minute", "hour", "day") after an initial Burst.
+type RateLimit struct {
+	Rate  uint32
+	Unit  string
+	Burst uint32
 }
 
 // ProtoPort is a protocol and port, e.g. TCP 22 for a failsafe port.

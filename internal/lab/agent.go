@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/servalnet/serval/internal/netconst"
-	"github.com/servalnet/serval/internal/node"
+	"github.com/servalnet/serval/internal/nodestatus"
 	"github.com/servalnet/serval/internal/overlay"
 )
 
@@ -178,7 +178,7 @@ func (l *Lab) sessionsEstablished(host string) error {
 		return fmt.Errorf("asking serval-node on %s: %w", host, err)
 	}
 	defer resp.Body.Close()
-	var rep node.StatusReport
+	var rep nodestatus.StatusReport
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		return fmt.Errorf("reading the status of serval-node on %s: %w", host, err)
 	}
@@ -270,4 +270,23 @@ func longestMatch(routes []netlink.Route, a netip.Addr) *netlink.Route {
 		best, bestLen = r, p.Bits()
 	}
 	return best
+}
+
+// ExecEnv is the environment of a command run in member's namespace
+// (serval-lab exec): env, and for a host, SERVAL_STATUS_SOCKET naming its
+// agent's socket, so that `servalctl node status` run there asks that
+// host's agent. Lab hosts share the machine's filesystem, so each agent's
+// socket has its own path, not the default one; a network namespace does
+// not tell a unix socket path apart.
+func (l *Lab) ExecEnv(member string, env []string) []string {
+	if l.State.Topology.Host(member) == nil {
+		return env
+	}
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, nodestatus.SocketEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, nodestatus.SocketEnv+"="+l.AgentSocket(member))
 }

@@ -114,11 +114,16 @@ func (c *cliOpts) onLab(openFail int, run func(cmd *cobra.Command, l *Lab, args 
 // the command gets the terminal, the signals and the exit status, with
 // nothing in between. It returns only on failure.
 func execIn(ns string, argv ...string) error {
+	return execInEnv(ns, os.Environ(), argv...)
+}
+
+// execInEnv is execIn with the environment env.
+func execInEnv(ns string, env []string, argv ...string) error {
 	ip, err := exec.LookPath("ip")
 	if err != nil {
 		return &ExitError{Code: 2, Err: fmt.Errorf("finding ip: %w", err)}
 	}
-	return &ExitError{Code: 2, Err: syscall.Exec(ip, append([]string{"ip", "netns", "exec", ns}, argv...), os.Environ())}
+	return &ExitError{Code: 2, Err: syscall.Exec(ip, append([]string{"ip", "netns", "exec", ns}, argv...), env)}
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -259,7 +264,7 @@ func execCmd(c *cliOpts) *cobra.Command {
 			if !netnsExists(ns) {
 				return &ExitError{Code: 2, Err: fmt.Errorf("%q is not a member of lab %s (no namespace %s)", args[0], l.Name, ns)}
 			}
-			return execIn(ns, args[1:]...)
+			return execInEnv(ns, l.ExecEnv(args[0], os.Environ()), args[1:]...)
 		}),
 	}
 }

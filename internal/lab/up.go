@@ -266,7 +266,7 @@ func (l *Lab) createFabric(ctx context.Context) error {
 // createWire joins the two hosts of a wire lab by one veth pair, eth0 at
 // each end, as two servers cabled back to back: no bridge and no namespace
 // between them, the topology of the dataplane benchmark's references
-// (../shared/bench/baseline-dataplane.sh), down to each host's default
+// (bench/internal/runner/reference.go), down to each host's default
 // route via the other. The datastore is not on the wire: each host has a
 // management link (mgmt0, whose other end is m<i> in the datastore
 // namespace) with a /32 route to every datastore address, so the wire

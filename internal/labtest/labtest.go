@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/servalnet/serval/internal/lab"
+	"github.com/servalnet/serval/internal/roottest"
 	"github.com/servalnet/serval/internal/testbin"
 )
 
 // Main is the body of a TestMain for tests that run Serval's binaries in a
-// lab. Without root it only runs the tests (each skips through NeedRoot):
-// building would be wasted. As root it builds cmds into a temporary
+// lab. Without root it only runs the tests (each that needs root fails
+// through NeedRoot, saying so): building would be wasted. As root it builds cmds into a temporary
 // directory, hands that directory and the repository root to ready, runs
 // the tests and removes the directory. A failure to build or get ready is
 // printed as "name: ..." and is exit status 1, with no test run.
@@ -38,13 +39,12 @@ func Main(m *testing.M, name string, cmds []string, ready func(binDir, repo stri
 	return m.Run()
 }
 
-// NeedRoot skips t unless this process is root. Main builds the binaries
-// only as root, so past this check they are there.
+// NeedRoot fails t unless this process is root (roottest.NeedRoot): a lab
+// test that skipped would pass without testing anything. Main builds the
+// binaries only as root, so past this check they are there.
 func NeedRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the lab creates network namespaces")
-	}
+	roottest.NeedRoot(t, "the lab creates network namespaces")
 }
 
 // Logger writes records from level up into t's log, where they show next

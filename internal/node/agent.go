@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/servalnet/serval/internal/addrdetect"
+	"github.com/servalnet/serval/internal/admission"
 	"github.com/servalnet/serval/internal/calc"
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
@@ -34,6 +35,17 @@ type Config struct {
 	MetricsListen          string // e.g. "127.0.0.1:9091"; "" disables
 	StatusSocket           string // unix socket for `servalctl node status`; "" disables
 	BGP                    bool   // run the embedded BGP speaker
+	// HealthTimeouts overrides DefaultWorkerTimeout by worker name
+	// (WorkerSyncer, ...); BGPGrace is how long a session may be down
+	// before the node is not ready (DefaultBGPGrace when zero);
+	// HeartbeatInterval is how often idle workers beat (tests shorten it).
+	HealthTimeouts    map[string]time.Duration
+	BGPGrace          time.Duration
+	HeartbeatInterval time.Duration
+	// HealthListenFixed and MetricsListenFixed say that the address was
+	// given explicitly (flag or environment): FelixConfiguration's
+	// health*/prometheusMetrics* fields then do not change it.
+	HealthListenFixed, MetricsListenFixed bool
 }
 
 // Deps are the parts the agent drives, made by the caller so that tests can
@@ -59,6 +71,9 @@ type Agent struct {
 	log     *slog.Logger
 	Health  *Health
 	Metrics *Metrics
+	// Rejected lists the objects read from the datastore that failed
+	// validation (see package admission).
+	Rejected *admission.Registry
 }
 
 // New checks the configuration and returns an agent ready to Run.
@@ -75,10 +90,13 @@ func New(cfg Config, d Deps) (*Agent, error) {
 	if d.Host == nil {
 		d.Host = addrdetect.Netlink{}
 	}
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, d: d, log: d.Logger.With("component", "node"),
-		Health: NewHealth(d.Now, 2*time.Minute), Metrics: NewMetrics(),
-	}, nil
+		Health: NewHealth(d.Now), Metrics: NewMetrics(),
+		Rejected: admission.NewRegistry(),
+	}
+	a.Rejected.OnChange(a.Metrics.setRejected)
+	return a, nil
 }
 
 // Run works until ctx ends. It never flushes what it programmed when it
@@ -100,19 +118,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			_ = s.Close()
 		}
 	}()
-	if a.cfg.HealthListen != "" {
-		s, err := serveTCP(a.cfg.HealthListen, a.Health.Handler())
-		if err != nil {
-			return fmt.Errorf("health endpoint: %w", err)
-		}
-		servers = append(servers, s)
-	}
-	if a.cfg.MetricsListen != "" {
-		s, err := serveTCP(a.cfg.MetricsListen, a.Metrics.Handler())
-		if err != nil {
-			return fmt.Errorf("metrics endpoint: %w", err)
-		}
-		servers = append(servers, s)
+	self := newSelfServer(a)
+	defer self.close()
+	if err := self.start(); err != nil {
+		return err
 	}
 	if a.cfg.StatusSocket != "" {
 		s, err := serveUnix(a.cfg.StatusSocket, a.statusHandler())
@@ -128,26 +137,41 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	obs := &observer{Dataplane: dp, m: a.Metrics, weps: map[hoststate.EndpointID]bool{},
 		heps: map[hoststate.EndpointID]bool{}, pols: map[hoststate.PolicyID]bool{}}
-	graph := &statusTap{Graph: calc.New(id.Name, obs, a.d.Logger), h: a.Health}
-	syncer := datastore.NewSyncer(a.d.Datastore, graph, datastore.SyncerConfig{Kinds: calc.Kinds(), Logger: a.d.Logger})
+	w := a.registerWorkers()
+	dp.SetHeartbeat(w.dataplane.Beat, a.heartbeatInterval())
+	graph := &statusTap{Graph: calc.New(id.Name, obs, a.d.Logger), h: a.Health, w: w.calc}
+	feed := newTee()
+	feed.add(graph, calc.Kinds())
+	var bgp *bgpLoop
+	if a.d.Speaker != nil {
+		bgp = newBGPLoop(id.Name, a.d.Speaker, a.d.Secrets, a.d.Logger, a.Metrics)
+		bgp.health, bgp.beatDur = w.bgp, a.heartbeatInterval()
+		feed.add(bgp, bgpKinds)
+	}
+	var ov *overlayLoop
+	if a.d.Overlay != nil {
+		ov = a.newOverlay(id.Name, w.overlay)
+		feed.add(ov, overlayKinds)
+	}
+	// One syncer, one admission filter: what the graph and the BGP loop
+	// (and the overlay) see has passed the same validation, and is reported once.
+	syncer := datastore.NewSyncer(a.d.Datastore, admission.NewFilter(feed, a.Rejected, a.d.Logger), datastore.SyncerConfig{Kinds: feed.kinds(), Logger: a.d.Logger,
+		Heartbeat: w.syncer.Beat, HeartbeatInterval: a.heartbeatInterval()})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	go func() { errc <- syncer.Run(ctx) }()
 	go func() { errc <- dp.Run(ctx) }()
-	if a.d.Speaker != nil {
-		b := newBGPLoop(id.Name, a.d.Speaker, a.d.Secrets, a.d.Logger, a.Metrics)
-		bs := datastore.NewSyncer(a.d.Datastore, b, datastore.SyncerConfig{Kinds: bgpKinds, Logger: a.d.Logger})
-		go func() { errc <- bs.Run(ctx) }()
-		go b.run(ctx)
+	go func() { errc <- self.follow(ctx) }()
+	if bgp != nil {
+		go bgp.run(ctx)
+		go a.probeSpeaker(ctx, w.speaker, min(speakerProbeInterval, a.timeout(WorkerBGPSpeaker)/3), a.timeout(WorkerBGPSpeaker))
 	}
-	if a.d.Overlay != nil {
-		a.startOverlay(ctx, id.Name, errc)
+	if ov != nil {
+		a.runOverlay(ctx, ov)
 	}
 
-	beat := time.NewTicker(10 * time.Second)
-	defer beat.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,14 +182,11 @@ func (a *Agent) Run(ctx context.Context) error {
 				return nil
 			}
 			return err
-		case <-beat.C:
-			a.Health.Beat()
 		}
 	}
 }
 
 func (a *Agent) afterApply(r dataplane.ApplyResult) {
-	a.Health.Beat()
 	a.Metrics.ApplySeconds.Observe(r.Stats.Duration.Seconds())
 	if r.Resync {
 		a.Metrics.Resyncs.Inc()
@@ -281,12 +302,8 @@ func serveUnix(path string, h http.Handler) (*http.Server, error) {
 		return nil, err
 	}
 	_ = os.Remove(path) // a socket left by a previous run
-	l, err := net.Listen("unix", path)
+	l, err := listenUnixPrivate(path)
 	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
 		return nil, err
 	}
 	return serve(l, h), nil
@@ -296,18 +313,6 @@ func serve(l net.Listener, h http.Handler) *http.Server {
 	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.Serve(l) }()
 	return s
-}
-
-// statusTap lets readiness follow the syncer: a resync makes the host
-// unready until the graph has the whole state again.
-type statusTap struct {
-	*calc.Graph
-	h *Health
-}
-
-func (t *statusTap) OnStatus(s datastore.Status) {
-	t.Graph.OnStatus(s)
-	t.h.SetInSync(s == datastore.InSync)
 }
 
 // observer counts what the graph sends the dataplane, for metrics.

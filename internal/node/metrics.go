@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -17,6 +16,10 @@ type Metrics struct {
 	ApplySeconds   prometheus.Histogram
 	Resyncs        prometheus.Counter
 	Errors         *prometheus.CounterVec
+	// Rejected counts, by kind, the objects read from the datastore that
+	// failed validation and were skipped or failed closed.
+	Rejected *prometheus.GaugeVec
+	runtime  runtimeCollectors // metrics_runtime.go
 }
 
 // NewMetrics creates and registers the metrics.
@@ -41,12 +44,23 @@ func NewMetrics() *Metrics {
 			Name: "serval_errors_total", Help: "Errors by where they happened.",
 		}, []string{"component"}),
 	}
-	m.Registry.MustRegister(m.LocalEndpoints, m.ActivePolicies, m.ApplySeconds, m.Resyncs, m.Errors,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Rejected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "serval_rejected_objects", Help: "Objects read from the datastore that failed validation (skipped or failed closed), by kind.",
+	}, []string{"kind"})
+	m.Registry.MustRegister(m.LocalEndpoints, m.ActivePolicies, m.ApplySeconds, m.Resyncs, m.Errors, m.Rejected)
+	m.SetRuntimeCollectors(true, true)
 	return m
 }
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// setRejected sets serval_rejected_objects from the counts by kind.
+func (m *Metrics) setRejected(byKind map[string]int) {
+	m.Rejected.Reset()
+	for k, n := range byKind {
+		m.Rejected.WithLabelValues(k).Set(float64(n))
+	}
 }

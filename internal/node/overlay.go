@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -51,20 +52,25 @@ type OverlayDeps struct {
 	AfterApply func()
 }
 
-// startOverlay runs the overlay's syncer and loop. With BGP on, a change
+// newOverlay builds the overlay loop: one more consumer of the agent's
+// single syncer (behind the admission filter, so it sees only admitted
+// objects), with its own liveness worker.
+func (a *Agent) newOverlay(name string, beat *Worker) *overlayLoop {
+	o := newOverlayLoop(name, a.d.Datastore, *a.d.Overlay, a.d.Logger, a.Health)
+	o.beat, o.beatDur = beat, a.heartbeatInterval()
+	return o
+}
+
+// runOverlay runs the overlay loop until ctx ends. With BGP on, a change
 // of the overlay's routes resyncs BGP's kernel routes: theirs stand aside
 // for ours, and must come back when ours go (a pool switched to Never).
-func (a *Agent) startOverlay(ctx context.Context, name string, errc chan<- error) {
-	d := *a.d.Overlay
-	if d.AfterApply == nil && a.d.Speaker != nil {
+func (a *Agent) runOverlay(ctx context.Context, o *overlayLoop) {
+	if o.d.AfterApply == nil && a.d.Speaker != nil {
 		sp := a.d.Speaker
-		d.AfterApply = func() {
+		o.d.AfterApply = func() {
 			go func() { _ = sp.SyncKernel(ctx) }()
 		}
 	}
-	o := newOverlayLoop(name, a.d.Datastore, d, a.d.Logger, a.Health)
-	s := datastore.NewSyncer(a.d.Datastore, o, datastore.SyncerConfig{Kinds: overlayKinds, Logger: a.d.Logger})
-	go func() { errc <- s.Run(ctx) }()
 	go o.run(ctx)
 }
 
@@ -74,7 +80,9 @@ type overlayLoop struct {
 	ds      datastore.Interface
 	d       OverlayDeps
 	log     *slog.Logger
-	health  *Health
+	health  *Health       // readiness: the overlay's problems are reasons
+	beat    *Worker       // liveness of run
+	beatDur time.Duration // how often run beats while idle
 	trigger chan struct{}
 
 	mu      sync.Mutex
@@ -148,13 +156,18 @@ func (o *overlayLoop) poke() {
 func (o *overlayLoop) run(ctx context.Context) {
 	tick := time.NewTicker(o.d.Resync)
 	defer tick.Stop()
+	beat := time.NewTicker(cmp.Or(o.beatDur, DefaultHeartbeatInterval))
+	defer beat.Stop()
 	var lastRoutes []overlay.Route
 	var lastGuard *overlay.Guard
 	var lastWarnings []string
 	for {
+		o.beat.Beat()
 		select {
 		case <-ctx.Done():
 			return
+		case <-beat.C:
+			continue
 		case <-o.trigger:
 		case <-tick.C:
 		}

@@ -40,7 +40,7 @@ func TestOverlayTunnelAddress(t *testing.T) {
 		}
 	}
 	ip := ipam.New(ds, ipam.Config{})
-	o := newOverlayLoop("h1", ds, OverlayDeps{IPAM: ip}, log, NewHealth(time.Now, time.Minute))
+	o := newOverlayLoop("h1", ds, OverlayDeps{IPAM: ip}, log, NewHealth(time.Now))
 	round := func(pools ...*api.IPPool) *api.Node {
 		t.Helper()
 		r, err := ds.Get(ctx, api.Key{Kind: "Node", Name: "h1"})
@@ -86,13 +86,13 @@ func TestOverlayIPIPUnavailableIsReported(t *testing.T) {
 	p.Name = "ipip"
 	p.SetDefaults()
 	d := overlay.Compute(overlay.Input{Node: "h1", Pools: []*api.IPPool{p}})
-	h := NewHealth(time.Now, time.Minute)
+	h := NewHealth(time.Now)
 	h.SetInSync(true)
 	h.SetProgrammed(nil)
 	h.SetOverlayProblems(d.Problems)
 	r := h.Report()
-	if r.Ready || len(r.OverlayProblems) != 1 {
-		t.Fatalf("report %+v: want not ready with one overlay problem", r)
+	if r.Ready || len(r.Reasons) != 1 || !strings.HasPrefix(r.Reasons[0], "overlay: ") || !strings.Contains(r.Reasons[0], "ipipMode") {
+		t.Fatalf("report %+v: want not ready with one overlay reason", r)
 	}
 }
 
@@ -113,7 +113,7 @@ func TestOverlayReleasesDeletedNodesTunnel(t *testing.T) {
 	if err != nil || len(res.IPv4) != 1 {
 		t.Fatalf("allocating h2's tunnel address: %v", err)
 	}
-	o := newOverlayLoop("h1", ds, OverlayDeps{IPAM: ip}, log, NewHealth(time.Now, time.Minute))
+	o := newOverlayLoop("h1", ds, OverlayDeps{IPAM: ip}, log, NewHealth(time.Now))
 	o.OnUpdates([]datastore.Update{{Type: datastore.Deleted, Key: api.Key{Kind: "Node", Name: "h2"}}})
 	o.releaseGone(ctx)
 	if held, _ := ip.IPsByHandle(ctx, tunnelHandle("h2", false)); len(held) != 0 {
@@ -137,7 +137,7 @@ func TestOverlayIPIPTunnelAddress(t *testing.T) {
 	if _, err := ds.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	o := newOverlayLoop("h1", ds, OverlayDeps{IPAM: ipam.New(ds, ipam.Config{})}, log, NewHealth(time.Now, time.Minute))
+	o := newOverlayLoop("h1", ds, OverlayDeps{IPAM: ipam.New(ds, ipam.Config{})}, log, NewHealth(time.Now))
 	round := func(pools ...*api.IPPool) string {
 		t.Helper()
 		r, err := ds.Get(ctx, api.Key{Kind: "Node", Name: "h1"})
@@ -166,7 +166,7 @@ func TestOverlayIPIPTunnelAddress(t *testing.T) {
 // (borrowed) is routed by itself; one inside its host's block is not.
 func TestOverlayInputBorrowedAddresses(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	o := newOverlayLoop("h1", datastore.NewMemory(log), OverlayDeps{}, log, NewHealth(time.Now, time.Minute))
+	o := newOverlayLoop("h1", datastore.NewMemory(log), OverlayDeps{}, log, NewHealth(time.Now))
 	aff := &api.BlockAffinity{Spec: api.BlockAffinitySpec{State: api.AffinityConfirmed, Node: "h2", CIDR: "10.244.1.0/26"}}
 	wep := func(name, node, ip string) datastore.Update {
 		w := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: node, IPNetworks: []string{ip}}}

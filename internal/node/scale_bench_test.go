@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -10,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servalnet/serval/internal/admission"
 	"github.com/servalnet/serval/internal/calc"
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/routing"
 	"github.com/servalnet/serval/internal/synthload"
 )
 
@@ -57,7 +60,15 @@ func BenchmarkColdSync(b *testing.B) {
 			b.Fatal(err)
 		}
 		g := calc.New("benchnode", dp, nil)
-		sy := datastore.NewSyncer(ds, g, datastore.SyncerConfig{Kinds: calc.Kinds()})
+		// BGP on, as a user gets it: the BGP loop fed by the same syncer
+		// (its speaker has no kernel: the benchmark measures the agent).
+		feed := newTee()
+		feed.add(g, calc.Kinds())
+		sp := routing.NewSpeaker(routing.Config{})
+		bgp := newBGPLoop("benchnode", sp, nil, slog.New(slog.DiscardHandler), NewMetrics())
+		feed.add(bgp, bgpKinds)
+		// As the agent: every object is validated on its way in.
+		sy := datastore.NewSyncer(ds, admission.NewFilter(feed, admission.NewRegistry(), nil), datastore.SyncerConfig{Kinds: feed.kinds()})
 		var peak uint64
 		stopSampling := make(chan struct{})
 		sampled := make(chan struct{})
@@ -79,6 +90,7 @@ func BenchmarkColdSync(b *testing.B) {
 		start := time.Now()
 		go func() { _ = sy.Run(ctx) }()
 		go func() { _ = dp.Run(ctx) }()
+		go bgp.run(ctx)
 		<-done
 		took := time.Since(start)
 		close(stopSampling)
@@ -99,5 +111,6 @@ func BenchmarkColdSync(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-min(after.HeapAlloc, base.HeapAlloc))/(1<<20), "live-heap-MiB")
 		runtime.KeepAlive(g)
 		runtime.KeepAlive(dp)
+		runtime.KeepAlive(bgp)
 	}
 }

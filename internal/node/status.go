@@ -6,32 +6,30 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/servalnet/serval/internal/nodestatus"
 	"github.com/servalnet/serval/internal/routing"
 )
 
-// StatusReport is what the status socket's /status answers and what
-// `servalctl node status` prints.
-type StatusReport struct {
-	Node   string     `json:"node"`
-	Health Report     `json:"health"`
-	BGP    *BGPStatus `json:"bgp,omitempty"` // nil when BGP is off
-}
+// The report types live in internal/nodestatus so that servalctl can read
+// them without linking the agent; these names keep the agent's code short.
+type (
+	StatusReport = nodestatus.StatusReport
+	BGPStatus    = nodestatus.BGPStatus
+	Report       = nodestatus.Report
+)
 
-// BGPStatus lists the sessions of the embedded speaker.
-type BGPStatus struct {
-	Peers []routing.PeerStatus `json:"peers"`
-	Error string               `json:"error,omitempty"`
-}
+// DefaultStatusSocket is where serval-node answers `servalctl node status`.
+const DefaultStatusSocket = nodestatus.DefaultSocket
 
 func (a *Agent) statusHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-		rep := StatusReport{Node: a.cfg.NodeName, Health: a.Health.Report()}
+		rep := StatusReport{Node: a.cfg.NodeName, Health: a.Health.Report(), Rejected: a.Rejected.List()}
 		if a.d.Speaker != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 			defer cancel()
 			peers, err := a.d.Speaker.Status(ctx)
-			rep.BGP = &BGPStatus{Peers: peers}
+			rep.BGP = &BGPStatus{Peers: peerStatuses(peers)}
 			if err != nil {
 				rep.BGP.Error = err.Error()
 			}
@@ -42,5 +40,15 @@ func (a *Agent) statusHandler() http.Handler {
 	return mux
 }
 
-// DefaultStatusSocket is where serval-node answers `servalctl node status`.
-const DefaultStatusSocket = "/var/run/serval/node.sock"
+// peerStatuses converts the speaker's view of its sessions to the report's.
+func peerStatuses(ps []routing.PeerStatus) []nodestatus.PeerStatus {
+	out := make([]nodestatus.PeerStatus, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, nodestatus.PeerStatus{
+			Address: p.Address, Port: p.Port, Type: string(p.Type), State: p.State, Since: p.Since,
+			Info: p.Info, RoutesReceived: p.RoutesReceived, RoutesAdvertised: p.RoutesAdvertised,
+			ASN: p.ASN, Origin: p.Origin,
+		})
+	}
+	return out
+}

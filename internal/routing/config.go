@@ -1,47 +1,13 @@
 package routing
 
 import (
-	"cmp"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/selector"
-)
-
-// PeerType says where a session comes from, in the words calicoctl node
-// status uses.
-type PeerType string
-
-const (
-	PeerMesh         PeerType = "node-to-node mesh"
-	PeerGlobal       PeerType = "global"
-	PeerNodeSpecific PeerType = "node specific"
-)
-
-// Next-hop modes of a BGPPeer (Calico's nextHopMode).
-const (
-	NextHopAuto = "Auto"
-	NextHopSelf = "Self"
-	NextHopKeep = "Keep"
-)
-
-// DefaultRestartTime is the graceful-restart time of a session whose
-// BGPPeer (or the mesh) names none; it is BIRD's default, which Calico uses.
-const DefaultRestartTime = 120 * time.Second
-
-// Advertisement kinds: why a prefix is advertised.
-const (
-	AdvBlock                 = "block"
-	AdvBorrowed              = "borrowed"
-	AdvServiceClusterIPs     = "serviceClusterIPs"
-	AdvServiceExternalIPs    = "serviceExternalIPs"
-	AdvServiceLoadBalancerIP = "serviceLoadBalancerIPs"
 )
 
 // Input is everything the calculator reads. Resources are taken as they
@@ -56,111 +22,16 @@ type Input struct {
 	BGPConfigs []*api.BGPConfiguration
 	Peers      []*api.BGPPeer
 	Pools      []*api.IPPool
+	// Filters are the BGPFilters BGPPeers name in spec.filters.
+	Filters []*api.BGPFilter
 	// OwnedBlocks are the block CIDRs with affinity to this host.
 	OwnedBlocks []netip.Prefix
 	// BorrowedIPs are addresses in use on this host that belong to blocks
 	// of other hosts; each is advertised as a /32 (/128).
 	BorrowedIPs []netip.Addr
-}
-
-// Desired is the BGP configuration of one host: what its speaker should
-// look like. The zero value (Enabled false) means "no BGP on this host".
-// Slices are sorted so that two Desired values for the same input are
-// equal (reflect.DeepEqual), which lets the Speaker diff cheaply.
-type Desired struct {
-	// Enabled is false when the node has no spec.bgp: it is then not a
-	// BGP speaker and the Speaker stops its server.
-	Enabled  bool
-	NodeName string
-	ASN      uint32
-	// RouterID is the node's IPv4 address, or for an IPv6-only node an
-	// address derived from a hash of its name (BGP router IDs are 32-bit).
-	RouterID   netip.Addr
-	ListenPort uint16
-	// ListenAddresses is empty to listen on every address (bindMode None),
-	// or the node's own addresses (bindMode NodeIP).
-	ListenAddresses []netip.Addr
-	// NodeIPv4 and NodeIPv6 are the node's BGP addresses (invalid when absent).
-	NodeIPv4, NodeIPv6 netip.Addr
-	// ClusterID is the route-reflector cluster ID when this node is a
-	// reflector, "" otherwise.
-	ClusterID string
-	Peers     []Peer
-	Advertise []Advertisement
-	// ProgramPrefixes are the IP pools: learned routes inside them are
-	// programmed into the kernel. Empty when programClusterRoutes is
-	// Disabled.
-	ProgramPrefixes []netip.Prefix
-	// Problems are the inputs that were skipped, each saying why. They do
-	// not stop the rest of the configuration.
-	Problems []string
-}
-
-// Peer is one BGP session. Sessions are keyed by Address: BGP allows one
-// session per neighbor address.
-type Peer struct {
-	Address netip.Addr
-	// Port is the peer's BGP port (179 unless peerIP or its node's
-	// listenPort says otherwise).
-	Port uint16
-	ASN  uint32
-	// LocalASN is the AS this host presents on the session; 0 means
-	// Desired.ASN.
-	LocalASN uint32
-	Type     PeerType
-	// Origin names what created the session: "mesh" or "bgppeer/<name>".
-	Origin string
-	// PeerNode is the Serval node behind the address, "" for an external
-	// router.
-	PeerNode string
-	Password string
-	// LocalAddress is the source address of the session (invalid: let the
-	// kernel choose, sourceAddress None).
-	LocalAddress  netip.Addr
-	KeepaliveTime time.Duration
-	// RestartTime is the graceful-restart time; graceful restart is on for
-	// every session.
-	RestartTime time.Duration
-	// TTLSecurityHops enables GTSM when non-zero.
-	TTLSecurityHops uint8
-	NextHopMode     string
-	// RRClient: this host reflects routes to the peer.
-	RRClient bool
-	// ReachableBy is a gateway through which a host route to the peer is
-	// programmed (invalid: none).
-	ReachableBy netip.Addr
-	// AllowOwnAS is numAllowedLocalASNumbers.
-	AllowOwnAS uint32
-}
-
-// Advertisement is one prefix this host originates.
-type Advertisement struct {
-	Prefix netip.Prefix
-	// Kind is one of the Adv* constants.
-	Kind string
-	// Communities are canonical values ("65000:100" standard,
-	// "65000:1:2" large), sorted.
-	Communities []string
-}
-
-// SecretSource resolves a BGPPeer's (or the mesh's) password reference.
-// Calico reads Kubernetes secrets; Serval, which has no Kubernetes, reads
-// them from a source the daemon chooses (a directory of files, the
-// environment). Implementations must be safe for concurrent use.
-type SecretSource interface {
-	Secret(name, key string) (string, error)
-}
-
-// ErrSecretNotFound is returned (wrapped) by a SecretSource that has no
-// such secret.
-var ErrSecretNotFound = errors.New("secret not found")
-
-type nodeInfo struct {
-	name      string
-	labels    map[string]string
-	asn       uint32
-	v4, v6    netip.Addr
-	clusterID string
+	// LocalIPs are the addresses of every workload on this host, in its
+	// own blocks or borrowed: no learned route may take one over.
+	LocalIPs []netip.Addr
 }
 
 // Compute derives the Desired configuration of in.NodeName. It does no I/O
@@ -233,6 +104,12 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 
 	d.Enabled = true
 	d.NodeName = in.NodeName
+	for _, n := range in.Nodes {
+		if n != nil && n.Name == in.NodeName {
+			d.Protected = protectedPrefixes(n, in.LocalIPs)
+			d.OwnedBlocks = sortedPrefixes(in.OwnedBlocks)
+		}
+	}
 	d.ASN = me.asn
 	d.NodeIPv4, d.NodeIPv6 = me.v4, me.v6
 	d.ClusterID = me.clusterID
@@ -449,6 +326,12 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 		}
 	}
 
+	filters := map[string]*api.BGPFilter{}
+	for _, f := range in.Filters {
+		if f != nil {
+			filters[f.Name] = f
+		}
+	}
 	for _, bp := range in.Peers {
 		if bp == nil {
 			continue
@@ -458,6 +341,27 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 		if s.LocalWorkloadSelector != "" {
 			problem("%s: localWorkloadSelector is not supported; skipped", what)
 			continue
+		}
+		// A session whose filters cannot be honoured is left out: up
+		// without them it would let through what they reject.
+		var fv [2]PeerFilters
+		var ferr error
+		for i, v6 := range []bool{false, true} {
+			f, err := resolveFilters(s.Filters, filters, v6)
+			if err != nil && ferr == nil {
+				ferr = err
+			}
+			fv[i] = f
+		}
+		if ferr != nil {
+			problem("%s: %v; session skipped", what, ferr)
+			continue
+		}
+		filtersFor := func(a netip.Addr) PeerFilters {
+			if a.Is6() {
+				return fv[1]
+			}
+			return fv[0]
 		}
 		// Which nodes does it apply to?
 		typ := PeerGlobal
@@ -542,6 +446,7 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 			addr = addr.Unmap()
 			p := base
 			p.Address = addr
+			p.Filters = filtersFor(addr)
 			p.Port = uint16(port)
 			if p.Port == 0 {
 				p.Port = api.DefaultListenPort
@@ -593,6 +498,7 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 					}
 					p := base
 					p.Address, p.Port, p.ASN, p.PeerNode = pair[1], listenPort(name), o.asn, name
+					p.Filters = filtersFor(pair[1])
 					p.RRClient = rrClient(o)
 					if useNodeIP {
 						p.LocalAddress = pair[0]
@@ -609,139 +515,4 @@ func Compute(in Input, secrets SecretSource) (Desired, error) {
 	}
 	slices.SortFunc(d.Peers, func(a, b Peer) int { return a.Address.Compare(b.Address) })
 	return d, nil
-}
-
-func configOf(cfgs []*api.BGPConfiguration, name string) *api.BGPConfigurationSpec {
-	for _, c := range cfgs {
-		if c != nil && c.Name == name {
-			return &c.Spec
-		}
-	}
-	return nil
-}
-
-func parseNode(n *api.Node, clusterAS uint32) (*nodeInfo, error) {
-	b := n.Spec.BGP
-	ni := &nodeInfo{name: n.Name, labels: n.Labels, asn: clusterAS, clusterID: b.RouteReflectorClusterID}
-	if b.ASNumber != nil {
-		v, ok := b.ASNumber.Uint32()
-		if !ok {
-			return nil, fmt.Errorf("spec.bgp.asNumber %q is invalid", b.ASNumber.String())
-		}
-		ni.asn = v
-	}
-	for _, f := range []struct {
-		field, text string
-		dst         *netip.Addr
-		v4          bool
-	}{{"ipv4Address", b.IPv4Address, &ni.v4, true}, {"ipv6Address", b.IPv6Address, &ni.v6, false}} {
-		if f.text == "" {
-			continue
-		}
-		a, err := parseHostAddr(f.text)
-		if err != nil || a.Is4() != f.v4 {
-			return nil, fmt.Errorf("spec.bgp.%s %q is not an IPv%s address", f.field, f.text, map[bool]string{true: "4", false: "6"}[f.v4])
-		}
-		*f.dst = a
-	}
-	if ni.clusterID != "" {
-		if a, err := netip.ParseAddr(ni.clusterID); err != nil || !a.Is4() {
-			return nil, fmt.Errorf("spec.bgp.routeReflectorClusterID %q is not an IPv4 address", ni.clusterID)
-		}
-	}
-	return ni, nil
-}
-
-// parseHostAddr accepts "10.0.0.5/24" (the Node form) or a bare address.
-func parseHostAddr(s string) (netip.Addr, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Addr{}, err
-		}
-		return p.Addr().Unmap(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	return a.Unmap(), err
-}
-
-// hashRouterID gives an IPv6-only node a stable 32-bit router ID. It is
-// taken from 240.0.0.0/4 (reserved), so it never equals a real IPv4 node
-// address.
-func hashRouterID(name string) netip.Addr {
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	v := h.Sum32()
-	return netip.AddrFrom4([4]byte{0xf0 | byte(v>>24)&0x0f, byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
-func resolvePassword(pw *api.BGPPassword, secrets SecretSource, what string, problem func(string, ...any)) (string, bool) {
-	ref := pw.SecretKeyRef
-	if ref == nil {
-		return "", true
-	}
-	optional := ref.Optional != nil && *ref.Optional
-	if secrets == nil {
-		if optional {
-			return "", true
-		}
-		problem("%s: no secret source configured; session skipped", what)
-		return "", false
-	}
-	v, err := secrets.Secret(ref.Name, ref.Key)
-	if err != nil {
-		if optional && errors.Is(err, ErrSecretNotFound) {
-			return "", true
-		}
-		// A session without its password would either never come up or,
-		// worse, come up unauthenticated: leave it out.
-		problem("%s: %v; session skipped", what, err)
-		return "", false
-	}
-	return v, true
-}
-
-// community is a parsed community value.
-type community struct {
-	large   bool
-	a, b, c uint32
-}
-
-func parseCommunity(v string) (community, error) {
-	parts := strings.Split(v, ":")
-	var c community
-	var nums [3]uint64
-	bits := 16
-	switch len(parts) {
-	case 2:
-	case 3:
-		c.large, bits = true, 32
-	default:
-		return c, fmt.Errorf("want aa:nn or aa:nn:mm")
-	}
-	for i, p := range parts {
-		var n uint64
-		if p == "" {
-			return c, fmt.Errorf("empty part")
-		}
-		for _, r := range p {
-			if r < '0' || r > '9' {
-				return c, fmt.Errorf("%q is not a number", p)
-			}
-			n = n*10 + uint64(r-'0')
-			if n >= 1<<bits {
-				return c, fmt.Errorf("%s is out of range (%d bits)", p, bits)
-			}
-		}
-		nums[i] = n
-	}
-	c.a, c.b, c.c = uint32(nums[0]), uint32(nums[1]), uint32(nums[2])
-	return c, nil
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Bits(), b.Bits())
 }

@@ -29,12 +29,38 @@
 // (RFC 4456's CLUSTER_LIST check, which GoBGP does not do on receipt;
 // without it a reflector pair can keep a lost client's block for good).
 //
+// BGPPeer.filters (BGPFilter rules: Accept or Reject by cidr and match
+// operator, prefix length, source RemotePeers; first match wins, default
+// Accept) become two more global policies, each statement limited to its
+// session by a neighbor set (filters.go). Interface matches are refused:
+// Serval exports no interface routes. A session whose filter is missing
+// or cannot be honoured is left out rather than run unfiltered.
+//
+// What a peer can do to a host is bounded: it may send at most
+// Config.MaxPrefixes prefixes per family (GoBGP cuts the session past
+// it), and a learned route equal to or inside one of this host's workload
+// addresses or own subnets (Desired.Protected) is never programmed, nor
+// one of its blocks or a part of one other than a host route (another
+// host's borrowed address) (protect.go).
+//
 // The Speaker owns its GoBGP server on one goroutine; methods send it
-// closures. It programs learned routes inside the IP pools, with ECMP over
-// paths equal up to the tie-breakers, and only ever touches unicast
-// gateway routes of its own protocol: a route of another protocol, or a
-// workload (link-scope) or blackhole route of Serval's protocol, for the
-// same destination wins and the learned route stands aside.
+// closures. The kernel has a goroutine of its own (kernelsync.go): BGP
+// events mark the prefixes they touch, and only those are looked up in
+// the RIB and written, from a cache of the kernel table that a full read
+// refreshes every ResyncInterval, so the work per event follows what it
+// changed and the status never waits for a large RIB. It programs learned
+// routes inside the IP pools, with ECMP over paths equal up to the
+// tie-breakers, and only ever touches unicast gateway routes of its own
+// protocol: a route of another protocol, or a workload (link-scope) or
+// blackhole route of Serval's protocol, for the same destination wins and
+// the learned route stands aside.
+//
+// Files: config.go (Compute and its Input), desired.go (Desired, Peer,
+// Advertisement, communities), nodes.go (a Node's BGP address, AS and
+// router ID), secret.go (SecretSource and passwords), filters.go and
+// policy.go (GoBGP policies), protect.go (Desired.Protected), speaker.go
+// (the GoBGP server), learned.go, kernel.go and kernelsync.go (learned
+// routes into the kernel).
 //
 // Use (serval-node):
 //
@@ -42,13 +68,14 @@
 //		Logger:      logger,
 //		Netlink:     nlHandle, // *netlink.Handle
 //		StartupHold: 2 * time.Minute,
+//		MaxPrefixes: 0, // routing.DefaultMaxPrefixes
 //	})
 //	defer sp.Stop()
 //	secrets := routing.SecretSources{routing.FileSecrets{Dir: "/etc/serval/secrets"}, routing.EnvSecrets{}}
 //	// on every relevant datastore change (merged through a size-1 trigger):
 //	d, err := routing.Compute(routing.Input{
 //		NodeName: name, Nodes: nodes, BGPConfigs: cfgs, Peers: peers, Pools: pools,
-//		OwnedBlocks: blocks, BorrowedIPs: borrowed,
+//		Filters: filters, OwnedBlocks: blocks, BorrowedIPs: borrowed,
 //	}, secrets)
 //	if err != nil { ... }
 //	for _, p := range d.Problems { logger.Warn("BGP configuration", "problem", p) }

@@ -28,6 +28,29 @@ type FakeNetlink struct {
 	Fail map[string]error
 	// Calls counts writes, to check that an apply wrote nothing.
 	Writes int
+	// Lists counts RouteListFiltered calls (full reads of the table).
+	Lists int
+	// WriteGate, when set, holds every write until it is closed (a kernel
+	// that does not answer); Held counts the writes waiting on it.
+	WriteGate chan struct{}
+	Held      int
+}
+
+// hold waits on WriteGate, if one is set; it is called without f.mu.
+func (f *FakeNetlink) hold() {
+	f.mu.Lock()
+	gate := f.WriteGate
+	if gate != nil {
+		f.Held++
+	}
+	f.mu.Unlock()
+	if gate == nil {
+		return
+	}
+	<-gate
+	f.mu.Lock()
+	f.Held--
+	f.mu.Unlock()
 }
 
 // NewFakeNetlink returns an empty table.
@@ -60,6 +83,7 @@ func (f *FakeNetlink) RouteListFiltered(family int, filter *netlink.Route, mask 
 	if err := f.Fail["RouteListFiltered"]; err != nil {
 		return nil, err
 	}
+	f.Lists++
 	var out []netlink.Route
 	for _, r := range f.routes {
 		v4 := r.Dst == nil && r.Family != netlink.FAMILY_V6 || r.Dst != nil && r.Dst.IP.To4() != nil
@@ -77,6 +101,7 @@ func (f *FakeNetlink) RouteListFiltered(family int, filter *netlink.Route, mask 
 
 // RouteReplace implements Netlink.
 func (f *FakeNetlink) RouteReplace(r *netlink.Route) error {
+	f.hold()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.Fail["RouteReplace"]; err != nil {
@@ -87,6 +112,27 @@ func (f *FakeNetlink) RouteReplace(r *netlink.Route) error {
 	if c.Table == 0 {
 		c.Table = unix.RT_TABLE_MAIN
 	}
+	f.routes[fakeKey(&c)] = c
+	return nil
+}
+
+// RouteAdd implements Netlink: like the kernel's, it fails with EEXIST
+// when a route for the same destination and metric exists.
+func (f *FakeNetlink) RouteAdd(r *netlink.Route) error {
+	f.hold()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.Fail["RouteAdd"]; err != nil {
+		return err
+	}
+	c := *r
+	if c.Table == 0 {
+		c.Table = unix.RT_TABLE_MAIN
+	}
+	if _, ok := f.routes[fakeKey(&c)]; ok {
+		return unix.EEXIST
+	}
+	f.Writes++
 	f.routes[fakeKey(&c)] = c
 	return nil
 }

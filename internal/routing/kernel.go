@@ -18,6 +18,7 @@ import (
 type Netlink interface {
 	RouteListFiltered(family int, filter *netlink.Route, filterMask uint64) ([]netlink.Route, error)
 	RouteReplace(route *netlink.Route) error
+	RouteAdd(route *netlink.Route) error
 	RouteDel(route *netlink.Route) error
 	RouteGet(destination net.IP) ([]netlink.Route, error)
 }
@@ -43,10 +44,27 @@ func compareNexthop(a, b nexthop) int {
 // destination that is not ours (another protocol, or one of those) makes
 // the learned route stand aside: a learned route never replaces a local
 // one.
+//
+// Between full applies (which read the whole table), applySome changes
+// single destinations from what the last full apply read and what was
+// written since (known), without reading the table: a new route is added
+// exclusively, so that one of another program that appeared since is
+// never replaced (the kernel refuses, and the learned route stands aside).
 type kernel struct {
 	nl    Netlink
 	proto netlink.RouteProtocol
 	log   *slog.Logger
+	// known is the kernel's main table as far as the speaker knows it:
+	// per destination, the route of ours and whether another exists.
+	known map[netip.Prefix]*dstState
+}
+
+// dstState is what the kernel holds for one destination.
+type dstState struct {
+	ours    *netlink.Route
+	nhs     []nexthop
+	dups    []*netlink.Route // more of ours (other metrics), to remove
+	foreign bool
 }
 
 // KernelResult says what an apply did, for logs, status and tests.
@@ -57,6 +75,9 @@ type KernelResult struct {
 	Shadowed []netip.Prefix
 	// Unresolved are learned prefixes none of whose next hops is reachable.
 	Unresolved []netip.Prefix
+	// Overlapping are learned prefixes not programmed because they lie
+	// inside this host's blocks, workloads or subnets (Desired.Protected).
+	Overlapping []netip.Prefix
 }
 
 func (k *kernel) owns(r *netlink.Route) bool {
@@ -125,21 +146,16 @@ func (k *kernel) resolve(nh netip.Addr, cache map[netip.Addr]*nexthop) *nexthop 
 }
 
 // apply makes the kernel's routes of ours match want (prefix → BGP next
-// hops). Routes of ours that are not wanted are deleted only when
-// allowDelete is set or taught holds their prefix: during the startup hold
-// allowDelete is off, so that a restarting speaker does not remove routes
-// (left by its previous life) that its peers are about to send again, but
-// a route this life was taught and then lost is still withdrawn. Every
-// difference is attempted; the errors are joined.
+// hops), reading the whole main table first. Routes of ours that are not
+// wanted are deleted only when allowDelete is set or taught holds their
+// prefix: during the startup hold allowDelete is off, so that a restarting
+// speaker does not remove routes (left by its previous life) that its
+// peers are about to send again, but a route this life was taught and then
+// lost is still withdrawn. Every difference is attempted; the errors are
+// joined.
 func (k *kernel) apply(want map[netip.Prefix][]netip.Addr, allowDelete bool, taught map[netip.Prefix]bool) (KernelResult, error) {
 	var res KernelResult
-	var errs []error
-	type have struct {
-		route *netlink.Route
-		nhs   []nexthop
-	}
-	ours := map[netip.Prefix]have{}
-	foreign := map[netip.Prefix]bool{}
+	known := map[netip.Prefix]*dstState{}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		routes, err := k.nl.RouteListFiltered(fam, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 		if err != nil {
@@ -148,69 +164,126 @@ func (k *kernel) apply(want map[netip.Prefix][]netip.Addr, allowDelete bool, tau
 		for i := range routes {
 			r := &routes[i]
 			dst := routeDst(r, fam)
-			if k.owns(r) {
-				if _, dup := ours[dst]; dup {
-					// Two of ours for one destination (different metrics):
-					// keep the first, remove the other.
-					if allowDelete || taught[dst] {
-						if err := k.nl.RouteDel(r); err != nil {
-							errs = append(errs, fmt.Errorf("deleting duplicate route %s: %w", dst, err))
-						}
-					}
-					continue
-				}
-				ours[dst] = have{r, routeNexthops(r)}
-			} else {
-				foreign[dst] = true
+			st := known[dst]
+			if st == nil {
+				st = &dstState{}
+				known[dst] = st
+			}
+			switch {
+			case !k.owns(r):
+				st.foreign = true
+			case st.ours != nil:
+				// Two of ours for one destination (different metrics):
+				// keep the first, remove the other.
+				st.dups = append(st.dups, r)
+			default:
+				st.ours, st.nhs = r, routeNexthops(r)
 			}
 		}
 	}
+	k.known = known
 	prefixes := make([]netip.Prefix, 0, len(want))
 	for p := range want {
 		prefixes = append(prefixes, p)
 	}
-	slices.SortFunc(prefixes, comparePrefix)
-	cache := map[netip.Addr]*nexthop{}
-	keep := map[netip.Prefix]bool{}
-	for _, p := range prefixes {
-		if foreign[p] {
-			res.Shadowed = append(res.Shadowed, p)
-			continue
+	for p, st := range known {
+		if _, ok := want[p]; !ok && (st.ours != nil || len(st.dups) > 0) {
+			prefixes = append(prefixes, p)
 		}
+	}
+	return k.applyPrefixes(prefixes, want, allowDelete, taught, &res)
+}
+
+// applySome is apply for the destinations in prefixes only, from the
+// known table (see kernel). It needs a full apply first.
+func (k *kernel) applySome(prefixes []netip.Prefix, want map[netip.Prefix][]netip.Addr, allowDelete bool, taught map[netip.Prefix]bool) (KernelResult, error) {
+	var res KernelResult
+	if k.known == nil {
+		return res, fmt.Errorf("no full read of the kernel routes yet")
+	}
+	return k.applyPrefixes(prefixes, want, allowDelete, taught, &res)
+}
+
+func (k *kernel) applyPrefixes(prefixes []netip.Prefix, want map[netip.Prefix][]netip.Addr, allowDelete bool, taught map[netip.Prefix]bool, res *KernelResult) (KernelResult, error) {
+	slices.SortFunc(prefixes, comparePrefix)
+	prefixes = slices.Compact(prefixes)
+	cache := map[netip.Addr]*nexthop{}
+	var errs []error
+	for _, p := range prefixes {
+		gws, wanted := want[p]
+		errs = append(errs, k.one(p, gws, wanted, allowDelete || taught[p], cache, res)...)
+	}
+	return *res, errors.Join(errs...)
+}
+
+// one makes the kernel's route of ours for p match gws (no route when
+// !wanted, or when mayDelete is false, leave an unwanted one alone).
+func (k *kernel) one(p netip.Prefix, gws []netip.Addr, wanted, mayDelete bool, cache map[netip.Addr]*nexthop, res *KernelResult) []error {
+	st := k.known[p]
+	if st == nil {
+		st = &dstState{}
+		k.known[p] = st
+	}
+	defer func() {
+		if st.ours == nil && len(st.dups) == 0 && !st.foreign {
+			delete(k.known, p)
+		}
+	}()
+	var errs []error
+	if mayDelete {
+		for _, d := range st.dups {
+			if err := k.nl.RouteDel(d); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("deleting duplicate route %s: %w", p, err))
+			}
+		}
+		st.dups = nil
+	}
+	keep := false
+	if wanted {
 		var nhs []nexthop
-		for _, gw := range want[p] {
+		for _, gw := range gws {
 			if r := k.resolve(gw, cache); r != nil {
 				nhs = append(nhs, *r)
 			}
 		}
 		slices.SortFunc(nhs, compareNexthop)
 		nhs = slices.Compact(nhs)
-		if len(nhs) == 0 {
+		switch {
+		case st.foreign:
+			res.Shadowed = append(res.Shadowed, p)
+		case len(nhs) == 0:
 			res.Unresolved = append(res.Unresolved, p)
-			continue
+		case st.ours != nil && slices.Equal(st.nhs, nhs):
+			keep = true
+		default:
+			keep = true
+			r := k.build(p, nhs)
+			write := k.nl.RouteReplace
+			if st.ours == nil {
+				write = k.nl.RouteAdd
+			}
+			err := write(r)
+			switch {
+			case errors.Is(err, unix.EEXIST):
+				// Another program's route appeared since the last read.
+				st.foreign, keep = true, false
+				res.Shadowed = append(res.Shadowed, p)
+			case err != nil:
+				errs = append(errs, fmt.Errorf("programming route %s via %s: %w", p, nexthopsString(nhs), err))
+			default:
+				st.ours, st.nhs = r, nhs
+				res.Replaced++
+			}
 		}
-		keep[p] = true
-		if h, ok := ours[p]; ok && slices.Equal(h.nhs, nhs) {
-			continue
-		}
-		r := k.build(p, nhs)
-		if err := k.nl.RouteReplace(r); err != nil {
-			errs = append(errs, fmt.Errorf("programming route %s via %s: %w", p, nexthopsString(nhs), err))
-			continue
-		}
-		res.Replaced++
 	}
-	for p, h := range ours {
-		if keep[p] || !allowDelete && !taught[p] {
-			continue
+	if !keep && st.ours != nil && mayDelete {
+		if err := k.nl.RouteDel(st.ours); err != nil && !errors.Is(err, unix.ESRCH) {
+			return append(errs, fmt.Errorf("deleting route %s: %w", p, err))
 		}
-		if err := k.nl.RouteDel(h.route); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("deleting route %s: %w", p, err))
-			continue
-		}
+		st.ours, st.nhs = nil, nil
 		res.Deleted++
 	}
-	return res, errors.Join(errs...)
+	return errs
 }
 
 func (k *kernel) build(p netip.Prefix, nhs []nexthop) *netlink.Route {

@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 // newTestNetns creates a throwaway network namespace ("svt-bgp-..."), with
@@ -21,12 +23,10 @@ import (
 // netlink handle inside it. Nothing touches the host's own routes.
 func newTestNetns(t *testing.T) (*netlink.Handle, int) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (creates a network namespace)")
-	}
+	roottest.NeedRoot(t, "creates a network namespace")
 	name := fmt.Sprintf("svt-bgp-%d-%04x", os.Getpid(), rand.IntN(1<<16))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace: %v: %s", err, out)
+		t.Fatalf("cannot create a network namespace: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	ns, err := netns.GetFromName(name)
@@ -146,5 +146,46 @@ func TestKernelRootNetns(t *testing.T) {
 		if got := dumpRoutes(t, h); got != strings.Join(want, "\n") {
 			t.Errorf("%s: kernel\n%s\nwant\n%s", st.name, got, strings.Join(want, "\n"))
 		}
+	}
+}
+
+// TestKernelRootApplySome: between full reads, single destinations are
+// added and removed from the known table, and a route another program
+// added since the last read is not replaced (the exclusive add fails and
+// the learned route stands aside).
+func TestKernelRootApplySome(t *testing.T) {
+	h, link := newTestNetns(t)
+	k := &kernel{nl: h, proto: 80, log: testLogger(t)}
+	a := netip.MustParseAddr
+	p := netip.MustParsePrefix
+	if _, err := k.apply(map[netip.Prefix][]netip.Addr{p("10.65.2.0/26"): {a("172.30.0.12")}}, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Behind the speaker's back, after its read.
+	static := netlink.Route{Dst: mustNet("10.65.4.0/26"), Gw: net.ParseIP("172.30.0.254"), LinkIndex: link, Protocol: unix.RTPROT_STATIC}
+	if err := h.RouteAdd(&static); err != nil {
+		t.Fatal(err)
+	}
+	res, err := k.applySome([]netip.Prefix{p("10.65.4.0/26"), p("10.65.5.0/26")}, map[netip.Prefix][]netip.Addr{
+		p("10.65.4.0/26"): {a("172.30.0.13")},
+		p("10.65.5.0/26"): {a("172.30.0.13")},
+	}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res.Shadowed) != "[10.65.4.0/26]" || res.Replaced != 1 {
+		t.Errorf("result %+v, want 10.65.4.0/26 shadowed and one route written", res)
+	}
+	want := "10.65.2.0/26 via 172.30.0.12 proto 80\n10.65.4.0/26 via 172.30.0.254 proto 4\n10.65.5.0/26 via 172.30.0.13 proto 80"
+	if got := dumpRoutes(t, h); got != want {
+		t.Errorf("kernel\n%s\nwant\n%s", got, want)
+	}
+	// 10.65.5.0/26 withdrawn, 10.65.2.0/26 untouched (not in the set).
+	if _, err := k.applySome([]netip.Prefix{p("10.65.5.0/26")}, nil, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	want = "10.65.2.0/26 via 172.30.0.12 proto 80\n10.65.4.0/26 via 172.30.0.254 proto 4"
+	if got := dumpRoutes(t, h); got != want {
+		t.Errorf("after the withdrawal: kernel\n%s\nwant\n%s", got, want)
 	}
 }

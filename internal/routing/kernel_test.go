@@ -155,6 +155,7 @@ func prefixList(ps []netip.Prefix) string {
 func TestKernelApplyErrors(t *testing.T) {
 	nl := NewFakeNetlink()
 	nl.Fail["RouteReplace"] = unix.EINVAL
+	nl.Fail["RouteAdd"] = unix.EINVAL // a new route is added, a known one replaced
 	k := &kernel{nl: nl, proto: 80, log: testLogger(t)}
 	_, err := k.apply(map[netip.Prefix][]netip.Addr{netip.MustParsePrefix("10.65.2.0/26"): {netip.MustParseAddr("172.30.0.12")}}, true, nil)
 	if err == nil || !strings.Contains(err.Error(), "programming route 10.65.2.0/26 via 172.30.0.12 dev#1: invalid argument") {

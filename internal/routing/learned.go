@@ -13,6 +13,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
 )
 
 // pathRank is what makes two paths equal for ECMP: BGP's decision steps
@@ -64,13 +65,28 @@ func decodePath(p *api.Path) (learnedPath, bool) {
 // Destinations this host originates itself are left out (their kernel
 // routes belong to the dataplane: a blackhole for a block, link routes
 // for workloads).
-func (s *Speaker) learnedRoutes(ctx context.Context) (map[netip.Prefix][]netip.Addr, error) {
+//
+// With only set, it looks up those prefixes alone (a destination that is
+// gone is simply absent from the result).
+func learnedRoutes(ctx context.Context, b *server.BgpServer, only []netip.Prefix) (map[netip.Prefix][]netip.Addr, error) {
 	out := map[netip.Prefix][]netip.Addr{}
 	for _, fam := range []*api.Family{
 		{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
 		{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST},
 	} {
-		err := s.bgp.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam, EnableOnlyBinary: true}, func(d *api.Destination) {
+		req := &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam, EnableOnlyBinary: true}
+		if only != nil {
+			for _, p := range only {
+				if p.Addr().Is4() == (fam.Afi == api.Family_AFI_IP) {
+					req.Prefixes = append(req.Prefixes, &api.TableLookupPrefix{Prefix: p.String(), Type: api.TableLookupPrefix_EXACT})
+				}
+			}
+			if len(req.Prefixes) == 0 {
+				continue
+			}
+		}
+		gobgpGlobals.RLock()
+		err := b.ListPath(ctx, req, func(d *api.Destination) {
 			prefix, err := netip.ParsePrefix(d.Prefix)
 			if err != nil {
 				return
@@ -102,78 +118,12 @@ func (s *Speaker) learnedRoutes(ctx context.Context) (map[netip.Prefix][]netip.A
 				out[prefix.Masked()] = slices.Compact(nhs)
 			}
 		})
+		gobgpGlobals.RUnlock()
 		if err != nil {
 			return nil, fmt.Errorf("listing the %s RIB: %w", fam.Afi, err)
 		}
 	}
 	return out, nil
-}
-
-// syncKernel programs what BGP learned into the kernel. It runs on the
-// owner goroutine after BGP events (merged), periodically, and after a
-// failure; each run re-reads the kernel, so anything changed behind our
-// back is repaired.
-func (s *Speaker) syncKernel() {
-	if s.kernel == nil {
-		return
-	}
-	want := map[netip.Prefix][]netip.Addr{}
-	if s.bgp != nil {
-		learned, err := s.learnedRoutes(context.Background())
-		if err != nil {
-			s.log.Warn("reading learned routes", "err", err)
-			s.scheduleRetry()
-			return
-		}
-		for p, nhs := range learned {
-			if s.cfg.ProgramOutsidePools || inAny(p, s.desired.ProgramPrefixes) {
-				want[p] = nhs
-			}
-		}
-		// reachableBy: a host route to the peer through the gateway the
-		// BGPPeer names, so that the session can come up.
-		for _, p := range s.desired.Peers {
-			if p.ReachableBy.IsValid() {
-				want[netip.PrefixFrom(p.Address, p.Address.BitLen())] = []netip.Addr{p.ReachableBy}
-			}
-		}
-	}
-	allowDelete := s.cfg.Now().Sub(s.startedAt) >= s.cfg.StartupHold
-	if allowDelete {
-		s.taught = nil
-	} else {
-		// What BGP taught during this life may go again when withdrawn;
-		// only routes left by a previous life are held.
-		if s.taught == nil {
-			s.taught = map[netip.Prefix]bool{}
-		}
-		for p := range want {
-			s.taught[p] = true
-		}
-	}
-	res, err := s.kernel.apply(want, allowDelete, s.taught)
-	s.lastKernel, s.kernelErr = res, err
-	if res.Replaced > 0 || res.Deleted > 0 {
-		s.log.Debug("kernel routes updated", "replaced", res.Replaced, "deleted", res.Deleted, "shadowed", len(res.Shadowed))
-	}
-	if err != nil {
-		s.log.Warn("programming learned routes", "err", err)
-		s.scheduleRetry()
-		return
-	}
-	if !allowDelete {
-		// Come back when the hold ends to remove what was not relearned.
-		s.scheduleAfter(s.cfg.StartupHold - s.cfg.Now().Sub(s.startedAt))
-	}
-}
-
-func (s *Speaker) scheduleRetry() { s.scheduleAfter(s.cfg.RetryInterval) }
-
-func (s *Speaker) scheduleAfter(d time.Duration) {
-	if s.retry != nil {
-		s.retry.Stop()
-	}
-	s.retry = time.AfterFunc(d, s.kick)
 }
 
 func inAny(p netip.Prefix, pools []netip.Prefix) bool {
@@ -189,7 +139,7 @@ func inAny(p netip.Prefix, pools []netip.Prefix) bool {
 func (s *Speaker) KernelState(ctx context.Context) (KernelResult, error) {
 	var res KernelResult
 	var kerr error
-	err := s.do(ctx, func() error { res, kerr = s.lastKernel, s.kernelErr; return nil })
+	err := s.kdo(ctx, func() error { res, kerr = s.lastKernel, s.kernelErr; return nil })
 	if err != nil {
 		return res, err
 	}
@@ -199,7 +149,7 @@ func (s *Speaker) KernelState(ctx context.Context) (KernelResult, error) {
 // SyncKernel runs a kernel sync now and waits for it (tests and the
 // daemon's "resync" use it).
 func (s *Speaker) SyncKernel(ctx context.Context) error {
-	return s.do(ctx, func() error { s.syncKernel(); return s.kernelErr })
+	return s.kdo(ctx, func() error { s.syncKernel(true); return s.kernelErr })
 }
 
 // PeerStatus is one session as `servalctl node status` shows it.
@@ -313,7 +263,7 @@ func (s *Speaker) RIB(ctx context.Context) (map[netip.Prefix][]netip.Addr, error
 			return nil
 		}
 		var err error
-		out, err = s.learnedRoutes(ctx)
+		out, err = learnedRoutes(ctx, s.bgp, nil)
 		return err
 	})
 	return out, err

@@ -24,7 +24,7 @@ func TestToAPIPeerPassive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ap := toAPIPeer(tt.peer, d)
+			ap := toAPIPeer(tt.peer, d, 0)
 			if got := ap.Transport.PassiveMode; got != tt.wantPass {
 				t.Errorf("passive = %v, want %v", got, tt.wantPass)
 			}

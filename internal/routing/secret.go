@@ -7,7 +7,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/servalnet/serval/internal/api"
 )
+
+// SecretSource resolves a BGPPeer's (or the mesh's) password reference.
+// Calico reads Kubernetes secrets; Serval, which has no Kubernetes, reads
+// them from a source the daemon chooses (a directory of files, the
+// environment). Implementations must be safe for concurrent use.
+type SecretSource interface {
+	Secret(name, key string) (string, error)
+}
+
+// ErrSecretNotFound is returned (wrapped) by a SecretSource that has no
+// such secret.
+var ErrSecretNotFound = errors.New("secret not found")
 
 // FileSecrets reads secret "name", key "key" from the file Dir/name/key,
 // the layout Kubernetes uses when it mounts a secret, with one trailing
@@ -115,4 +129,30 @@ func (m MapSecrets) Secret(name, key string) (string, error) {
 		return "", fmt.Errorf("secret %q key %q: %w", name, key, ErrSecretNotFound)
 	}
 	return v, nil
+}
+
+func resolvePassword(pw *api.BGPPassword, secrets SecretSource, what string, problem func(string, ...any)) (string, bool) {
+	ref := pw.SecretKeyRef
+	if ref == nil {
+		return "", true
+	}
+	optional := ref.Optional != nil && *ref.Optional
+	if secrets == nil {
+		if optional {
+			return "", true
+		}
+		problem("%s: no secret source configured; session skipped", what)
+		return "", false
+	}
+	v, err := secrets.Secret(ref.Name, ref.Key)
+	if err != nil {
+		if optional && errors.Is(err, ErrSecretNotFound) {
+			return "", true
+		}
+		// A session without its password would either never come up or,
+		// worse, come up unauthenticated: leave it out.
+		problem("%s: %v; session skipped", what, err)
+		return "", false
+	}
+	return v, true
 }

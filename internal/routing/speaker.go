@@ -20,6 +20,11 @@ import (
 	"github.com/servalnet/serval/internal/netconst"
 )
 
+// gobgpGlobals guards GoBGP's package-level route-selection options,
+// which StartBgp writes and listing the RIB reads: with several speakers
+// in one process (tests, a lab) they would race.
+var gobgpGlobals sync.RWMutex
+
 // ErrStopped is returned by calls on a stopped Speaker.
 var ErrStopped = errors.New("routing: speaker stopped")
 
@@ -49,6 +54,32 @@ type Config struct {
 	// ProgramOutsidePools also programs learned routes outside the IP
 	// pools (for example a default route from a top-of-rack router).
 	ProgramOutsidePools bool
+	// MaxPrefixes is the most prefixes one peer may send (per address
+	// family). A peer that sends more is cut off: GoBGP ends the session
+	// with a Cease (maximum number of prefixes reached) and its routes go;
+	// it is tried again later like any failed session. Zero means
+	// DefaultMaxPrefixes; negative means no limit.
+	MaxPrefixes int
+}
+
+// DefaultMaxPrefixes bounds what one BGP peer can make a host store and
+// program. It is far above what a cluster's peers send (one route per
+// block and per borrowed address; a 5,000-node cluster with two blocks a
+// node sends 10,000 through a reflector only at its very largest), and
+// far below a full Internet table sent by mistake.
+const DefaultMaxPrefixes = 10000
+
+// prefixWarnPct is where GoBGP warns before the limit (it logs once).
+const prefixWarnPct = 80
+
+func (s *Speaker) maxPrefixes() uint32 {
+	switch {
+	case s.cfg.MaxPrefixes == 0:
+		return DefaultMaxPrefixes
+	case s.cfg.MaxPrefixes < 0:
+		return 0 // GoBGP: no limit
+	}
+	return uint32(s.cfg.MaxPrefixes)
 }
 
 // Speaker owns one embedded GoBGP server and makes it match a Desired
@@ -65,13 +96,15 @@ type Speaker struct {
 	exited  chan struct{}
 	stop    sync.Once
 
-	// Owned by the run goroutine.
+	// Owned by the run goroutine (the kernel goroutine owns kernel,
+	// taught, lastKernel, kernelErr, retry and overlapping).
 	bgp         *server.BgpServer
 	watchCancel context.CancelFunc
 	global      globalKey
 	peers       map[netip.Addr]Peer
 	paths       map[netip.Prefix]Advertisement
 	policyKey   string
+	filters     map[netip.Addr]PeerFilters // as last given to GoBGP
 	desired     Desired
 	kernel      *kernel
 	startedAt   time.Time
@@ -79,11 +112,25 @@ type Speaker struct {
 	// the kernel since the start (see kernel.apply).
 	taught     map[netip.Prefix]bool
 	lastKernel KernelResult
-	kernelErr  error
-	retry      *time.Timer
+	// overlapping are the learned prefixes last refused for overlapping
+	// Desired.Protected.
+	overlapping []netip.Prefix
+	kernelErr   error
+	retry       *time.Timer
 
-	mu    sync.Mutex // guards since: written by GoBGP's watch goroutine
+	mu    sync.Mutex // guards since, view and the dirty set
 	since map[string]time.Time
+	// view is what the kernel goroutine works from, published by the
+	// owner goroutine (publishView).
+	view kernelView
+	// dirty are the prefixes BGP events touched since the last kernel
+	// sync; dirtyAll asks for a full one (too many, a session changed,
+	// the configuration changed, a retry).
+	dirty    map[netip.Prefix]struct{}
+	dirtyAll bool
+
+	kops    chan func() // closures for the kernel goroutine
+	kexited chan struct{}
 }
 
 type globalKey struct {
@@ -121,12 +168,15 @@ func NewSpeaker(cfg Config) *Speaker {
 		peers:   map[netip.Addr]Peer{},
 		paths:   map[netip.Prefix]Advertisement{},
 		since:   map[string]time.Time{},
+		kops:    make(chan func()),
+		kexited: make(chan struct{}),
 	}
 	if cfg.Netlink != nil {
 		s.kernel = &kernel{nl: cfg.Netlink, proto: netlink.RouteProtocol(cfg.RouteProtocol), log: s.log}
 	}
 	s.startedAt = cfg.Now()
 	go s.run()
+	go s.runKernel()
 	return s
 }
 
@@ -155,22 +205,63 @@ func (s *Speaker) kick() {
 	}
 }
 
+// run is the owner goroutine: sessions, policies, originated paths and
+// status. The kernel work is on runKernel's goroutine, so that a large
+// RIB being programmed never holds up `servalctl node status` or a
+// reconcile.
 func (s *Speaker) run() {
 	defer close(s.exited)
-	tick := time.NewTicker(s.cfg.ResyncInterval)
-	defer tick.Stop()
 	for {
 		select {
 		case f := <-s.ops:
 			f()
-		case <-s.trigger:
-			s.syncKernel()
-		case <-tick.C:
-			s.syncKernel()
 		case <-s.done:
 			s.stopServer()
+			s.publishView()
 			return
 		}
+	}
+}
+
+// runKernel is the kernel goroutine: it programs what BGP events changed
+// (merged through the size-1 trigger) and re-reads everything every
+// ResyncInterval.
+func (s *Speaker) runKernel() {
+	defer close(s.kexited)
+	tick := time.NewTicker(s.cfg.ResyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case f := <-s.kops:
+			f()
+		case <-s.trigger:
+			s.syncKernel(false)
+		case <-tick.C:
+			s.syncKernel(true)
+		case <-s.done:
+			if s.retry != nil {
+				s.retry.Stop()
+			}
+			return
+		}
+	}
+}
+
+// kdo runs f on the kernel goroutine and returns its error.
+func (s *Speaker) kdo(ctx context.Context, f func() error) error {
+	errc := make(chan error, 1)
+	select {
+	case s.kops <- func() { errc <- f() }:
+	case <-s.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -181,6 +272,7 @@ func (s *Speaker) run() {
 func (s *Speaker) Stop() {
 	s.stop.Do(func() { close(s.done) })
 	<-s.exited
+	<-s.kexited
 }
 
 func (s *Speaker) stopServer() {
@@ -195,6 +287,7 @@ func (s *Speaker) stopServer() {
 	s.peers = map[netip.Addr]Peer{}
 	s.paths = map[netip.Prefix]Advertisement{}
 	s.policyKey = ""
+	s.filters = nil
 	s.global = globalKey{}
 }
 
@@ -211,7 +304,7 @@ func (s *Speaker) reconcile(ctx context.Context, d Desired) error {
 	s.desired = d
 	if !d.Enabled {
 		s.stopServer()
-		s.kick()
+		s.publishView()
 		return nil
 	}
 	var addrs []string
@@ -235,7 +328,7 @@ func (s *Speaker) reconcile(ctx context.Context, d Desired) error {
 	}
 	errs = append(errs, s.reconcilePeers(ctx, d)...)
 	errs = append(errs, s.reconcilePaths(ctx, d)...)
-	s.kick()
+	s.publishView()
 	return errors.Join(errs...)
 }
 
@@ -243,20 +336,27 @@ func (s *Speaker) startServer(ctx context.Context, d Desired, addrs []string) er
 	b := server.NewBgpServer(server.LoggerOption(newGoBGPLogger(s.log)))
 	go b.Serve()
 	port := int32(d.ListenPort)
-	if err := b.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+	gobgpGlobals.Lock()
+	err := b.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn:             d.ASN,
 		RouterId:        d.RouterID.String(),
 		ListenPort:      port,
 		ListenAddresses: addrs,
-	}}); err != nil {
+	}})
+	gobgpGlobals.Unlock()
+	if err != nil {
 		b.Stop()
 		return fmt.Errorf("starting BGP (AS %d, router ID %s, port %d): %w", d.ASN, d.RouterID, d.ListenPort, err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	err := b.WatchEvent(wctx, &api.WatchEventRequest{
+	err = b.WatchEvent(wctx, &api.WatchEventRequest{
 		Peer: &api.WatchEventRequest_Peer{},
+		// Best-path changes, and every path received after the import
+		// policy (an equal-cost path that is not the best changes the
+		// kernel's ECMP set without changing the best path).
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
 			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
+			{Type: api.WatchEventRequest_Table_Filter_POST_POLICY},
 		}},
 	}, s.onEvent)
 	if err != nil {
@@ -276,126 +376,16 @@ func (s *Speaker) onEvent(ev *api.WatchEventResponse) {
 		st := pe.Peer.State
 		s.mu.Lock()
 		s.since[st.NeighborAddress] = s.cfg.Now()
+		// A session that comes or goes changes many routes at once, some
+		// (equal-cost paths that were not the best) without a table event.
+		s.dirtyAll = true
 		s.mu.Unlock()
 		s.log.Info("BGP session state", "peer", st.NeighborAddress, "state", sessionInfo(st.SessionState))
 	}
+	if te := ev.GetTable(); te != nil {
+		s.markPaths(te.Paths)
+	}
 	s.kick()
-}
-
-// Names of Serval's GoBGP policies.
-const (
-	exportPolicy = "serval-nexthop"
-	importPolicy = "serval-reflected"
-)
-
-// reconcilePolicy installs Serval's GoBGP policies. GoBGP has
-// per-neighbor policies only for route-server clients, so each per-peer
-// choice is a global policy with a neighbor-set condition:
-//   - export "serval-nexthop" implements nextHopMode;
-//   - import "serval-reflected", on a route reflector, implements the
-//     CLUSTER_LIST loop check of RFC 4456 section 8 that GoBGP leaves out.
-//     A reflector of the same cluster (a non-client Serval peer) reflects
-//     our own clients' routes back to us, without a CLUSTER_LIST (GoBGP adds
-//     one only towards clients). Kept, that copy can win the best-path
-//     choice (lower router ID) and, once the client is gone, each reflector
-//     holds the other's copy and never withdraws it: a black hole. So
-//     routes from same-cluster reflectors whose next hop is one of our
-//     clients are dropped; we hear those routes from the client itself.
-//
-// When the import filter changes, the sessions it applies to are soft-reset
-// inbound so that routes already accepted are filtered again.
-func (s *Speaker) reconcilePolicy(ctx context.Context, d Desired) error {
-	req, key, resetIn := policies(d)
-	if key == s.policyKey {
-		return nil
-	}
-	if err := s.bgp.SetPolicies(ctx, req); err != nil {
-		return fmt.Errorf("setting the BGP policies (next hop, reflected routes): %w", err)
-	}
-	// SetPolicies keeps the assignments it finds (it ignores the request's):
-	// they are set on their own, by name.
-	for _, a := range []struct {
-		dir    api.PolicyDirection
-		policy string
-	}{{api.PolicyDirection_EXPORT, exportPolicy}, {api.PolicyDirection_IMPORT, importPolicy}} {
-		err := s.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-			Name: "global", Direction: a.dir, Policies: []*api.Policy{{Name: a.policy}}, DefaultAction: api.RouteAction_ACCEPT,
-		}})
-		if err != nil {
-			return fmt.Errorf("assigning BGP policy %s: %w", a.policy, err)
-		}
-	}
-	s.policyKey = key
-	var errs []error
-	for _, a := range resetIn {
-		if _, ok := s.peers[a]; !ok {
-			continue // added after this, under the new policy
-		}
-		if err := s.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Soft: true, Direction: api.ResetPeerRequest_IN}); err != nil {
-			errs = append(errs, fmt.Errorf("re-filtering routes from %s: %w", a, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// policies computes the GoBGP policy configuration for d (see
-// reconcilePolicy), a key that changes whenever it does, and the peers
-// whose received routes the import filter may apply to (re-filtered when
-// it changes, also when it goes away).
-func policies(d Desired) (req *api.SetPoliciesRequest, key string, importFrom []netip.Addr) {
-	hostPrefix := func(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() }
-	var self, keep, reflectors, clients []string
-	for _, p := range d.Peers {
-		switch p.NextHopMode {
-		case NextHopSelf:
-			self = append(self, hostPrefix(p.Address))
-		case NextHopKeep:
-			keep = append(keep, hostPrefix(p.Address))
-		}
-		if d.ClusterID == "" || p.PeerNode == "" {
-			continue
-		}
-		if p.RRClient {
-			clients = append(clients, hostPrefix(p.Address))
-		} else {
-			reflectors = append(reflectors, hostPrefix(p.Address))
-			importFrom = append(importFrom, p.Address)
-		}
-	}
-	key = fmt.Sprint(self, keep, reflectors, clients)
-
-	// Both policies always exist, empty when there is nothing to do, so
-	// that the assignments, which outlive SetPolicies, always name them.
-	export := &api.Policy{Name: exportPolicy}
-	req = &api.SetPoliciesRequest{Policies: []*api.Policy{export, {Name: importPolicy}}}
-	for _, set := range []struct {
-		name  string
-		list  []string
-		apply *api.NexthopAction
-	}{{exportPolicy + "-self", self, &api.NexthopAction{Self: true}}, {exportPolicy + "-keep", keep, &api.NexthopAction{Unchanged: true}}} {
-		if len(set.list) == 0 {
-			continue
-		}
-		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: set.name, List: set.list})
-		export.Statements = append(export.Statements, &api.Statement{
-			Name:       set.name,
-			Conditions: &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: set.name}},
-			Actions:    &api.Actions{Nexthop: set.apply},
-		})
-	}
-	if len(reflectors) > 0 && len(clients) > 0 {
-		from := importPolicy + "-from"
-		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: from, List: reflectors})
-		req.Policies[1].Statements = []*api.Statement{{
-			Name: importPolicy,
-			Conditions: &api.Conditions{
-				NeighborSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: from},
-				NextHopInList: clients,
-			},
-			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
-		}}
-	}
-	return req, key, importFrom
 }
 
 func (s *Speaker) reconcilePeers(ctx context.Context, d Desired) []error {
@@ -405,7 +395,11 @@ func (s *Speaker) reconcilePeers(ctx context.Context, d Desired) []error {
 		want[p.Address] = p
 	}
 	for addr, have := range s.peers {
-		if w, ok := want[addr]; ok && reflect.DeepEqual(w, have) {
+		// Filters are policies (reconcilePolicy): a change of them does
+		// not reset the session.
+		w, ok := want[addr]
+		w.Filters, have.Filters = PeerFilters{}, PeerFilters{}
+		if ok && reflect.DeepEqual(w, have) {
 			continue
 		}
 		// Changed sessions are deleted and added again: most of a
@@ -422,7 +416,7 @@ func (s *Speaker) reconcilePeers(ctx context.Context, d Desired) []error {
 		if _, ok := s.peers[p.Address]; ok {
 			continue
 		}
-		if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, d)}); err != nil {
+		if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: toAPIPeer(p, d, s.maxPrefixes())}); err != nil {
 			errs = append(errs, fmt.Errorf("adding BGP peer %s (%s): %w", p.Address, p.Origin, err))
 			continue
 		}
@@ -442,8 +436,9 @@ func familyOf(a netip.Addr) *api.Family {
 	return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
 }
 
-// toAPIPeer turns a Peer into GoBGP's neighbor configuration.
-func toAPIPeer(p Peer, d Desired) *api.Peer {
+// toAPIPeer turns a Peer into GoBGP's neighbor configuration; maxPrefixes
+// (0: none) limits what the peer may send.
+func toAPIPeer(p Peer, d Desired, maxPrefixes uint32) *api.Peer {
 	restart := uint32(p.RestartTime / time.Second)
 	if restart == 0 {
 		restart = uint32(DefaultRestartTime / time.Second)
@@ -469,7 +464,12 @@ func toAPIPeer(p Peer, d Desired) *api.Peer {
 			Config:            &api.AfiSafiConfig{Family: familyOf(p.Address), Enabled: true},
 			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}},
 		}},
-		Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: 5}},
+		// After a reset of ours (export rules changed) the session comes
+		// back at once rather than after GoBGP's default 30 s.
+		Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: 5, IdleHoldTimeAfterReset: 1}},
+	}
+	if maxPrefixes > 0 {
+		ap.AfiSafis[0].PrefixLimits = &api.PrefixLimit{Family: familyOf(p.Address), MaxPrefixes: maxPrefixes, ShutdownThresholdPct: prefixWarnPct}
 	}
 	if p.LocalAddress.IsValid() {
 		ap.Transport.LocalAddress = p.LocalAddress.String()

@@ -26,6 +26,7 @@ type cluster struct {
 	configs []*api.BGPConfiguration
 	peers   []*api.BGPPeer
 	pools   []*api.IPPool
+	filters []*api.BGPFilter
 	blocks  map[string][]netip.Prefix
 	secrets MapSecrets
 }
@@ -77,7 +78,7 @@ func (c *cluster) desired(name string) Desired {
 	c.t.Helper()
 	d, err := Compute(Input{
 		NodeName: name, Nodes: c.nodes, BGPConfigs: c.configs, Peers: c.peers, Pools: c.pools,
-		OwnedBlocks: c.blocks[name],
+		Filters: c.filters, OwnedBlocks: c.blocks[name],
 	}, c.secrets)
 	if err != nil {
 		c.t.Fatalf("Compute(%s): %v", name, err)
@@ -100,8 +101,16 @@ type testSpeaker struct {
 
 func (c *cluster) start(name string) *testSpeaker {
 	c.t.Helper()
+	return c.startWith(name, func(*Config) {})
+}
+
+// startWith starts a speaker whose Config edit changes.
+func (c *cluster) startWith(name string, edit func(*Config)) *testSpeaker {
+	c.t.Helper()
 	nl := NewFakeNetlink()
-	s := NewSpeaker(Config{Logger: testLogger(c.t).With("node", name), Netlink: nl, ResyncInterval: time.Second, RetryInterval: 200 * time.Millisecond})
+	cfg := Config{Logger: testLogger(c.t).With("node", name), Netlink: nl, ResyncInterval: time.Second, RetryInterval: 200 * time.Millisecond}
+	edit(&cfg)
+	s := NewSpeaker(cfg)
 	c.t.Cleanup(s.Stop)
 	ts := &testSpeaker{Speaker: s, name: name, nl: nl}
 	c.reconcile(ts)

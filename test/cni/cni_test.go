@@ -19,6 +19,7 @@ import (
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/cni"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 // ipOut runs ip and returns its output with each line trimmed.
@@ -493,9 +494,7 @@ func TestStatusDatastoreDown(t *testing.T) {
 func TestOtherIPAM(t *testing.T) {
 	requireRoot(t)
 	for _, p := range []string{"host-local", "bridge"} {
-		if _, err := os.Stat(binDir + "/" + p); err != nil {
-			t.Skipf("%s not installed (Debian package containernetworking-plugins)", p)
-		}
+		roottest.NeedFile(t, binDir+"/"+p, "the CNI reference plugin "+p, "containernetworking-plugins")
 	}
 	h := newHost(t)
 	t.Run("serval with host-local", func(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/datastore/embedetcd"
 	"github.com/servalnet/serval/internal/ipam"
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 // Set up once by TestMain when running as root.
@@ -55,7 +56,7 @@ const (
 func TestMain(m *testing.M) {
 	code := func() int {
 		if os.Geteuid() != 0 {
-			return m.Run() // every test skips
+			return m.Run() // every test that needs root fails, saying so
 		}
 		tmp, err := os.MkdirTemp("", "svt-cni-")
 		if err != nil {
@@ -134,9 +135,7 @@ func setup(ctx context.Context, tmp string) (*embedetcd.Server, error) {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, veths, routes)")
-	}
+	roottest.NeedRoot(t, "network namespaces, veths, routes")
 	if setupErr != nil {
 		t.Fatalf("setup: %v", setupErr)
 	}

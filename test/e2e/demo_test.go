@@ -56,6 +56,14 @@ func TestDemoPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("up: %v", err)
 	}
+	// The demo's "BGP sessions on both hosts" step: servalctl run by
+	// serval-lab exec in a host finds that host's agent, which is ready.
+	for _, h := range []string{"host1", "host2"} {
+		out, code := servalLab(t, opts, tp.Name, "exec", h, "--", filepath.Join(binDir, "servalctl"), "node", "status")
+		if code != 0 || !strings.Contains(out, "Serval process is running (node "+h+")") || !strings.Contains(out, "Ready: yes") {
+			t.Errorf("servalctl node status in %s: exit %d:\n%s", h, code, out)
+		}
+	}
 	icmp := lab.ProbeSpec{Proto: "icmp", Timeout: time.Second}
 	web := lab.ProbeSpec{Proto: "tcp", Port: 80, Timeout: time.Second}
 

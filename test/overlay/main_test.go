@@ -17,7 +17,7 @@ import (
 
 	"github.com/servalnet/serval/internal/lab"
 	"github.com/servalnet/serval/internal/labtest"
-	"github.com/servalnet/serval/internal/node"
+	"github.com/servalnet/serval/internal/nodestatus"
 )
 
 var binDir, repo string
@@ -147,13 +147,13 @@ func setPool(t *testing.T, l *lab.Lab, modes string) {
 }
 
 // health is host's health as `servalctl node status` reports it.
-func health(t *testing.T, l *lab.Lab, host string) node.Report {
+func health(t *testing.T, l *lab.Lab, host string) nodestatus.Report {
 	t.Helper()
 	out, err := exec.Command(filepath.Join(binDir, "servalctl"), "node", "status", "--socket", l.AgentSocket(host), "-o", "json").CombinedOutput()
 	if err != nil {
 		t.Fatalf("servalctl node status on %s: %v\n%s", host, err, out)
 	}
-	var rep node.StatusReport
+	var rep nodestatus.StatusReport
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("servalctl node status on %s: %v\n%s", host, err, out)
 	}

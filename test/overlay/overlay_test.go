@@ -112,7 +112,7 @@ func TestVXLANAcrossSubnets(t *testing.T) {
 			return fmt.Errorf("routes:\n%s", r)
 		}
 		h := health(t, l, "h1")
-		if h.Ready || !strings.Contains(strings.Join(h.OverlayProblems, " "), "ipipMode") {
+		if h.Ready || !strings.Contains(strings.Join(h.Reasons, " "), "ipipMode") {
 			return fmt.Errorf("health %+v", h)
 		}
 		return nil
@@ -120,7 +120,7 @@ func TestVXLANAcrossSubnets(t *testing.T) {
 	if probe(t, l, "w1", "w2") {
 		t.Error("IPIP unavailable: w1 reached w2 in the clear")
 	}
-	if out := statusText(t, l, "h1"); !strings.Contains(out, "Ready: false") || !strings.Contains(out, `Overlay: IP pool "overlay" asks for ipipMode Always`) {
+	if out := statusText(t, l, "h1"); !strings.Contains(out, "Ready: no") || !strings.Contains(out, `overlay: IP pool "overlay" asks for ipipMode Always`) {
 		t.Errorf("servalctl node status does not say why h1 is not ready:\n%s", out)
 	}
 	setMode(t, l, "Always")

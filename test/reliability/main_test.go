@@ -22,6 +22,7 @@ import (
 
 	"github.com/servalnet/serval/internal/lab"
 	"github.com/servalnet/serval/internal/labtest"
+	"github.com/servalnet/serval/internal/roottest"
 )
 
 var binDir string // the built binaries
@@ -46,11 +47,14 @@ func run(m *testing.M) int {
 
 var needRoot = labtest.NeedRoot
 
+// needBinary fails t unless the declared dependency name is installed.
 func needBinary(t *testing.T, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("needs %s (scripts/install-deps.sh installs it): %v", name, err)
+	pkg := map[string]string{"etcd": "etcd-server", "bird": "bird2", "iperf3": "iperf3"}[name]
+	if pkg == "" {
+		pkg = name
 	}
+	roottest.NeedProgram(t, name, pkg)
 }
 
 // labName is unique to this test process and test, so parallel runs and
