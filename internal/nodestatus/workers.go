@@ -8,7 +8,7 @@ import (
 // Names of serval-node's workers, the loops /liveness watches. They are
 // also the names FelixConfiguration's healthTimeoutOverrides takes.
 const (
-	WorkerSyncer      = "syncer"      // follows the datastore for the calculation graph and BGP
+	WorkerSyncer      = "syncer"      // follows the datastore for the calculation graph, BGP and the overlay
 	WorkerCalculation = "calculation" // the calculation graph (called by the syncer)
 	WorkerDataplane   = "dataplane"   // programs the kernel
 	WorkerBGP         = "bgp"         // turns it into the speaker's configuration
