@@ -251,8 +251,10 @@ func felixRefusals() []Refusal {
 		felixRefusal("useInternalDataplaneDriver", "Serval has only its own dataplane; an external dataplane driver cannot be used", "true"),
 		felixRefusal("dataplaneWatchdogTimeout", "deprecated by Calico; set healthTimeoutOverrides instead"),
 		felixRefusal("netlinkTimeout", "Serval's netlink calls have fixed timeouts"),
-		felixRefusal("allowIPIPPacketsFromWorkloads", encap, "false"),
-		felixRefusal("allowVXLANPacketsFromWorkloads", encap, "false"),
+		// Encapsulated packets from a workload could carry spoofed inner
+		// addresses past policy; Serval has no switch to let them in.
+		felixRefusal("allowIPIPPacketsFromWorkloads", "Serval has no setting that lets workloads' IPIP packets into its tunnels", "false"),
+		felixRefusal("allowVXLANPacketsFromWorkloads", "Serval always drops VXLAN packets from workloads (to the VXLAN port, input and forward)", "false"),
 		felixRefusal("disableConntrackInvalidCheck", "Serval always drops packets conntrack finds invalid", "false"),
 		felixRefusal("policySyncPathPrefix", "Serval has no policy sync API for an application-layer proxy"),
 		felixRefusal("natOutgoingExclusions", "Serval excludes only the IP pools' addresses from outgoing NAT", "IPPoolsOnly"),
