@@ -47,4 +47,3 @@ func (t *Topology) DualStack() bool {
 	}
 	return false
 }
-

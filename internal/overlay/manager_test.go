@@ -41,7 +41,10 @@ func (r *recorder) LinkDel(l netlink.Link) error {
 	r.op("link del %s", l.Attrs().Name)
 	return nil
 }
-func (r *recorder) LinkSetUp(l netlink.Link) error { r.op("link set %s up", l.Attrs().Name); return nil }
+func (r *recorder) LinkSetUp(l netlink.Link) error {
+	r.op("link set %s up", l.Attrs().Name)
+	return nil
+}
 func (r *recorder) LinkSetMTU(l netlink.Link, mtu int) error {
 	r.op("link set %s mtu %d", l.Attrs().Name, mtu)
 	return nil
@@ -77,7 +80,7 @@ func (r *recorder) RouteReplace(rt *netlink.Route) error {
 	r.op("%s proto %d", s, rt.Protocol)
 	return nil
 }
-func (r *recorder) RouteDel(rt *netlink.Route) error           { r.op("route del %s", rt.Dst); return nil }
+func (r *recorder) RouteDel(rt *netlink.Route) error            { r.op("route del %s", rt.Dst); return nil }
 func (r *recorder) NeighList(int, int) ([]netlink.Neigh, error) { return nil, nil }
 func (r *recorder) NeighSet(n *netlink.Neigh) error {
 	r.op("neigh set %s lladdr %s family %d", n.IP, n.HardwareAddr, n.Family)
