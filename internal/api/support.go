@@ -253,7 +253,7 @@ func felixRefusals() []Refusal {
 		felixRefusal("netlinkTimeout", "Serval's netlink calls have fixed timeouts"),
 		// Encapsulated packets from a workload could carry spoofed inner
 		// addresses past policy; Serval has no switch to let them in.
-		felixRefusal("allowIPIPPacketsFromWorkloads", "Serval has no setting that lets workloads' IPIP packets into its tunnels", "false"),
+		felixRefusal("allowIPIPPacketsFromWorkloads", "Serval always drops IPIP packets from workloads (input and forward, while IPIP is in use)", "false"),
 		felixRefusal("allowVXLANPacketsFromWorkloads", "Serval always drops VXLAN packets from workloads (to the VXLAN port, input and forward)", "false"),
 		felixRefusal("disableConntrackInvalidCheck", "Serval always drops packets conntrack finds invalid", "false"),
 		felixRefusal("policySyncPathPrefix", "Serval has no policy sync API for an application-layer proxy"),

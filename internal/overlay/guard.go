@@ -20,11 +20,14 @@ const GuardTable = "serval-overlay"
 // Guard is what the table enforces: VXLAN (UDP Port) is accepted on input
 // only from the known hosts' addresses, and never from a workload
 // interface (WorkloadPrefix*), in input or forward: a workload cannot
-// inject packets by sending VXLAN to its own or another host.
+// inject packets by sending VXLAN to its own or another host. With IPIP,
+// IPIP packets (IP protocol 4) from a workload interface are dropped the
+// same way (Calico's allowIPIPPacketsFromWorkloads false).
 type Guard struct {
-	Port           int
+	Port           int // 0: no VXLAN device
 	KnownHosts     []netip.Addr
 	WorkloadPrefix string
+	IPIP           bool // tunl0 is in use
 }
 
 // GuardConn is the part of *nftables.Conn the guard uses.
@@ -39,12 +42,12 @@ type GuardConn interface {
 
 // ApplyGuard replaces the guard table in one transaction (add, delete and
 // recreate: atomic, and fine whether or not the table existed). With Port
-// 0 the table is removed.
+// 0 and no IPIP the table is removed.
 func ApplyGuard(c GuardConn, g Guard) error {
 	t := &nftables.Table{Name: GuardTable, Family: nftables.TableFamilyINet}
 	c.AddTable(t)
 	c.DelTable(t)
-	if g.Port == 0 {
+	if g.Port == 0 && !g.IPIP {
 		if err := c.Flush(); err != nil {
 			return fmt.Errorf("removing nftables table %s: %w", GuardTable, err)
 		}
@@ -73,17 +76,37 @@ func ApplyGuard(c GuardConn, g Guard) error {
 		Hooknum: nftables.ChainHookInput, Priority: &prio, Policy: &policy})
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: &prio, Policy: &policy})
+	drop := []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}
+	fromWorkload := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(g.WorkloadPrefix)},
+	}
+	if g.IPIP && g.WorkloadPrefix != "" {
+		ipip := []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_IPIP}},
+		}
+		for _, ch := range []*nftables.Chain{in, fwd} {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(ipip, fromWorkload, drop)})
+		}
+	}
+	if g.Port != 0 {
+		g.vxlanRules(c, t, in, fwd, h4, h6, fromWorkload, drop)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("programming nftables table %s (VXLAN port %d): %w", GuardTable, g.Port, err)
+	}
+	return nil
+}
+
+// vxlanRules drop VXLAN from workloads and from unknown hosts.
+func (g Guard) vxlanRules(c GuardConn, t *nftables.Table, in, fwd *nftables.Chain, h4, h6 *nftables.Set, fromWorkload, drop []expr.Any) {
 	port := binaryutil.BigEndian.PutUint16(uint16(g.Port))
 	udpPort := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
-	}
-	drop := []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}
-	fromWorkload := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(g.WorkloadPrefix)},
 	}
 	if g.WorkloadPrefix != "" {
 		for _, ch := range []*nftables.Chain{in, fwd} {
@@ -104,19 +127,21 @@ func ApplyGuard(c GuardConn, g Guard) error {
 		}
 		c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: cat(udpPort, known, drop)})
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("programming nftables table %s (VXLAN port %d): %w", GuardTable, g.Port, err)
-	}
-	return nil
 }
 
 func cat(parts ...[]expr.Any) []expr.Any { return slices.Concat(parts...) }
 
-// GuardOf is the guard d asks for: the port of its devices, or none.
+// GuardOf is the guard d asks for: the port of its VXLAN devices (0:
+// none) and whether it uses IPIP.
 func GuardOf(d Desired, workloadPrefix string) Guard {
 	g := Guard{KnownHosts: d.KnownHosts, WorkloadPrefix: workloadPrefix}
-	if len(d.Devices) > 0 {
-		g.Port = d.Devices[0].Port
+	for _, dv := range d.Devices {
+		switch {
+		case dv.IPIP:
+			g.IPIP = true
+		case g.Port == 0:
+			g.Port = dv.Port
+		}
 	}
 	return g
 }
