@@ -24,13 +24,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/ipam"
+	"github.com/servalnet/serval/internal/netconst"
 	"github.com/servalnet/serval/internal/node"
 	"github.com/servalnet/serval/internal/nodestatus"
+	"github.com/servalnet/serval/internal/overlay"
 	"github.com/servalnet/serval/internal/routing"
 	"github.com/servalnet/serval/internal/version"
 )
@@ -44,7 +48,8 @@ func run() int {
 	var cfg node.Config
 	var etcd datastore.EtcdConfig
 	var endpoints, logLevel, secretsDir, pprofListen, memoryLimit string
-	var showVersion, programOutsidePools bool
+	var showVersion, programOutsidePools, overlayOn bool
+	var mtuFile string
 	bgpDefault, err := envBool(os.LookupEnv, "SERVAL_BGP", true)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "serval-node: %v\n", err)
@@ -56,6 +61,11 @@ func run() int {
 		return 2
 	}
 	bgpGrace, err := envDuration(os.LookupEnv, "SERVAL_BGP_READY_GRACE", node.DefaultBGPGrace)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "serval-node: %v\n", err)
+		return 2
+	}
+	overlayDefault, err := envBool(os.LookupEnv, "SERVAL_OVERLAY", true)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "serval-node: %v\n", err)
 		return 2
@@ -93,6 +103,8 @@ func run() int {
 	fs.StringVar(&pprofListen, "pprof-listen", env("SERVAL_PPROF_LISTEN", ""), "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty disables [$SERVAL_PPROF_LISTEN]")
 	fs.StringVar(&memoryLimit, "memory-limit", env("SERVAL_MEMORY_LIMIT", ""),
 		"Go runtime soft memory limit, e.g. 512MiB, or off (default: $GOMEMLIMIT if set, else 256MiB) [$SERVAL_MEMORY_LIMIT]")
+	fs.BoolVar(&overlayOn, "overlay", overlayDefault, "program the VXLAN overlay that IP pools with vxlanMode ask for [$SERVAL_OVERLAY]")
+	fs.StringVar(&mtuFile, "mtu-file", env("SERVAL_MTU_FILE", netconst.MTUFile), "where to write the MTU new workloads get; empty disables [$SERVAL_MTU_FILE]")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -169,6 +181,19 @@ func run() int {
 	}
 	if cfg.BGP {
 		deps.Speaker = routing.NewSpeaker(routing.Config{Logger: log, Netlink: nl, StartupHold: routing.DefaultRestartTime, ProgramOutsidePools: programOutsidePools, MaxPrefixes: maxPrefixesN})
+	}
+	if overlayOn {
+		deps.Overlay = &node.OverlayDeps{
+			Manager: overlay.NewManager(nl, log), Links: nl, MTUFile: mtuFile,
+			IPAM: ipam.New(ds, ipam.Config{}), IPIPAvailable: overlay.IPIPAvailable(),
+			Guard: func(g overlay.Guard) error {
+				c, err := nftables.New()
+				if err != nil {
+					return fmt.Errorf("opening nftables: %w", err)
+				}
+				return overlay.ApplyGuard(c, g)
+			},
+		}
 	}
 	agent, err := node.New(cfg, deps)
 	if err != nil {

@@ -178,12 +178,12 @@ spec: {node: h, interfaceName: "..", expectedIPs: [192.0.2.1]}`,
 			}
 		},
 	}, {
-		name: "IPIP pool",
+		name: "pool with an unknown ipipMode",
 		yaml: `
 apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata: {name: bad}
-spec: {cidr: 10.65.0.0/16, ipipMode: Always, natOutgoing: true}`,
+spec: {cidr: 10.65.0.0/16, ipipMode: Sometimes, natOutgoing: true}`,
 		key: `IPPool "bad"`, action: "skipped", reason: "spec.ipipMode",
 		check: func(t *testing.T, s *state) {
 			if _, ok := s.pools["bad"]; ok {
@@ -191,12 +191,12 @@ spec: {cidr: 10.65.0.0/16, ipipMode: Always, natOutgoing: true}`,
 			}
 		},
 	}, {
-		name: "VXLAN pool",
+		name: "IPv6 pool with an unknown vxlanMode",
 		yaml: `
 apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata: {name: bad}
-spec: {cidr: "fd00:65::/112", blockSize: 122, vxlanMode: CrossSubnet}`,
+spec: {cidr: "fd00:65::/112", blockSize: 122, vxlanMode: Sometimes}`,
 		key: `IPPool "bad"`, action: "skipped", reason: "spec.vxlanMode",
 		check: func(t *testing.T, s *state) {
 			if _, ok := s.pools["bad"]; ok {

@@ -131,19 +131,7 @@ func pick(dir string, ingress, egress []Rule) []Rule {
 	return egress
 }
 
-const overlayWhy = "IPIP and VXLAN encapsulation are not implemented yet (issue 15); Serval would route the pool natively"
-
 var ipPoolRefusals = []Refusal{
-	{Kind: "IPPool", Field: "spec.ipipMode", Why: overlayWhy, find: func(r Resource, report func(Path, any)) {
-		if m := r.(*IPPool).Spec.IPIPMode; m != "" && m != EncapNever {
-			report("spec.ipipMode", string(m))
-		}
-	}},
-	{Kind: "IPPool", Field: "spec.vxlanMode", Why: overlayWhy, find: func(r Resource, report func(Path, any)) {
-		if m := r.(*IPPool).Spec.VXLANMode; m != "" && m != EncapNever {
-			report("spec.vxlanMode", string(m))
-		}
-	}},
 	{Kind: "IPPool", Field: "spec.namespaceSelector",
 		Why: "Serval's IPAM does not restrict pools by namespace; only empty or all() can be honoured",
 		find: func(r Resource, report func(Path, any)) {
@@ -152,19 +140,14 @@ var ipPoolRefusals = []Refusal{
 			}
 		}},
 	{Kind: "IPPool", Field: "spec.allowedUses",
-		// Tunnel beside Workload (the default) is honoured trivially: Serval
-		// makes no tunnel devices, so no tunnel address is ever taken. A pool
-		// for tunnels only, or for load balancers, would be a pool Serval
-		// never uses the way it was meant.
-		Why: "Serval makes no tunnel devices (issue 15) and does not assign load-balancer addresses; a pool must allow Workload",
+		// Workload and Tunnel are enforced: IPAM gives workloads addresses
+		// only from Workload pools, and the overlay takes tunnel addresses
+		// only from Tunnel pools. Load-balancer addresses Serval never
+		// assigns.
+		Why: "Serval does not assign load-balancer addresses",
 		find: func(r Resource, report func(Path, any)) {
-			uses := r.(*IPPool).Spec.AllowedUses
-			workload := false
-			for _, u := range uses {
-				workload = workload || u == AllowedUseWorkload
-			}
-			for i, u := range uses {
-				if u == AllowedUseLoadBalancer || (u == AllowedUseTunnel && !workload) {
+			for i, u := range r.(*IPPool).Spec.AllowedUses {
+				if u == AllowedUseLoadBalancer {
 					report(Path("spec.allowedUses").Index(i), string(u))
 				}
 			}
@@ -261,15 +244,17 @@ func printValue(v reflect.Value) string {
 // lists them as not applicable, with why.
 func felixRefusals() []Refusal {
 	const (
-		overlay = "IPIP and VXLAN are not implemented yet (issue 15)"
-		routes  = "Serval programs its routes with its own protocol and priorities"
+		encap  = "Serval always drops IPIP and VXLAN packets from workloads (they could carry spoofed inner addresses past policy)"
+		routes = "Serval programs its routes with its own protocol and priorities"
 	)
 	return []Refusal{
 		felixRefusal("useInternalDataplaneDriver", "Serval has only its own dataplane; an external dataplane driver cannot be used", "true"),
 		felixRefusal("dataplaneWatchdogTimeout", "deprecated by Calico; set healthTimeoutOverrides instead"),
 		felixRefusal("netlinkTimeout", "Serval's netlink calls have fixed timeouts"),
-		felixRefusal("ipipEnabled", overlay, "false"),
-		felixRefusal("vxlanEnabled", overlay, "false"),
+		// Encapsulated packets from a workload could carry spoofed inner
+		// addresses past policy; Serval has no switch to let them in.
+		felixRefusal("allowIPIPPacketsFromWorkloads", "Serval always drops IPIP packets from workloads (input and forward, while IPIP is in use)", "false"),
+		felixRefusal("allowVXLANPacketsFromWorkloads", "Serval always drops VXLAN packets from workloads (to the VXLAN port, input and forward)", "false"),
 		felixRefusal("disableConntrackInvalidCheck", "Serval always drops packets conntrack finds invalid", "false"),
 		felixRefusal("policySyncPathPrefix", "Serval has no policy sync API for an application-layer proxy"),
 		felixRefusal("natOutgoingExclusions", "Serval excludes only the IP pools' addresses from outgoing NAT", "IPPoolsOnly"),

@@ -32,17 +32,17 @@ func TestRefusalsCovered(t *testing.T) {
 // is reported for that alone, not also for what Serval cannot honour.
 func TestRefusalNeedsValidInput(t *testing.T) {
 	p := &IPPool{TypeMeta: TypeMeta{Kind: "IPPool", APIVersion: APIVersion}, ObjectMeta: ObjectMeta{Name: "p"},
-		Spec: IPPoolSpec{CIDR: "10.0.0.0/16", IPIPMode: "Sometimes"}}
+		Spec: IPPoolSpec{CIDR: "10.0.0.0/16", IPIPMode: "Sometimes", NamespaceSelector: "team == 'a'"}}
 	err := Validate(p)
 	if err == nil || strings.Contains(err.Error(), "not supported") || !strings.Contains(err.Error(), "spec.ipipMode") {
 		t.Fatalf("got %v, want only the invalid-mode problem", err)
 	}
 	p.Spec.IPIPMode = EncapAlways
-	if err := Validate(p); err == nil || !strings.Contains(err.Error(), `spec.ipipMode: "Always" is not supported by Serval`) {
+	if err := Validate(p); err == nil || !strings.Contains(err.Error(), `spec.namespaceSelector: "team == 'a'" is not supported by Serval`) {
 		t.Fatalf("got %v, want the refusal", err)
 	}
-	p.Spec.IPIPMode = EncapNever
+	p.Spec.NamespaceSelector = ""
 	if err := Validate(p); err != nil {
-		t.Fatalf("ipipMode Never: %v", err)
+		t.Fatalf("ipipMode Always (implemented): %v", err)
 	}
 }

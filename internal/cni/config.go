@@ -65,6 +65,9 @@ type NetConf struct {
 	// MTU of the workload interface; 0 takes the MTU of the interface of
 	// the host's default route.
 	MTU int `json:"mtu"`
+	// MTUFile is where serval-node writes the MTU for workloads, read when
+	// mtu is 0 (netconst.MTUFile when empty; Serval's own key).
+	MTUFile string `json:"mtu_file"`
 	// ExecIPAM makes the serval plugin run serval-ipam as a separate
 	// process through CNI delegation even though it could run it in
 	// process (Serval's own key; other IPAM types are always delegated).

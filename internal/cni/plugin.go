@@ -253,14 +253,8 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 		// what is left comes from the runtime's arguments.
 		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("the workload's identity does not make a valid WorkloadEndpoint: %v", err), "")
 	}
-	mtu := c.conf.MTU
 	dp := p.dataplane(log)
-	if mtu == 0 {
-		if mtu, err = dp.HostMTU(); err != nil {
-			log.Warn("using the default MTU", "mtu", DefaultMTU, "reason", err)
-			mtu = DefaultMTU
-		}
-	}
+	mtu := workloadMTU(c.conf, dp, log)
 
 	var undo undoStack
 	ipamType := c.conf.IPAM.Type

@@ -21,6 +21,7 @@ import (
 
 	"github.com/servalnet/serval/internal/netconst"
 	"github.com/servalnet/serval/internal/nodestatus"
+	"github.com/servalnet/serval/internal/overlay"
 )
 
 // AgentBinary is the node agent's file name in the binaries directory.
@@ -35,15 +36,26 @@ const AgentHealthPort = 9099
 // datastore is at etcd. It is the one place to change when serval-node's
 // flags change.
 func AgentCommand(bin string, h Host, etcd, socket string) []string {
+	ip6 := "none"
+	if h.Address6 != "" {
+		ip6 = h.Address6
+	}
 	return []string{bin,
+		"--ip6", ip6,
 		"--nodename", h.Name,
 		"--etcd-endpoints", etcd,
 		"--ip", h.Address,
 		// Hosts share the machine's filesystem: each agent needs a status
 		// socket of its own.
 		"--status-socket", socket,
+		// and an MTU file of its own, which its workloads' CNI reads.
+		"--mtu-file", MTUFile(socket),
 	}
 }
+
+// MTUFile is where the agent whose status socket is socket writes its
+// workloads' MTU.
+func MTUFile(socket string) string { return strings.TrimSuffix(socket, ".sock") + ".mtu" }
 
 // AgentSocket is where the agent of host answers `servalctl node status`.
 func (l *Lab) AgentSocket(host string) string { return filepath.Join(l.Dir, "agents", host+".sock") }
@@ -213,7 +225,7 @@ func (l *Lab) waitRoutes(ctx context.Context) error {
 					return err
 				}
 				for _, a := range remote {
-					if r := longestMatch(routes, a); r == nil || r.Protocol != netconst.RouteProtocol || r.Gw == nil && len(r.MultiPath) == 0 {
+					if r := longestMatch(routes, a); r == nil || r.Protocol != netconst.RouteProtocol && r.Protocol != overlay.RouteProtocol || r.Gw == nil && len(r.MultiPath) == 0 {
 						missing = append(missing, h.Name+"→"+a.String())
 					}
 				}

@@ -181,6 +181,10 @@ func (l *Lab) startRouter(ctx context.Context) error {
 	if t.Router.Kind == "frr" {
 		return l.startFRR(ctx)
 	}
+	if t.Router.Kind == RouterStatic {
+		l.log.Info("static router: it forwards and learns no routes", "router", t.Router.Name)
+		return nil
+	}
 	conf := filepath.Join(l.Dir, "bird.conf")
 	if err := os.WriteFile(conf, []byte(BirdConfig(t)), 0o644); err != nil {
 		return fmt.Errorf("writing BIRD config: %w", err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,7 +29,10 @@ type Topology struct {
 	// cabled back to back by one veth pair, nothing between them (the
 	// dataplane benchmark's topology). A wire lab reaches its datastore
 	// over a management link per host, off the wire.
-	Fabric    string     `json:"fabric,omitempty"`
+	Fabric string `json:"fabric,omitempty"`
+	// MTU of the fabric (every member's eth0 and the bridge's ports); 0
+	// leaves the kernel's 1500.
+	MTU       int        `json:"mtu,omitempty"`
 	Datastore Datastore  `json:"datastore"`
 	Router    *Router    `json:"router,omitempty"`
 	Hosts     []Host     `json:"hosts"`
@@ -59,14 +63,27 @@ type Datastore struct {
 
 // Router is the optional top-of-rack router every host peers with.
 type Router struct {
-	Name     string `json:"name,omitempty"` // default "router"
-	Kind     string `json:"kind"`           // bird | frr
+	Name string `json:"name,omitempty"` // default "router"
+	// Kind is bird or frr (a BGP router), or static: a router that only
+	// forwards between its subnets and learns no workload routes at all
+	// (the fabric an overlay is for).
+	Kind     string `json:"kind"`
 	ASNumber uint32 `json:"asNumber"`
 	Address  string `json:"address"` // ADDR/PREFIX on the fabric
 	// DefaultRoute gives every host a static default route via the router
 	// (nil: true), as servers have towards their top-of-rack. Set it false
 	// when the router should advertise the default route by BGP instead.
 	DefaultRoute *bool `json:"defaultRoute,omitempty"`
+	// Subnets are the router's addresses (ADDR/PREFIX) on further host
+	// subnets, all on the same segment as the fabric: hosts may have
+	// their address on any of them, and their default route goes via the
+	// router's address on their own subnet.
+	Subnets []string `json:"subnets,omitempty"`
+	// Address6 and Subnets6 are the router's IPv6 addresses on the
+	// fabric and on the further subnets (ADDR/PREFIX), for hosts with an
+	// address6.
+	Address6 string   `json:"address6,omitempty"`
+	Subnets6 []string `json:"subnets6,omitempty"`
 	// ExternalAddress is the router's address on the external hosts'
 	// segment (ADDR/PREFIX); defaults to the first address of their subnet.
 	ExternalAddress string `json:"externalAddress,omitempty"`
@@ -87,6 +104,9 @@ type Host struct {
 	Name     string `json:"name"`
 	Address  string `json:"address"`            // ADDR/PREFIX on the fabric
 	ASNumber uint32 `json:"asNumber,omitempty"` // 0: the BGPConfiguration's AS
+	// Address6 is the host's IPv6 address (ADDR/PREFIX), optional: with
+	// it the host runs dual-stack and its workloads get IPv6 too.
+	Address6 string `json:"address6,omitempty"`
 }
 
 // Workload is one container: a namespace wired to its host by serval-cni.
@@ -180,11 +200,11 @@ func ParseTopology(source string, data []byte) (*Topology, error) {
 // the decoded document so an unknown or misspelt key is reported with its
 // path (hosts[1].adress), which encoding/json cannot do.
 var fields = map[string][]string{
-	"":              {"name", "fabric", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests"},
+	"":              {"name", "fabric", "mtu", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests"},
 	"datastore":     {"kind", "members", "address", "memberAddresses"},
-	"router":        {"name", "kind", "asNumber", "address", "defaultRoute", "externalAddress"},
+	"router":        {"name", "kind", "asNumber", "address", "subnets", "address6", "subnets6", "defaultRoute", "externalAddress"},
 	"externalHosts": {"name", "address"},
-	"hosts":         {"name", "address", "asNumber"},
+	"hosts":         {"name", "address", "asNumber", "address6"},
 	"workloads":     {"name", "host", "namespace", "address", "labels", "profiles"},
 }
 
@@ -280,8 +300,23 @@ func (t *Topology) validate() []string {
 	}
 
 	// The fabric: one segment every host (and the router, and the
-	// datastore) sits on, so its subnet comes from the first host.
+	// datastore) sits on, so its subnet comes from the first host; the
+	// router's subnets add further subnets on the same segment.
 	var fabric netip.Prefix
+	var extraSubnets []netip.Prefix
+	if t.Router != nil {
+		for i, a := range t.Router.Subnets {
+			p, err := netip.ParsePrefix(a)
+			if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+				bad(fmt.Sprintf("router.subnets[%d]", i), "%q is not an IPv4 address with a prefix length of 30 or shorter", a)
+				continue
+			}
+			extraSubnets = append(extraSubnets, p.Masked())
+		}
+	}
+	if t.MTU != 0 && (t.MTU < 1280 || t.MTU > 65535) {
+		bad("mtu", "%d is not a fabric MTU (1280-65535, or 0 for 1500)", t.MTU)
+	}
 	used := map[netip.Addr]string{}
 	useAddr := func(path, s string) netip.Prefix {
 		p, err := netip.ParsePrefix(s)
@@ -297,7 +332,7 @@ func (t *Topology) validate() []string {
 			bad(path, "%q is the subnet's network or broadcast address", s)
 			return netip.Prefix{}
 		}
-		if fabric.IsValid() && fabric != p.Masked() {
+		if fabric.IsValid() && fabric != p.Masked() && !slices.Contains(extraSubnets, p.Masked()) {
 			bad(path, "%q is not on the fabric subnet %s (every host, the router and the datastore share one segment)", s, fabric)
 			return netip.Prefix{}
 		}
@@ -324,6 +359,11 @@ func (t *Topology) validate() []string {
 		} else {
 			useAddr(path+".address", h.Address)
 		}
+		if h.Address6 != "" {
+			if p, err := netip.ParsePrefix(h.Address6); err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+				bad(path+".address6", "%q is not an IPv6 address with a prefix length (like fd00:8::101/64)", h.Address6)
+			}
+		}
 	}
 
 	if r := t.Router; r != nil {
@@ -332,19 +372,38 @@ func (t *Topology) validate() []string {
 		}
 		useName("router.name", r.Name)
 		switch r.Kind {
-		case "bird", "frr":
+		case "bird", "frr", RouterStatic:
 		case "":
-			bad("router.kind", "required (bird or frr)")
+			bad("router.kind", "required (bird, frr or static)")
 		default:
-			bad("router.kind", "%q is not a router kind (bird or frr)", r.Kind)
+			bad("router.kind", "%q is not a router kind (bird, frr or static)", r.Kind)
 		}
-		if r.ASNumber == 0 {
+		if r.ASNumber == 0 && r.Kind != RouterStatic {
 			bad("router.asNumber", "required (1-4294967295)")
 		}
 		if r.Address == "" {
 			bad("router.address", "required (like 172.17.8.1/24)")
 		} else {
 			useAddr("router.address", r.Address)
+		}
+		for i, a := range append([]string{r.Address6}, r.Subnets6...) {
+			if a == "" && i == 0 {
+				continue
+			}
+			if p, err := netip.ParsePrefix(a); err != nil || !p.Addr().Is6() {
+				bad("router.address6/subnets6", "%q is not an IPv6 address with a prefix length", a)
+			}
+		}
+		if len(r.Subnets6) > 0 && r.Address6 == "" {
+			bad("router.subnets6", "needs router.address6")
+		}
+		for i, a := range r.Subnets {
+			if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is4() && p.Bits() <= 30 {
+				useAddr(fmt.Sprintf("router.subnets[%d]", i), a)
+			}
+		}
+		if r.Kind == RouterStatic && len(t.ExternalHosts) > 0 {
+			bad("externalHosts", "need a BGP router (a static router teaches them no workload routes)")
 		}
 	}
 

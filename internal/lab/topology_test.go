@@ -116,7 +116,7 @@ func TestParseTopologyInvalid(t *testing.T) {
 		{"bad yaml", "hosts: [", []string{"t.yaml: not valid YAML"}},
 		{"duplicate key", "hosts: []\nhosts: []", []string{"not valid YAML"}},
 		{"unknown top-level field", "hosts: [{name: h, address: 10.0.0.1/24}]\nhost: []", []string{`t.yaml: host: unknown field`}},
-		{"misspelt host field", "hosts: [{name: h, adress: 10.0.0.1/24}]", []string{"hosts[0].adress: unknown field (known: name, address, asNumber)"}},
+		{"misspelt host field", "hosts: [{name: h, adress: 10.0.0.1/24}]", []string{"hosts[0].adress: unknown field (known: name, address, asNumber, address6)"}},
 		{"misspelt workload field", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A, host: h, label: {a: b}}]", []string{"workloads[0].label: unknown field"}},
 		{"misspelt router field", "router: {kind: bird, as: 1, address: 10.0.0.2/24}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{"router.as: unknown field"}},
 		{"hosts not a list", "hosts: {name: h}", []string{"hosts: expected a list"}},

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,6 +177,32 @@ func (l *Lab) createFabric(ctx context.Context) error {
 			[]string{"-n", ns, "addr", "add", m.address, "dev", "eth0"},
 			[]string{"-n", ns, "link", "set", "eth0", "up"},
 		)
+		if mtu := l.State.Topology.MTU; mtu != 0 {
+			cmds = append(cmds,
+				[]string{"-n", fab, "link", "set", m.port, "mtu", strconv.Itoa(mtu)},
+				[]string{"-n", ns, "link", "set", "eth0", "mtu", strconv.Itoa(mtu)})
+		}
+	}
+	for _, h := range l.State.Topology.Hosts {
+		if h.Address6 != "" {
+			cmds = append(cmds, []string{"-n", l.Netns(h.Name), "addr", "add", h.Address6, "dev", "eth0", "nodad"})
+		}
+	}
+	if r := l.State.Topology.Router; r != nil {
+		for _, a := range append([]string{r.Address6}, r.Subnets6...) {
+			if a != "" {
+				cmds = append(cmds, []string{"-n", l.Netns(r.Name), "addr", "add", a, "dev", "eth0", "nodad"})
+			}
+		}
+		// The router's further subnets share its eth0 (a router on a
+		// stick); the datastore, on the first subnet, reaches them via it.
+		ra, _ := netip.ParsePrefix(r.Address)
+		for _, a := range r.Subnets {
+			p, _ := netip.ParsePrefix(a)
+			cmds = append(cmds,
+				[]string{"-n", l.Netns(r.Name), "addr", "add", a, "dev", "eth0"},
+				[]string{"-n", l.Netns("datastore"), "route", "add", p.Masked().String(), "via", ra.Addr().String()})
+		}
 	}
 	for _, c := range cmds {
 		if err := runIP(ctx, c...); err != nil {
@@ -198,12 +225,16 @@ func (l *Lab) createFabric(ctx context.Context) error {
 				// gateway address alone must be routable.
 				route = []string{"-n", l.Netns(h.Name), "route", "add", "169.254.1.1/32", "dev", "eth0", "scope", "link"}
 			} else {
-				ra, _ := netip.ParsePrefix(t.Router.Address)
-				route = []string{"-n", l.Netns(h.Name), "route", "add", "default", "via", ra.Addr().String()}
+				route = []string{"-n", l.Netns(h.Name), "route", "add", "default", "via", t.HostGateway(h).String()}
 			}
 		}
 		if err := runIP(ctx, route...); err != nil {
 			return err
+		}
+		if gw := t.HostGateway6(h); gw.IsValid() {
+			if err := runIP(ctx, "-n", l.Netns(h.Name), "-6", "route", "add", "default", "via", gw.String()); err != nil {
+				return err
+			}
 		}
 	}
 	// Hosts and the router forward: every host is a router.
@@ -213,6 +244,20 @@ func (l *Lab) createFabric(ctx context.Context) error {
 		}
 		if err := writeSysctl(l.Netns(m.name), "net.ipv4.ip_forward", "1"); err != nil {
 			return err
+		}
+		if t.DualStack() {
+			if err := writeSysctl(l.Netns(m.name), "net.ipv6.conf.all.forwarding", "1"); err != nil {
+				return err
+			}
+		}
+	}
+	if r := t.Router; r != nil && len(r.Subnets) > 0 {
+		// Subnets share one segment: the router must not redirect hosts
+		// to each other, or traffic between subnets would skip it.
+		for _, k := range []string{"net.ipv4.conf.all.send_redirects", "net.ipv4.conf.eth0.send_redirects"} {
+			if err := writeSysctl(l.Netns(r.Name), k, "0"); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -376,11 +421,14 @@ func nodesYAML(t *Topology) string {
 	var b strings.Builder
 	for _, h := range t.Hosts {
 		fmt.Fprintf(&b, "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: %s\nspec:\n  bgp:\n    ipv4Address: %s\n", h.Name, h.Address)
+		if h.Address6 != "" {
+			fmt.Fprintf(&b, "    ipv6Address: %s\n", h.Address6)
+		}
 		if h.ASNumber != 0 {
 			fmt.Fprintf(&b, "    asNumber: %d\n", h.ASNumber)
 		}
 	}
-	if r := t.Router; r != nil {
+	if r := t.Router; r != nil && r.Kind != RouterStatic {
 		ra, _ := netip.ParsePrefix(r.Address)
 		fmt.Fprintf(&b, "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: lab-tor\nspec:\n  peerIP: %s\n  asNumber: %d\n", ra.Addr(), r.ASNumber)
 	}

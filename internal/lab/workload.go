@@ -19,7 +19,25 @@ const NetworkName = "serval"
 // would hand serval-cni, with Calico's keys. Workload labels and profiles do
 // not go here but in runtimeConfig (see runtimeConf), as a runtime passes
 // per-container data; the plugin declares those capabilities.
-func NetConf(etcd, host string) ([]byte, error) {
+//
+// With mtuFile set, the mtu is left to the plugin, which reads it from the
+// file host's serval-node writes (the fabric's less the overlay's
+// overhead); without, it is 1500.
+func NetConf(etcd, host string, mtuFile ...string) ([]byte, error) {
+	f := ""
+	if len(mtuFile) > 0 {
+		f = mtuFile[0]
+	}
+	return netConf(etcd, host, f, false)
+}
+
+// netConf is NetConf, with IPv6 addresses too when ipv6 is set (a
+// dual-stack host).
+func netConf(etcd, host, mtuFile string, ipv6 bool) ([]byte, error) {
+	ipam := map[string]any{"type": "serval-ipam"}
+	if ipv6 {
+		ipam["assign_ipv6"] = "true"
+	}
 	plugin := map[string]any{
 		"type":           "serval",
 		"etcd_endpoints": etcd,
@@ -27,7 +45,10 @@ func NetConf(etcd, host string) ([]byte, error) {
 		"mtu":            1500,
 		"log_level":      "info",
 		"capabilities":   map[string]bool{"labels": true, "profiles": true},
-		"ipam":           map[string]any{"type": "serval-ipam"},
+		"ipam":           ipam,
+	}
+	if mtuFile != "" {
+		plugin["mtu"], plugin["mtu_file"] = 0, mtuFile
 	}
 	list := map[string]any{
 		"cniVersion": "1.0.0",
@@ -81,7 +102,7 @@ func (l *Lab) runtimeConf(w *Workload) *libcni.RuntimeConf {
 }
 
 func (l *Lab) netConfList(w *Workload) (*libcni.NetworkConfigList, error) {
-	data, err := NetConf(l.State.EtcdEndpoint, w.Host)
+	data, err := netConf(l.State.EtcdEndpoint, w.Host, MTUFile(l.AgentSocket(w.Host)), l.State.Topology.Host(w.Host).Address6 != "")
 	if err != nil {
 		return nil, fmt.Errorf("building the CNI config of %s: %w", w.Name, err)
 	}

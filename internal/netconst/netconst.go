@@ -33,3 +33,8 @@ const WorkloadGatewayIPv4 = "169.254.1.1"
 // WorkloadGatewayIPv6 is the next hop of a workload's IPv6 default route:
 // the EUI-64 link-local address of the host side, derived from HostVethMAC.
 const WorkloadGatewayIPv6 = "fe80::ecee:eeff:feee:eeee"
+
+// MTUFile is where serval-node writes the MTU new workloads should get
+// (the uplink's, less the overhead of the encapsulation in use), and where
+// the CNI plugin reads it when its configuration has no explicit mtu.
+const MTUFile = "/var/lib/serval/mtu"

@@ -64,7 +64,7 @@ func TestAgentRejectsWhatServalctlWould(t *testing.T) {
 			"spec":{"node":"h","orchestrator":"cni","workload":"evil","endpoint":"eth0","interfaceName":"cali/../all","ipNetworks":["10.65.0.2/32"]}}`,
 		"/globalnetworkpolicies/http": `{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"http"},
 			"spec":{"selector":"app == 'web'","ingress":[{"action":"Allow","protocol":"TCP","http":{"methods":["GET"]}}]}}`,
-		"/ippools/ipip": `{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"ipip"},"spec":{"cidr":"10.65.0.0/16","ipipMode":"Always"}}`,
+		"/ippools/lb": `{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"lb"},"spec":{"cidr":"10.65.0.0/16","allowedUses":["LoadBalancer"]}}`,
 	} {
 		if _, err := raw.Put(ctx, prefix+key, val); err != nil {
 			t.Fatal(err)
@@ -114,7 +114,7 @@ func TestAgentRejectsWhatServalctlWould(t *testing.T) {
 	}
 	want := map[string]string{ // kind/name → part of the reason
 		"GlobalNetworkPolicy/http":         "failed closed:spec.ingress[0].http",
-		"IPPool/ipip":                      "skipped:spec.ipipMode",
+		"IPPool/lb":                        "skipped:spec.allowedUses",
 		"WorkloadEndpoint/h-cni-evil-eth0": "skipped:spec.interfaceName",
 	}
 	for _, r := range rep.Rejected {

@@ -59,6 +59,8 @@ type Deps struct {
 	Secrets      routing.SecretSource
 	Host         addrdetect.Host
 	Now          func() time.Time
+	// Overlay runs the VXLAN overlay (see overlay.go); nil turns it off.
+	Overlay *OverlayDeps
 }
 
 // Agent is serval-node: it registers the host, follows the datastore,
@@ -146,8 +148,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		bgp.health, bgp.beatDur = w.bgp, a.heartbeatInterval()
 		feed.add(bgp, bgpKinds)
 	}
+	var ov *overlayLoop
+	if a.d.Overlay != nil {
+		ov = a.newOverlay(id.Name, w.overlay)
+		feed.add(ov, overlayKinds)
+	}
 	// One syncer, one admission filter: what the graph and the BGP loop
-	// see has passed the same validation, and is reported once.
+	// (and the overlay) see has passed the same validation, and is reported once.
 	syncer := datastore.NewSyncer(a.d.Datastore, admission.NewFilter(feed, a.Rejected, a.d.Logger), datastore.SyncerConfig{Kinds: feed.kinds(), Logger: a.d.Logger,
 		Heartbeat: w.syncer.Beat, HeartbeatInterval: a.heartbeatInterval()})
 
@@ -160,6 +167,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if bgp != nil {
 		go bgp.run(ctx)
 		go a.probeSpeaker(ctx, w.speaker, min(speakerProbeInterval, a.timeout(WorkerBGPSpeaker)/3), a.timeout(WorkerBGPSpeaker))
+	}
+	if ov != nil {
+		a.runOverlay(ctx, ov)
 	}
 
 	for {

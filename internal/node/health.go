@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -28,6 +29,16 @@ type Health struct {
 	lastErr    string
 	workers    []*worker
 	bgp        bgpHealth
+	overlay    []string
+}
+
+// SetOverlayProblems records what the overlay refuses or lacks (an IPIP
+// pool this kernel cannot serve, a missing tunnel address): the host is
+// not ready while there are any, and each is a readiness reason.
+func (h *Health) SetOverlayProblems(ps []string) {
+	h.mu.Lock()
+	h.overlay = slices.Clone(ps)
+	h.mu.Unlock()
 }
 
 // worker is one loop liveness watches. A beating worker must call Beat
@@ -165,6 +176,9 @@ func (h *Health) Report() nodestatus.Report {
 		r.Reasons = append(r.Reasons, "dataplane not programmed yet")
 	}
 	r.Reasons = append(r.Reasons, h.bgp.reasons(now)...)
+	for _, p := range h.overlay {
+		r.Reasons = append(r.Reasons, "overlay: "+p)
+	}
 	r.Ready = len(r.Reasons) == 0
 	return r
 }

@@ -15,6 +15,7 @@ const (
 	WorkerDataplane   = nodestatus.WorkerDataplane
 	WorkerBGP         = nodestatus.WorkerBGP
 	WorkerBGPSpeaker  = nodestatus.WorkerBGPSpeaker
+	WorkerOverlay     = nodestatus.WorkerOverlay
 )
 
 // DefaultWorkerTimeout is how long a worker may go without turning before
@@ -31,7 +32,7 @@ const speakerProbeInterval = 5 * time.Second
 
 // workers are the liveness handles of one Run.
 type workers struct {
-	syncer, calc, dataplane, bgp, speaker *Worker
+	syncer, calc, dataplane, bgp, speaker, overlay *Worker
 }
 
 func (a *Agent) timeout(name string) time.Duration {
@@ -60,6 +61,9 @@ func (a *Agent) registerWorkers() workers {
 		w.bgp = h.Register(WorkerBGP, a.timeout(WorkerBGP))
 		w.speaker = h.Register(WorkerBGPSpeaker, a.timeout(WorkerBGPSpeaker))
 		h.WatchBGP(a.cfg.BGPGrace)
+	}
+	if a.d.Overlay != nil {
+		w.overlay = h.Register(WorkerOverlay, a.timeout(WorkerOverlay))
 	}
 	return w
 }

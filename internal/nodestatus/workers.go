@@ -8,11 +8,12 @@ import (
 // Names of serval-node's workers, the loops /liveness watches. They are
 // also the names FelixConfiguration's healthTimeoutOverrides takes.
 const (
-	WorkerSyncer      = "syncer"      // follows the datastore for the calculation graph and BGP
+	WorkerSyncer      = "syncer"      // follows the datastore for the calculation graph, BGP and the overlay
 	WorkerCalculation = "calculation" // the calculation graph (called by the syncer)
 	WorkerDataplane   = "dataplane"   // programs the kernel
 	WorkerBGP         = "bgp"         // turns it into the speaker's configuration
 	WorkerBGPSpeaker  = "bgp-speaker" // the embedded speaker's own goroutine
+	WorkerOverlay     = "overlay"     // programs the VXLAN/IPIP overlay
 )
 
 // workerAliases maps Felix's health reporter names to Serval's workers,
@@ -22,7 +23,7 @@ var workerAliases = map[string]string{
 	"CalculationGraph":          WorkerCalculation,
 }
 
-var workers = []string{WorkerSyncer, WorkerCalculation, WorkerDataplane, WorkerBGP, WorkerBGPSpeaker}
+var workers = []string{WorkerSyncer, WorkerCalculation, WorkerDataplane, WorkerBGP, WorkerBGPSpeaker, WorkerOverlay}
 
 // WorkerName resolves a healthTimeoutOverrides name (Serval's or Felix's)
 // to a worker; ok is false for a name that is neither.

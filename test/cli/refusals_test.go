@@ -78,7 +78,7 @@ func TestRefusedReplace(t *testing.T) {
 	pool := "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: refusal-replace}\nspec: {cidr: 10.77.0.0/16%s}\n"
 	expect(t, ctl([]byte(fmt.Sprintf(pool, "")), "create", "-f", "-"), 0, `out:IPPool "refusal-replace" created`)
 	defer ctl(nil, "delete", "ippool", "refusal-replace")
-	for _, extra := range []string{", ipipMode: Always", ", vxlanMode: CrossSubnet", ", allowedUses: [LoadBalancer]", `, namespaceSelector: "team == 'a'"`} {
+	for _, extra := range []string{", allowedUses: [LoadBalancer]", `, namespaceSelector: "team == 'a'"`} {
 		r := ctl([]byte(fmt.Sprintf(pool, extra)), "replace", "-f", "-")
 		field := strings.TrimPrefix(strings.SplitN(extra, ":", 2)[0], ", ")
 		expect(t, r, 1, "err:spec."+field, "err:is not supported by Serval", "err:nothing was written")

@@ -24,6 +24,8 @@ func main() {
 	ip := flag.String("ip", "", "")
 	port := flag.Int("health-port", 9099, "")
 	socket := flag.String("status-socket", "", "")
+	_ = flag.String("ip6", "", "")
+	_ = flag.String("mtu-file", "", "") // the real agent writes its workloads' MTU there
 	flag.Parse()
 	if *nodename == "" || *etcd == "" || *ip == "" {
 		fmt.Fprintln(os.Stderr, "fakeagent: --nodename, --etcd-endpoints and --ip are required")
