@@ -4,6 +4,7 @@
 //
 //	servalbench                       # every part → bench/REPORT.md, bench/results.json
 //	servalbench --part dataplane      # one part → bench/REPORT.dataplane.md, bench/results.dataplane.json
+//	servalbench reference [--print] [KIND ...]  # the reference dataplanes alone: measure them (root), or print how they are built
 //	servalbench agentload --spec JSON # internal: one agent load, run inside a network namespace
 //	servalbench policy-writer --etcd URL  # internal: writes policies, run in a lab's datastore namespace
 package main
@@ -43,6 +44,9 @@ func run() int {
 			return 1
 		}
 		return 0
+	}
+	if len(os.Args) > 1 && os.Args[1] == "reference" {
+		return reference(ctx, os.Args[2:])
 	}
 	if len(os.Args) > 1 && os.Args[1] == "policy-writer" {
 		fs := flag.NewFlagSet("policy-writer", flag.ContinueOnError)
@@ -85,6 +89,7 @@ func run() int {
 		md, js = filepath.Join(abs, "bench", "REPORT."+tag+".md"), filepath.Join(abs, "bench", "results."+tag+".json")
 	}
 	rep := report.New(runner.DescribeMachine(abs))
+	rep.Root = abs
 	s := &runner.Suite{Root: abs, Report: rep, Log: log, Hosts: *hosts}
 	start := time.Now()
 	runErr := s.Run(ctx, list)
@@ -95,6 +100,39 @@ func run() int {
 	log.Info("report written", "markdown", md, "json", js, "took", time.Since(start).Round(time.Second))
 	if runErr != nil {
 		fmt.Fprintf(os.Stderr, "servalbench: %v\n", runErr)
+		return 1
+	}
+	return 0
+}
+
+// reference is `servalbench reference`: the benchmark's reference
+// dataplanes without the rest of the part.
+func reference(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("reference", flag.ContinueOnError)
+	printOnly := fs.Bool("print", false, "print the commands that build each reference instead of running them")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	kinds := fs.Args()
+	if len(kinds) == 0 {
+		kinds = runner.ReferenceKinds()
+	}
+	if *printOnly {
+		for _, k := range kinds {
+			fmt.Printf("# %s\n", k)
+			if err := runner.PrintReference(os.Stdout, k); err != nil {
+				fmt.Fprintf(os.Stderr, "servalbench reference: %v\n", err)
+				return 2
+			}
+		}
+		return 0
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "servalbench reference: needs root (network namespaces)")
+		return 2
+	}
+	if err := runner.RunReference(ctx, kinds, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "servalbench reference: %v\n", err)
 		return 1
 	}
 	return 0

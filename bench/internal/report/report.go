@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -59,8 +60,13 @@ const (
 
 // Report collects the figures of one run. It is safe for concurrent use.
 type Report struct {
-	mu       sync.Mutex
-	Machine  Machine
+	mu      sync.Mutex
+	Machine Machine
+	// Root is the repository's absolute path. Commands and notes name it
+	// "." and the files under it by their relative paths: a report is
+	// committed, and the path of one machine's checkout means nothing on
+	// another's (nor should it publish that machine's layout).
+	Root     string
 	figures  []*Figure
 	targets  []Target
 	commands map[string][]string
@@ -131,7 +137,7 @@ func (r *Report) Command(part, cmd string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.part(part)
-	r.commands[part] = append(r.commands[part], cmd)
+	r.commands[part] = append(r.commands[part], r.relative(cmd))
 }
 
 // Note records a remark about how part was measured or what limited it.
@@ -139,7 +145,18 @@ func (r *Report) Note(part, format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.part(part)
-	r.notes[part] = append(r.notes[part], fmt.Sprintf(format, args...))
+	r.notes[part] = append(r.notes[part], r.relative(fmt.Sprintf(format, args...)))
+}
+
+// relative rewrites Root's absolute paths in text as relative ones:
+// Root/bin/x as bin/x, Root itself as ".".
+func (r *Report) relative(text string) string {
+	root := filepath.Clean(r.Root)
+	if r.Root == "" || root == "/" {
+		return text
+	}
+	text = strings.ReplaceAll(text, root+"/", "")
+	return strings.ReplaceAll(text, root, ".")
 }
 
 // AddTarget records whether an aim of the issue was met.

@@ -64,3 +64,25 @@ func TestChecksAndRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestRelativePaths: the repository's absolute path never reaches the
+// report; what is under it is named relative to it.
+func TestRelativePaths(t *testing.T) {
+	for _, tc := range []struct{ root, in, want string }{
+		{"/srv/co/serval", "ip netns exec x /srv/co/serval/bin/servalbench agentload --root /srv/co/serval --spec {}", "ip netns exec x bin/servalbench agentload --root . --spec {}"},
+		{"/srv/co/serval/", "cd /srv/co/serval && make", "cd . && make"},
+		{"", "/srv/co/serval/bin/x", "/srv/co/serval/bin/x"},
+		{"/", "/usr/bin/ip", "/usr/bin/ip"},
+	} {
+		r := New(Machine{})
+		r.Root = tc.root
+		r.Command("p", tc.in)
+		r.Note("p", "ran %s", tc.in)
+		if got := r.commands["p"][0]; got != tc.want {
+			t.Errorf("root %q: command %q, want %q", tc.root, got, tc.want)
+		}
+		if got := r.notes["p"][0]; got != "ran "+tc.want {
+			t.Errorf("root %q: note %q, want %q", tc.root, got, "ran "+tc.want)
+		}
+	}
+}

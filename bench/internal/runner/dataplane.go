@@ -19,7 +19,7 @@ import (
 )
 
 const (
-	iperfSecs = 5 // seconds per iperf3 run, as the baseline script
+	iperfSecs = 5 // seconds per iperf3 run
 	iperfRuns = 3
 )
 
@@ -76,7 +76,7 @@ func (s *Suite) labUp(ctx context.Context, part, topo string, manifests map[stri
 }
 
 // dataplane: iperf3 and ping through Serval beside the reference
-// dataplanes of the baseline script, all in this run.
+// dataplanes of reference.go, all in this run.
 func (s *Suite) dataplane(ctx context.Context) error {
 	const part = "dataplane"
 	// The Serval lab first, then rounds of (references, Serval): on a
@@ -97,25 +97,17 @@ func (s *Suite) dataplane(ctx context.Context) error {
 	}
 	nsA, nsB, ip := l.Netns("A"), l.Netns("B"), b.IP.String()
 
-	script := filepath.Join(s.Shared, "bench", "baseline-dataplane.sh")
 	tput := map[string][]float64{}
 	rtts := map[string][]float64{}
 	for i := 0; i < iperfRuns; i++ {
-		out, err := s.runOnce(ctx, part, i == 0, "bash", script, strconv.Itoa(iperfSecs))
-		if err != nil {
-			s.Report.Note(part, "baseline run %d: %v", i+1, err)
-		}
-		for _, line := range strings.Split(out, "\n") {
-			f := strings.Fields(line)
-			if len(f) != 3 {
+		for _, kind := range referenceKinds {
+			v, r, err := s.reference(ctx, part, kind, i == 0)
+			if err != nil {
+				s.Report.Note(part, "%s reference, round %d: %v", kind, i+1, err)
 				continue
 			}
-			if v, err := strconv.ParseFloat(strings.TrimPrefix(f[1], "gbps="), 64); err == nil {
-				tput[f[0]] = append(tput[f[0]], v)
-			}
-			if v, err := strconv.ParseFloat(strings.TrimPrefix(f[2], "rtt_ms="), 64); err == nil {
-				rtts[f[0]] = append(rtts[f[0]], v)
-			}
+			tput[kind] = append(tput[kind], v)
+			rtts[kind] = append(rtts[kind], r)
 		}
 		if v, err := s.iperf(ctx, part, i == 0, nsB, nsA, ip); err != nil {
 			s.Report.Note(part, "Serval iperf3 run %d: %v", i+1, err)
@@ -127,19 +119,13 @@ func (s *Suite) dataplane(ctx context.Context) error {
 		} else {
 			rtts["serval"] = append(rtts["serval"], r)
 		}
-		if v, r, err := s.routedConntrack(ctx, part, i == 0); err != nil {
-			s.Report.Note(part, "routed+conntrack run %d: %v", i+1, err)
-		} else {
-			tput["routed_conntrack"] = append(tput["routed_conntrack"], v)
-			rtts["routed_conntrack"] = append(rtts["routed_conntrack"], r)
-		}
 	}
 	for _, m := range []string{"direct", "routed", "vxlan", "routed_conntrack", "serval"} {
 		s.Report.Add(report.Figure{Part: part, Name: m + ".tcp", Unit: "Gbit/s", Samples: tput[m], Stat: fmt.Sprintf("median of %d × %d s", len(tput[m]), iperfSecs)})
 		s.Report.Add(report.Figure{Part: part, Name: m + ".rtt", Unit: "ms", Samples: rtts[m], Stat: fmt.Sprintf("median of %d × 20 pings", len(rtts[m]))})
 	}
-	s.Report.Note(part, "direct/routed/vxlan: %s %d, run %d times (each: 2 hosts joined by one veth, iperf3 -t %d, ping -c 20 -i 0.05 of the established path), each run followed by one Serval run and one routed+conntrack run (the script's routed set-up rebuilt by servalbench with one nftables rule on each host, `ct state established,related accept` in a forward chain, so that conntrack tracks every packet as under any stateful firewall)", script, iperfSecs, iperfRuns, iperfSecs)
-	s.Report.Note(part, "Serval: a 2-host lab with `fabric: wire` (the two host namespaces joined by one veth pair, as the script's routed reference, nothing between them; no router; the datastore off the wire on a management link per host), a serval-node on each host peering by BGP over the wire (the route to the other host's block is BGP's), workloads A and B wired by serval-cni (veth MTU 1500 from the host's default route, as the reference's default), one GlobalNetworkPolicy allowing bench == 'dp' to bench == 'dp', enforced by serval-node's nftables table; same iperf3 and ping commands as the script")
+	s.Report.Note(part, "references (bench/internal/runner/reference.go; `servalbench reference --print` shows how each is built): direct (two workloads on one veth pair), routed (2 hosts joined by one veth wire, a workload behind each with a /32 route and proxy ARP, the other host's block via the wire: Serval's model with nothing else), vxlan (a bridge per host and a VXLAN tunnel between them, MTU 1450) and routed_conntrack (routed plus, on both hosts, one nftables forward chain `ct state established,related accept`, so that conntrack tracks every packet as under any stateful firewall); %d rounds of the four references then one Serval run, each iperf3 -t %d and ping -c 20 -i 0.05 of the established path", iperfRuns, iperfSecs)
+	s.Report.Note(part, "Serval: a 2-host lab with `fabric: wire` (the two host namespaces joined by one veth pair, as the routed reference's, nothing between them; no router; the datastore off the wire on a management link per host), a serval-node on each host peering by BGP over the wire (the route to the other host's block is BGP's), workloads A and B wired by serval-cni (veth MTU 1500 from the host's default route, as the reference's default), one GlobalNetworkPolicy allowing bench == 'dp' to bench == 'dp', enforced by serval-node's nftables table; same iperf3 and ping commands as the references")
 	s.Report.Note(part, "what Serval's path has that the routed reference has not, per host: serval-node's nftables table, hence conntrack on every packet (the reference's namespaces have no rule, so no conntrack at all) and its chains: forward accepts established packets at its first rule; the raw and preDNAT chains are empty without host endpoint policy of those kinds; the NAT chain sees only a connection's first packet. The same otherwise: proxy ARP on the workload veth, /32 route per workload, rp_filter 0, MTU 1500, the kernel's default veth offloads")
 	s.Report.Ratio("serval.tcp", "routed.tcp")
 	s.Report.Ratio("serval.rtt", "routed.rtt")
@@ -184,7 +170,7 @@ func (s *Suite) runOnce(ctx context.Context, part string, record bool, argv ...s
 
 // dpTopology is the issue's "two hosts joined by one veth wire": the lab's
 // wire fabric, one veth pair between the two host namespaces (as the
-// baseline script's hosts, on a /24 of their own, each host's default
+// routed reference's hosts, on a /24 of their own, each host's default
 // route via the other), BGP between the two serval-nodes over it, and the
 // datastore off the wire on a management link per host.
 const dpTopology = `name: %s
@@ -242,7 +228,7 @@ func (s *Suite) iperf(ctx context.Context, part string, record bool, serverNS, c
 	return res.End.SumReceived.BitsPerSecond / 1e9, nil
 }
 
-// ping returns the average RTT in ms of 20 pings, as the baseline script.
+// ping returns the average RTT in ms of 20 pings, 50 ms apart.
 func (s *Suite) ping(ctx context.Context, part string, record bool, ns, ip string) (float64, error) {
 	out, err := s.runOnce(ctx, part, record, "ip", "netns", "exec", ns, "ping", "-q", "-c", "20", "-i", "0.05", ip)
 	if err != nil {

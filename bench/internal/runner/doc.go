@@ -1,6 +1,6 @@
 // Package runner runs the parts of `make bench` and records their figures
 // in a report.Report: dataplane (iperf3 and ping through Serval beside the
-// hand-built references of ../shared/bench/baseline-dataplane.sh), control
+// hand-built reference dataplanes of reference.go), control
 // (policy propagation and workload reachability on a multi-host lab, agent
 // cold start and change latency against a synthetic datastore), cni (CNI
 // and IPAM benchmarks), bgp (bench/bgp when present, else the routing

@@ -22,7 +22,6 @@ var Parts = []string{"micro", "cni", "bgp", "dataplane", "control", "scale"}
 // the rest has defaults.
 type Suite struct {
 	Root   string // repository root; binaries are in Root/bin
-	Shared string // the shared directory with bench/baseline-dataplane.sh (default Root/../shared)
 	Report *report.Report
 	Log    *slog.Logger
 	// Self is this program's path, re-executed inside network namespaces
@@ -36,9 +35,6 @@ type Suite struct {
 // report; Run carries on with the next part and returns the parts that
 // failed.
 func (s *Suite) Run(ctx context.Context, parts []string) error {
-	if s.Shared == "" {
-		s.Shared = filepath.Join(s.Root, "..", "shared")
-	}
 	if s.Self == "" {
 		s.Self, _ = os.Executable()
 	}
