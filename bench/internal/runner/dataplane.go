@@ -150,7 +150,7 @@ hosts:
 workloads:
   - {name: A, host: host1, labels: {bench: dp}}
   - {name: B, host: host2, labels: {bench: dp}}
-manifests: [allow.yaml]
+manifests: [pool.yaml, allow.yaml]
 `
 
 const dpPolicy = `apiVersion: projectcalico.org/v3
