@@ -36,10 +36,11 @@ import (
 //	                 overlay behind a stateful firewall pays conntrack too.
 //	                 The chain is in the forward hook, but its ct
 //	                 expression makes the kernel track every IPv4/IPv6
-//	                 packet of the host namespace: here the tunnel's UDP
-//	                 packets as they leave and arrive (the workloads'
-//	                 frames are bridged, and bridged frames meet no inet
-//	                 hook without br_netfilter). routed_conntrack against
+//	                 packet of the host namespace: the tunnel's UDP
+//	                 packets as they leave and arrive, and, where
+//	                 br_netfilter is loaded (bridge-nf-call-iptables 1,
+//	                 as on the development machine), the workloads'
+//	                 bridged packets too. routed_conntrack against
 //	                 vxlan_conntrack is what routing instead of
 //	                 encapsulating is worth with policy on both sides
 var referenceKinds = []string{"direct", "routed", "vxlan", "routed_conntrack", "vxlan_conntrack"}
