@@ -29,15 +29,21 @@ type Machine struct {
 // as given (a p99 computed over many samples, for instance) and Runs says
 // how many measurements it summarises.
 type Figure struct {
-	Part    string    `json:"part"`
-	Name    string    `json:"name"`
-	Value   float64   `json:"value"`
-	Unit    string    `json:"unit"`
-	RatioTo string    `json:"ratio_to,omitempty"`
-	Ratio   float64   `json:"ratio,omitempty"`
-	Samples []float64 `json:"samples,omitempty"`
-	Spread  float64   `json:"spread"`
-	Runs    int       `json:"runs"`
+	Part    string  `json:"part"`
+	Name    string  `json:"name"`
+	Value   float64 `json:"value"`
+	Unit    string  `json:"unit"`
+	RatioTo string  `json:"ratio_to,omitempty"`
+	Ratio   float64 `json:"ratio,omitempty"`
+	// RatioSpread is the spread of the per-round ratios (sample i over
+	// the other figure's sample i) when both figures have the same number
+	// of samples, taken in the same interleaved rounds; RatioRounds is how
+	// many (0: not paired, no spread).
+	RatioSpread float64   `json:"ratio_spread,omitempty"`
+	RatioRounds int       `json:"ratio_rounds,omitempty"`
+	Samples     []float64 `json:"samples,omitempty"`
+	Spread      float64   `json:"spread"`
+	Runs        int       `json:"runs"`
 	// Stat says what Value is ("median of 3 runs", "p99 of 50 changes").
 	Stat string `json:"stat,omitempty"`
 }
@@ -129,6 +135,10 @@ func (r *Report) Ratio(name, to string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f.RatioTo, f.Ratio = to, f.Value/g.Value
+	f.RatioSpread, f.RatioRounds = 0, 0
+	if rs := pairedRatios(f.Samples, g.Samples); len(rs) > 1 {
+		f.RatioSpread, f.RatioRounds = Spread(rs), len(rs)
+	}
 	return true
 }
 
@@ -177,6 +187,9 @@ func (r *Report) Check(part, what, name string, useRatio bool, op string, want f
 		if useRatio {
 			v = f.Ratio
 			t.Got = fmt.Sprintf("%.3g× (%s)", v, name)
+			if f.RatioRounds > 1 {
+				t.Got = fmt.Sprintf("%.3g× (%s; spread of the %d rounds' ratios %.0f%%)", v, name, f.RatioRounds, f.RatioSpread*100)
+			}
 		} else {
 			t.Got = fmt.Sprintf("%s %s (%s)", num(v), f.Unit, name)
 		}
@@ -224,6 +237,8 @@ type record struct {
 	Runs    int       `json:"runs"`
 	Spread  float64   `json:"spread"`
 	Samples []float64 `json:"samples,omitempty"`
+	// RatioSpread: the spread of the per-round ratios, when paired.
+	RatioSpread *float64 `json:"ratio_spread,omitempty"`
 }
 
 // WriteJSON writes the figures as an array of records.
@@ -243,6 +258,10 @@ func (r *Report) WriteJSON(w io.Writer) error {
 				to = g.Part + "." + f.RatioTo
 			}
 			rec.RatioTo, rec.Ratio = &to, &ratio
+			if f.RatioRounds > 1 {
+				rs := round(f.RatioSpread)
+				rec.RatioSpread = &rs
+			}
 		}
 		recs = append(recs, rec)
 	}
@@ -279,7 +298,7 @@ func (r *Report) WriteMarkdown(w io.Writer, took time.Duration, intro string) er
 	fmt.Fprintf(&b, "- date: %s (run took %s)\n", m.Started.UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
 	fmt.Fprintf(&b, "- cores: %d (%s), memory %d MiB\n", m.Cores, m.CPU, m.MemMiB)
 	fmt.Fprintf(&b, "- kernel: %s\n- %s, commit %s\n- load average at start: %s\n\n", m.Kernel, m.Go, m.Commit, m.Load)
-	fmt.Fprintf(&b, "Value = median of the runs (or the stated percentile); spread = (max − min) / median over those runs. Ratios compare figures of this same run.\n\n")
+	fmt.Fprintf(&b, "Value = median of the runs (or the stated percentile); spread = (max − min) / median over those runs. Ratios compare figures of this same run: the ratio of the two medians; where both figures were measured in the same interleaved rounds, the ratio's spread is that of the per-round ratios (round i's value over the other figure's round i).\n\n")
 
 	b.WriteString("## Targets\n\n| part | target | this run | status | what limits it |\n|---|---|---|---|---|\n")
 	for _, t := range r.targets {
@@ -303,6 +322,9 @@ func (r *Report) WriteMarkdown(w io.Writer, took time.Duration, intro string) er
 			ratio := ""
 			if f.RatioTo != "" {
 				ratio = fmt.Sprintf("%.3g× %s", f.Ratio, f.RatioTo)
+				if f.RatioRounds > 1 {
+					ratio += fmt.Sprintf(" (spread %.0f%% over %d rounds)", f.RatioSpread*100, f.RatioRounds)
+				}
 			}
 			spread := "—"
 			if len(f.Samples) > 1 {

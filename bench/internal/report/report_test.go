@@ -50,6 +50,10 @@ func TestChecksAndRecords(t *testing.T) {
 	if recs[0]["name"] != "dp.serval.tcp" || recs[0]["value"] != 10.0 || recs[0]["ratio_to"] != "dp.routed.tcp" || recs[0]["ratio"] != 1.0 {
 		t.Errorf("first record = %v", recs[0])
 	}
+	// per-round ratios 0.9, 1.0, 1.1: spread 0.2
+	if recs[0]["ratio_spread"] != 0.2 {
+		t.Errorf("ratio_spread = %v, want 0.2 (per-round ratios 0.9, 1, 1.1)", recs[0]["ratio_spread"])
+	}
 	if recs[2]["ratio_to"] != nil {
 		t.Errorf("a figure without ratio has ratio_to %v, want null", recs[2]["ratio_to"])
 	}
@@ -58,7 +62,7 @@ func TestChecksAndRecords(t *testing.T) {
 	if err := r.WriteMarkdown(&md, time.Minute, "intro"); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"cores: 2", "| dp | tput ≥ 0.97 × routed | 1× (serval.tcp) | **met** |", "| serval.tcp | 10 | Gbit/s | median of 3 | 20% | 1× routed.tcp |"} {
+	for _, s := range []string{"cores: 2", "| dp | tput ≥ 0.97 × routed | 1× (serval.tcp; spread of the 3 rounds' ratios 20%) | **met** |", "| serval.tcp | 10 | Gbit/s | median of 3 | 20% | 1× routed.tcp (spread 20% over 3 rounds) |"} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("REPORT.md lacks %q:\n%s", s, md.String())
 		}

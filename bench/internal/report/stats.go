@@ -42,3 +42,21 @@ func Spread(xs []float64) float64 {
 	}
 	return (slices.Max(xs) - slices.Min(xs)) / math.Abs(m)
 }
+
+// pairedRatios returns xs[i]/ys[i] for each round i when xs and ys hold
+// one sample per round of the same rounds (equal lengths), nil otherwise
+// or when some ys[i] is zero: a ratio's spread is only meaningful between
+// samples taken side by side.
+func pairedRatios(xs, ys []float64) []float64 {
+	if len(xs) != len(ys) || len(xs) == 0 {
+		return nil
+	}
+	rs := make([]float64, len(xs))
+	for i := range xs {
+		if ys[i] == 0 {
+			return nil
+		}
+		rs[i] = xs[i] / ys[i]
+	}
+	return rs
+}

@@ -47,3 +47,29 @@ func TestSpread(t *testing.T) {
 		}
 	}
 }
+
+func TestPairedRatios(t *testing.T) {
+	tests := []struct {
+		name   string
+		xs, ys []float64
+		want   []float64
+	}{
+		{"rounds", []float64{9, 10, 12}, []float64{10, 10, 8}, []float64{0.9, 1, 1.5}},
+		{"a round missing on one side", []float64{9, 10}, []float64{10, 10, 8}, nil},
+		{"a zero", []float64{1, 2}, []float64{1, 0}, nil},
+		{"none", nil, nil, nil},
+	}
+	for _, tt := range tests {
+		got := pairedRatios(tt.xs, tt.ys)
+		if len(got) != len(tt.want) {
+			t.Errorf("%s: pairedRatios = %v, want %v", tt.name, got, tt.want)
+			continue
+		}
+		for i := range got {
+			if math.Abs(got[i]-tt.want[i]) > 1e-9 {
+				t.Errorf("%s: pairedRatios = %v, want %v", tt.name, got, tt.want)
+				break
+			}
+		}
+	}
+}

@@ -19,8 +19,13 @@ import (
 )
 
 const (
-	iperfSecs = 5 // seconds per iperf3 run
-	iperfRuns = 3
+	// seconds per iperf3 run: 4 (5 until issue 15) so that 5 rounds of 5
+	// references and 3 Serval paths take about as long as 3 rounds of 5 s
+	// took for fewer paths
+	iperfSecs = 4
+	// rounds, interleaved: single runs spread by 15% on this machine, so
+	// every figure is a median of 5 and every ratio has its spread
+	iperfRuns = 5
 )
 
 // labName is "bench" plus a random suffix, unique on the machine.
@@ -75,28 +80,24 @@ func (s *Suite) labUp(ctx context.Context, part, topo string, manifests map[stri
 	return l, cleanup, nil
 }
 
-// dataplane: iperf3 and ping through Serval beside the reference
-// dataplanes of reference.go, all in this run.
+// dataplane: iperf3 and ping through Serval (routed, over VXLAN, and
+// CrossSubnet within one subnet) beside the reference dataplanes of
+// reference.go, all in this run.
 func (s *Suite) dataplane(ctx context.Context) error {
 	const part = "dataplane"
-	// The Serval lab first, then rounds of (references, Serval): on a
-	// shared machine the load drifts, and interleaving gives each side the
-	// same share of it.
-	name := labName("dp")
-	l, cleanup, err := s.labUp(ctx, part, fmt.Sprintf(dpTopology, name), map[string]string{"allow.yaml": dpPolicy})
-	if err != nil {
-		return err
+	// The Serval labs first, then rounds of (references, Serval paths): on
+	// a shared machine the load drifts, and interleaving gives each side
+	// the same share of it; the per-round ratios give each ratio's spread.
+	paths := servalPaths()
+	for _, p := range paths {
+		err := p.up(ctx, s, part)
+		if p.cleanup != nil {
+			defer p.cleanup()
+		}
+		if err != nil {
+			return err
+		}
 	}
-	defer cleanup()
-	if ok, err := l.Probe(ctx, "A", "B", lab.ProbeSpec{Proto: "tcp", Port: 5201, Timeout: 3 * time.Second}); err != nil || !ok {
-		return fmt.Errorf("A cannot reach B through Serval before measuring (allowed=%v, err=%v)", ok, err)
-	}
-	b, err := l.Resolve("B")
-	if err != nil {
-		return err
-	}
-	nsA, nsB, ip := l.Netns("A"), l.Netns("B"), b.IP.String()
-
 	tput := map[string][]float64{}
 	rtts := map[string][]float64{}
 	for i := 0; i < iperfRuns; i++ {
@@ -109,44 +110,11 @@ func (s *Suite) dataplane(ctx context.Context) error {
 			tput[kind] = append(tput[kind], v)
 			rtts[kind] = append(rtts[kind], r)
 		}
-		if v, err := s.iperf(ctx, part, i == 0, nsB, nsA, ip); err != nil {
-			s.Report.Note(part, "Serval iperf3 run %d: %v", i+1, err)
-		} else {
-			tput["serval"] = append(tput["serval"], v)
-		}
-		if r, err := s.ping(ctx, part, i == 0, nsA, ip); err != nil {
-			s.Report.Note(part, "Serval ping run %d: %v", i+1, err)
-		} else {
-			rtts["serval"] = append(rtts["serval"], r)
+		for _, p := range paths {
+			p.measure(ctx, s, part, i, tput, rtts)
 		}
 	}
-	for _, m := range []string{"direct", "routed", "vxlan", "routed_conntrack", "serval"} {
-		s.Report.Add(report.Figure{Part: part, Name: m + ".tcp", Unit: "Gbit/s", Samples: tput[m], Stat: fmt.Sprintf("median of %d × %d s", len(tput[m]), iperfSecs)})
-		s.Report.Add(report.Figure{Part: part, Name: m + ".rtt", Unit: "ms", Samples: rtts[m], Stat: fmt.Sprintf("median of %d × 20 pings", len(rtts[m]))})
-	}
-	s.Report.Note(part, "references (bench/internal/runner/reference.go; `servalbench reference --print` shows how each is built): direct (two workloads on one veth pair), routed (2 hosts joined by one veth wire, a workload behind each with a /32 route and proxy ARP, the other host's block via the wire: Serval's model with nothing else), vxlan (a bridge per host and a VXLAN tunnel between them, MTU 1450) and routed_conntrack (routed plus, on both hosts, one nftables forward chain `ct state established,related accept`, so that conntrack tracks every packet as under any stateful firewall); %d rounds of the four references then one Serval run, each iperf3 -t %d and ping -c 20 -i 0.05 of the established path", iperfRuns, iperfSecs)
-	s.Report.Note(part, "Serval: a 2-host lab with `fabric: wire` (the two host namespaces joined by one veth pair, as the routed reference's, nothing between them; no router; the datastore off the wire on a management link per host), a serval-node on each host peering by BGP over the wire (the route to the other host's block is BGP's), workloads A and B wired by serval-cni (veth MTU 1500 from the host's default route, as the reference's default), one GlobalNetworkPolicy allowing bench == 'dp' to bench == 'dp', enforced by serval-node's nftables table; same iperf3 and ping commands as the references")
-	s.Report.Note(part, "what Serval's path has that the routed reference has not, per host: serval-node's nftables table, hence conntrack on every packet (the reference's namespaces have no rule, so no conntrack at all) and its chains: forward accepts established packets at its first rule; the raw and preDNAT chains are empty without host endpoint policy of those kinds; the NAT chain sees only a connection's first packet. The same otherwise: proxy ARP on the workload veth, /32 route per workload, rp_filter 0, MTU 1500, the kernel's default veth offloads")
-	s.Report.Ratio("serval.tcp", "routed.tcp")
-	s.Report.Ratio("serval.rtt", "routed.rtt")
-	s.Report.Ratio("routed_conntrack.tcp", "routed.tcp")
-	s.Report.Ratio("routed_conntrack.rtt", "routed.rtt")
-	// Serval against the reference that pays conntrack too: what Serval's
-	// own chains cost beyond any stateful firewall.
-	for _, m := range []string{"tcp", "rtt"} {
-		if f := s.Report.Get("serval." + m); f != nil {
-			s.Report.Add(report.Figure{Part: part, Name: "serval." + m + "_vs_routed_conntrack", Unit: f.Unit, Samples: f.Samples, Stat: f.Stat})
-			s.Report.Ratio("serval."+m+"_vs_routed_conntrack", "routed_conntrack."+m)
-		}
-	}
-	// A second figure for the vxlan ratio (one ratio per figure in results.json).
-	if f := s.Report.Get("serval.tcp"); f != nil {
-		s.Report.Add(report.Figure{Part: part, Name: "serval.tcp_vs_vxlan", Unit: "Gbit/s", Samples: f.Samples, Stat: f.Stat})
-		s.Report.Ratio("serval.tcp_vs_vxlan", "vxlan.tcp")
-	}
-	s.Report.Check(part, "throughput ≥ 0.97 × routed", "serval.tcp", true, ">=", 0.97, "every packet crosses conntrack and serval-node's nftables chains on both hosts, which the reference has not (routed_conntrack is the reference with conntrack alone; see notes); and this machine's noise")
-	s.Report.Check(part, "throughput ≥ 1.2 × vxlan", "serval.tcp_vs_vxlan", true, ">=", 1.2, "on veths, encapsulation costs little CPU compared with what the 2 shared cores already spend on copying; the overlay's cost shows on real NICs (MTU, offloads)")
-	s.Report.Check(part, "RTT ≤ 1.1 × routed", "serval.rtt", true, "<=", 1.1, "conntrack and nftables on both hosts (see routed_conntrack in the notes); and this machine's noise")
+	s.dpFigures(part, paths, tput, rtts)
 
 	if ok, perr := s.external(ctx, part, "policy"); ok {
 		if perr != nil {
@@ -182,7 +150,7 @@ hosts:
 workloads:
   - {name: A, host: host1, labels: {bench: dp}}
   - {name: B, host: host2, labels: {bench: dp}}
-manifests: [allow.yaml]
+manifests: [pool.yaml, allow.yaml]
 `
 
 const dpPolicy = `apiVersion: projectcalico.org/v3

@@ -32,7 +32,18 @@ import (
 //	                 table, Calico's iptables), so Serval/routed_conntrack
 //	                 separates what conntrack costs from what Serval's own
 //	                 chains cost
-var referenceKinds = []string{"direct", "routed", "vxlan", "routed_conntrack"}
+//	vxlan_conntrack  vxlan plus the same nftables chain on both hosts: an
+//	                 overlay behind a stateful firewall pays conntrack too.
+//	                 The chain is in the forward hook, but its ct
+//	                 expression makes the kernel track every IPv4/IPv6
+//	                 packet of the host namespace: the tunnel's UDP
+//	                 packets as they leave and arrive, and, where
+//	                 br_netfilter is loaded (bridge-nf-call-iptables 1,
+//	                 as on the development machine), the workloads'
+//	                 bridged packets too. routed_conntrack against
+//	                 vxlan_conntrack is what routing instead of
+//	                 encapsulating is worth with policy on both sides
+var referenceKinds = []string{"direct", "routed", "vxlan", "routed_conntrack", "vxlan_conntrack"}
 
 // Addresses of the references. They live only in the references' own
 // namespaces, so they cannot meet the lab's or the machine's.
@@ -120,7 +131,7 @@ func referencePlan(kind, prefix string) (refPlan, error) {
 				add("ip", "netns", "exec", h, "nft", ctOnlyRules)
 			}
 		}
-	case "vxlan":
+	case "vxlan", "vxlan_conntrack":
 		hosts()
 		for i, side := range []struct{ h, w string }{{hA, wA}, {hB, wB}} {
 			me, peer := fmt.Sprintf("%s%d", refWireNet, i+1), fmt.Sprintf("%s%d", refWireNet, 2-i)
@@ -136,6 +147,11 @@ func referencePlan(kind, prefix string) (refPlan, error) {
 			in(side.w, "link", "set", "eth0", "mtu", refVXLANMTU, "up")
 		}
 		p.serverIP = refFlatNet + "2"
+		if kind == "vxlan_conntrack" {
+			for _, h := range []string{hA, hB} {
+				add("ip", "netns", "exec", h, "nft", ctOnlyRules)
+			}
+		}
 	default:
 		return refPlan{}, fmt.Errorf("unknown reference dataplane %q (known: %s)", kind, strings.Join(referenceKinds, ", "))
 	}
@@ -143,7 +159,8 @@ func referencePlan(kind, prefix string) (refPlan, error) {
 	return p, nil
 }
 
-// ctOnlyRules is the whole firewall of the routed_conntrack reference:
+// ctOnlyRules is the whole firewall of the routed_conntrack and
+// vxlan_conntrack references:
 // established packets accepted at the first rule, as Serval's forward
 // chain does, and nothing else.
 const ctOnlyRules = "add table inet bench; add chain inet bench forward { type filter hook forward priority filter; policy accept; }; add rule inet bench forward ct state established,related accept"
