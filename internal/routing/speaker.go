@@ -181,10 +181,16 @@ func NewSpeaker(cfg Config) *Speaker {
 }
 
 // do runs f on the owner goroutine and returns its error.
-func (s *Speaker) do(ctx context.Context, f func() error) error {
+func (s *Speaker) do(ctx context.Context, f func() error) error { return s.runOn(ctx, s.ops, f) }
+
+// kdo runs f on the kernel goroutine and returns its error.
+func (s *Speaker) kdo(ctx context.Context, f func() error) error { return s.runOn(ctx, s.kops, f) }
+
+// runOn sends f to the goroutine that reads ops and waits for its error.
+func (s *Speaker) runOn(ctx context.Context, ops chan<- func(), f func() error) error {
 	errc := make(chan error, 1)
 	select {
-	case s.ops <- func() { errc <- f() }:
+	case ops <- func() { errc <- f() }:
 	case <-s.done:
 		return ErrStopped
 	case <-ctx.Done():
@@ -244,24 +250,6 @@ func (s *Speaker) runKernel() {
 			}
 			return
 		}
-	}
-}
-
-// kdo runs f on the kernel goroutine and returns its error.
-func (s *Speaker) kdo(ctx context.Context, f func() error) error {
-	errc := make(chan error, 1)
-	select {
-	case s.kops <- func() { errc <- f() }:
-	case <-s.done:
-		return ErrStopped
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
