@@ -246,7 +246,10 @@ func (r *rig) endpoints(t *testing.T) []*api.WorkloadEndpoint {
 }
 
 // The IPAM lock is a temporary file, not the host's.
+// testConf's mtu_file can never exist (/dev/null is no directory), so the
+// MTU comes from the host's route whatever serval-node wrote on this machine.
 const testConf = `{"cniVersion":"1.0.0","name":"net1","type":"serval","nodename":"host1","ipam_lock_file":"/tmp/svt-cni-unit-ipam.lock",
+	"mtu_file":"/dev/null/serval-mtu",
 	"labels":{"env":"prod"},"profiles":["base"],
 	"ipam":{"type":"serval-ipam","assign_ipv6":"true"}}`
 

@@ -64,7 +64,7 @@ func benchRound(b *testing.B, n, parallel, rounds int) {
 }
 
 func benchConf(b *testing.B, h *host) *libcni.NetworkConfigList {
-	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net-bench","plugins":[{"type":"serval","etcd_endpoints":%q,
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net-bench","plugins":[{"type":"serval","mtu_file":"/dev/null/serval-mtu","etcd_endpoints":%q,
 		"nodename":%q,"ipam_lock_file":%q,"ipam":{"type":"serval-ipam"}}]}`, h.etcd, nodeName, h.ipamLock())
 	l, err := libcni.NetworkConfFromBytes([]byte(conf))
 	if err != nil {

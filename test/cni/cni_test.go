@@ -498,7 +498,7 @@ func TestOtherIPAM(t *testing.T) {
 	}
 	h := newHost(t)
 	t.Run("serval with host-local", func(t *testing.T) {
-		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net-hl","plugins":[{"type":"serval","etcd_endpoints":%q,"nodename":%q,
+		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net-hl","plugins":[{"type":"serval","mtu_file":"/dev/null/serval-mtu","etcd_endpoints":%q,"nodename":%q,
 			"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.79.0.0/24"}]]}}]}`, h.etcd, nodeName, t.TempDir())
 		l, err := libcni.NetworkConfFromBytes([]byte(conf))
 		if err != nil {
@@ -526,7 +526,7 @@ func TestOtherIPAM(t *testing.T) {
 		// The endpoint write is what fails: the veth made and the address
 		// host-local allocated must both be undone.
 		dataDir := t.TempDir()
-		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net-hl2","plugins":[{"type":"serval","etcd_endpoints":%q,"nodename":%q,
+		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net-hl2","plugins":[{"type":"serval","mtu_file":"/dev/null/serval-mtu","etcd_endpoints":%q,"nodename":%q,
 			"datastore_timeout":1,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.79.1.0/24"}]]}}]}`,
 			relayToNowhere(t, h), nodeName, dataDir)
 		l, err := libcni.NetworkConfFromBytes([]byte(conf))

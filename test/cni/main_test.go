@@ -246,7 +246,7 @@ func relay(t testing.TB, netns ns.NetNS, addr string) string {
 // extra is merged into the plugin's object, ipamExtra into "ipam".
 func (h *host) netConf(t testing.TB, version, name string, extra, ipamExtra string) *libcni.NetworkConfigList {
 	t.Helper()
-	plugin := fmt.Sprintf(`{"type":"serval","etcd_endpoints":%q,"nodename":%q,"log_level":"debug","log_file_path":%q,
+	plugin := fmt.Sprintf(`{"type":"serval","mtu_file":"/dev/null/serval-mtu","etcd_endpoints":%q,"nodename":%q,"log_level":"debug","log_file_path":%q,
 		"ipam_lock_file":%q,"datastore_timeout":3%s,"ipam":{"type":"serval-ipam"%s}}`,
 		h.etcd, nodeName, filepath.Join(h.cacheDir, "cni.log"), h.ipamLock(), extra, ipamExtra)
 	list := fmt.Sprintf(`{"cniVersion":%q,"name":%q,"plugins":[%s]}`, version, name, plugin)
