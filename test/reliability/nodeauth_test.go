@@ -103,7 +103,7 @@ func TestNodeEtcdAuth(t *testing.T) {
 		cmd := exec.Command("ip", "netns", "exec", ns, filepath.Join(binDir, "serval-node"),
 			"--nodename", "relauth", "--etcd-endpoints", ep, "--etcd-username", "serval", "--etcd-password", pw,
 			"--ip", "10.95.0.1/24", "--bgp=false", "--metrics-listen", "",
-			"--status-socket", filepath.Join(dir, "node.sock"), "--secrets-dir", dir, "--log-level", "debug")
+			"--status-socket", filepath.Join(dir, "node.sock"), "--mtu-file", filepath.Join(dir, "mtu"), "--secrets-dir", dir, "--log-level", "debug")
 		cmd.Stdout, cmd.Stderr = f, f
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

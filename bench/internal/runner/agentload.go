@@ -171,7 +171,7 @@ func startAgent(ctx context.Context, bin, etcd, dir string) (*agent, error) {
 	// The defaults a user gets, BGP included: the speaker starts, and the
 	// BGP loop follows the same 100,000 endpoints as the dataplane.
 	cmd := exec.CommandContext(ctx, bin, "--nodename", "benchnode", "--etcd-endpoints", etcd, "--ip", "10.99.0.1/24",
-		"--status-socket", dir+"/status.sock", "--health-listen", "127.0.0.1:9099", "--metrics-listen", "")
+		"--status-socket", dir+"/status.sock", "--mtu-file", dir+"/mtu", "--health-listen", "127.0.0.1:9099", "--metrics-listen", "")
 	// For profiling the agent under this load by hand, e.g.
 	// SERVALBENCH_AGENT_ARGS=--pprof-listen=127.0.0.1:6060; never set by make bench.
 	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("SERVALBENCH_AGENT_ARGS"))...)
