@@ -164,25 +164,46 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { errc <- syncer.Run(ctx) }()
 	go func() { errc <- dp.Run(ctx) }()
 	go func() { errc <- self.follow(ctx) }()
+	var bgpDone chan struct{}
 	if bgp != nil {
-		go bgp.run(ctx)
+		bgpDone = make(chan struct{})
+		go func() { defer close(bgpDone); bgp.run(ctx) }()
 		go a.probeSpeaker(ctx, w.speaker, min(speakerProbeInterval, a.timeout(WorkerBGPSpeaker)/3), a.timeout(WorkerBGPSpeaker))
 	}
 	if ov != nil {
 		a.runOverlay(ctx, ov)
 	}
 
-	for {
-		select {
-		case <-ctx.Done():
-			a.log.Info("stopping; the kernel keeps what was programmed")
-			return nil
-		case err := <-errc:
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+	select {
+	case <-ctx.Done():
+		a.log.Info("stopping; the kernel keeps what was programmed")
+	case err = <-errc:
+		if ctx.Err() != nil {
+			err = nil
 		}
+	}
+	cancel()
+	a.awaitBGPStop(bgpDone)
+	return err
+}
+
+// bgpStopTimeout bounds how long a stopping agent waits for its BGP
+// sessions to close.
+const bgpStopTimeout = 10 * time.Second
+
+// awaitBGPStop waits for the BGP loop to close its sessions. Returning
+// before it would let the process exit with the sessions open: the peers
+// would then see the connections drop without a Cease notification, take
+// it for a restart and keep this host's routes for the whole
+// graceful-restart time, long after the host stopped.
+func (a *Agent) awaitBGPStop(done <-chan struct{}) {
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-time.After(bgpStopTimeout):
+		a.log.Warn("BGP sessions did not close in time; peers keep this host's routes until their graceful-restart timer expires", "waited", bgpStopTimeout)
 	}
 }
 
