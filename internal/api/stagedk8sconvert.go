@@ -1,5 +1,7 @@
 package api
 
+import "net/netip"
+
 // k8sOrchestrator is the term Calico adds to every pod selector of a
 // converted Kubernetes policy: it selects only Kubernetes pods.
 const k8sOrchestrator = "projectcalico.org/orchestrator == 'k8s'"
@@ -21,7 +23,7 @@ func (s *StagedKubernetesNetworkPolicy) Enforced() *NetworkPolicy {
 		Tier:     DefaultTierName,
 		Order:    &order,
 		Selector: podSelector(&s.Spec.PodSelector),
-		Types:    append([]PolicyType(nil), s.Spec.PolicyTypes...),
+		Types:    k8sPolicyTypes(s.Spec.PolicyTypes, len(s.Spec.Egress) > 0),
 	}
 	for _, r := range s.Spec.Ingress {
 		np.Spec.Ingress = append(np.Spec.Ingress, k8sRules(r.From, r.Ports, true)...)
@@ -31,6 +33,41 @@ func (s *StagedKubernetesNetworkPolicy) Enforced() *NetworkPolicy {
 	}
 	return np
 }
+
+// k8sPolicyTypes are the types of the converted policy: those listed,
+// Ingress before Egress, each once; none listed, as Kubernetes defaults
+// them: Ingress, and Egress when there are egress rules.
+func k8sPolicyTypes(listed []PolicyType, hasEgress bool) []PolicyType {
+	ingress, egress := len(listed) == 0, len(listed) == 0 && hasEgress
+	for _, t := range listed {
+		switch t {
+		case PolicyTypeIngress:
+			ingress = true
+		case PolicyTypeEgress:
+			egress = true
+		}
+	}
+	var out []PolicyType
+	if ingress {
+		out = append(out, PolicyTypeIngress)
+	}
+	if egress {
+		out = append(out, PolicyTypeEgress)
+	}
+	return out
+}
+
+// K8sSelector writes a Kubernetes label selector in Calico's selector
+// syntax, as Calico converts one: the terms of matchLabels (sorted by key)
+// and of matchExpressions joined by &&; the empty selector is all(). As a
+// namespaceSelector it selects namespaces by their own labels (the
+// calculation graph matches it against the pcns.* labels endpoints inherit).
+func K8sSelector(s K8sLabelSelector) string { return k8sSelector(s) }
+
+// K8sPodSelector is the selector of a Kubernetes pod selector as Calico
+// converts it: the Kubernetes pods (orchestrator k8s) it selects; nil
+// selects every pod.
+func K8sPodSelector(s *K8sLabelSelector) string { return podSelector(s) }
 
 func podSelector(s *K8sLabelSelector) string {
 	if s == nil {
@@ -89,8 +126,10 @@ func k8sRules(peers []K8sNetworkPolicyPeer, ports []K8sNetworkPolicyPort, ingres
 		var e EntityRule
 		switch {
 		case p.IPBlock != nil:
-			e.Nets = []string{p.IPBlock.CIDR}
-			e.NotNets = append([]string(nil), p.IPBlock.Except...)
+			e.Nets = []string{canonicalCIDR(p.IPBlock.CIDR)}
+			for _, x := range p.IPBlock.Except {
+				e.NotNets = append(e.NotNets, canonicalCIDR(x))
+			}
 		case p.NamespaceSelector != nil:
 			e.Selector = podSelector(p.PodSelector)
 			e.NamespaceSelector = k8sSelector(*p.NamespaceSelector)
@@ -117,4 +156,15 @@ func k8sRules(peers []K8sNetworkPolicyPeer, ports []K8sNetworkPolicyPort, ingres
 		}
 	}
 	return out
+}
+
+// canonicalCIDR is the network of a CIDR ("10.0.0.1/24" is 10.0.0.0/24),
+// as Calico writes an ipBlock; what does not parse is kept for validation
+// to report.
+func canonicalCIDR(c string) string {
+	p, err := netip.ParsePrefix(c)
+	if err != nil {
+		return c
+	}
+	return p.Masked().String()
 }
