@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -143,6 +144,10 @@ func NodeToNode(kn *corev1.Node) (*api.Node, error) {
 		n.Spec.Addresses = append(n.Spec.Addresses, api.NodeAddress{Address: a.Address, Type: typ})
 	}
 	for _, c := range kn.Spec.PodCIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: spec.podCIDRs: %q is not a CIDR", kn.Name, c))
+			continue
+		}
 		n.Status.PodCIDRs = append(n.Status.PodCIDRs, c)
 	}
 	return n, errors.Join(errs...)
