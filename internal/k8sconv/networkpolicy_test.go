@@ -10,9 +10,9 @@ import (
 )
 
 func proto(p corev1.Protocol) *corev1.Protocol { return &p }
-func portNum(n int) *intstr.IntOrString      { v := intstr.FromInt32(int32(n)); return &v }
-func portName(s string) *intstr.IntOrString  { v := intstr.FromString(s); return &v }
-func i32(n int32) *int32                     { return &n }
+func portNum(n int) *intstr.IntOrString        { v := intstr.FromInt32(int32(n)); return &v }
+func portName(s string) *intstr.IntOrString    { v := intstr.FromString(s); return &v }
+func i32(n int32) *int32                       { return &n }
 
 func knp(name string, spec networkingv1.NetworkPolicySpec) *networkingv1.NetworkPolicy {
 	return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Spec: spec}

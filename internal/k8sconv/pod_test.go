@@ -121,7 +121,7 @@ spec:
 			p.Status = corev1.PodStatus{}
 			p.Spec.Containers = []corev1.Container{{Name: "a", Ports: []corev1.ContainerPort{
 				{Name: "http", ContainerPort: 8080},
-				{ContainerPort: 9090},                                  // no name, no host port: left out
+				{ContainerPort: 9090},                                     // no name, no host port: left out
 				{ContainerPort: 8443, HostPort: 443, HostIP: "192.0.2.1"}, // host port
 				{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP},
 			}}, {Name: "b", Ports: []corev1.ContainerPort{{Name: "assoc", ContainerPort: 3868, Protocol: corev1.ProtocolSCTP}}}}
@@ -149,9 +149,12 @@ spec:
   allowSpoofedSourcePrefixes: [203.0.113.0/24, "2001:db8:1::/48"]
 `},
 		{name: "interface prefix of the installation", conv: Converter{InterfacePrefix: "tap"},
-			pod: testPod(func(p *corev1.Pod) { p.Status = corev1.PodStatus{} }),
+			pod:  testPod(func(p *corev1.Pod) { p.Status = corev1.PodStatus{} }),
 			want: wepHead[:len(wepHead)-len("calia4fc3c48bd8\n")] + "tapa4fc3c48bd8\n"},
-		{name: "bad address", pod: testPod(func(p *corev1.Pod) { p.Status = corev1.PodStatus{}; p.Annotations = map[string]string{AnnotationPodIPs: "10.65.0.5,nope"} }),
+		{name: "bad address", pod: testPod(func(p *corev1.Pod) {
+			p.Status = corev1.PodStatus{}
+			p.Annotations = map[string]string{AnnotationPodIPs: "10.65.0.5,nope"}
+		}),
 			err: `pod shop/web-0: annotation cni.projectcalico.org/podIPs: "nope" is not an IP address`},
 		{name: "bad status address", pod: testPod(func(p *corev1.Pod) { p.Status.PodIPs = []corev1.PodIP{{IP: "10.65.0.300"}} }),
 			err: `pod shop/web-0: status.podIPs: "10.65.0.300" is not an IP address`},
