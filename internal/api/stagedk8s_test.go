@@ -81,6 +81,18 @@ func TestEnforcedKubernetesSemantics(t *testing.T) {
 		{"SCTP, endPort, named port", StagedKubernetesNetworkPolicySpec{Ingress: []K8sNetworkPolicyIngress{{Ports: []K8sNetworkPolicyPort{
 			{Protocol: &sctp, Port: &p8000, EndPort: &end}, {Protocol: &tcp, Port: &named}}}}},
 			`{"types":["Ingress"],"ingress":[{"action":"Allow","protocol":"SCTP","destination":{"ports":["8000:9000"]}},{"action":"Allow","protocol":"TCP","destination":{"ports":["metrics"]}}],"egress":null}`},
+		{"Calico's order: protocol by name, then peer; ports merged into ranges, named first", StagedKubernetesNetworkPolicySpec{Ingress: []K8sNetworkPolicyIngress{{
+			From: []K8sNetworkPolicyPeer{{PodSelector: &K8sLabelSelector{MatchLabels: map[string]string{"a": "1"}}}, {IPBlock: &K8sIPBlock{CIDR: "10.0.0.0/8"}}},
+			Ports: []K8sNetworkPolicyPort{{Protocol: &tcp, Port: ptr(SinglePort(82))}, {Protocol: ptr(ProtocolFromString("UDP")), Port: ptr(SinglePort(53))},
+				{Port: ptr(SinglePort(80))}, {Protocol: &tcp, Port: ptr(NamedPort("foo"))}, {Protocol: &tcp, Port: ptr(SinglePort(81))},
+				{Protocol: &tcp, Port: ptr(SinglePort(9090))}, {Protocol: &tcp, Port: ptr(SinglePort(80))}, {Protocol: &sctp}}}}},
+			`{"types":["Ingress"],"ingress":[` +
+				`{"action":"Allow","protocol":"SCTP","source":{"selector":"projectcalico.org/orchestrator == 'k8s' \u0026\u0026 a == '1'"}},` +
+				`{"action":"Allow","protocol":"SCTP","source":{"nets":["10.0.0.0/8"]}},` +
+				`{"action":"Allow","protocol":"TCP","source":{"selector":"projectcalico.org/orchestrator == 'k8s' \u0026\u0026 a == '1'"},"destination":{"ports":["foo","80:82",9090]}},` +
+				`{"action":"Allow","protocol":"TCP","source":{"nets":["10.0.0.0/8"]},"destination":{"ports":["foo","80:82",9090]}},` +
+				`{"action":"Allow","protocol":"UDP","source":{"selector":"projectcalico.org/orchestrator == 'k8s' \u0026\u0026 a == '1'"},"destination":{"ports":[53]}},` +
+				`{"action":"Allow","protocol":"UDP","source":{"nets":["10.0.0.0/8"]},"destination":{"ports":[53]}}],"egress":null}`},
 		{"ipBlock except, both families", StagedKubernetesNetworkPolicySpec{Egress: []K8sNetworkPolicyEgress{{To: []K8sNetworkPolicyPeer{
 			{IPBlock: &K8sIPBlock{CIDR: "10.1.2.3/16", Except: []string{"10.1.7.9/24"}}},
 			{IPBlock: &K8sIPBlock{CIDR: "fd00::1/64", Except: []string{"fd00::/80"}}}}}}},

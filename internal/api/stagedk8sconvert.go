@@ -1,6 +1,9 @@
 package api
 
-import "net/netip"
+import (
+	"net/netip"
+	"sort"
+)
 
 // k8sOrchestrator is the term Calico adds to every pod selector of a
 // converted Kubernetes policy: it selects only Kubernetes pods.
@@ -81,7 +84,8 @@ func podSelector(s *K8sLabelSelector) string {
 }
 
 func k8sRules(peers []K8sNetworkPolicyPeer, ports []K8sNetworkPolicyPort, ingress bool) []Rule {
-	// Ports grouped by protocol, in the order protocols first appear.
+	// Ports grouped by protocol; one rule per protocol and peer, protocol
+	// by protocol (by name), as Calico writes them.
 	type group struct {
 		proto   *Protocol
 		ports   []Port
@@ -117,7 +121,10 @@ func k8sRules(peers []K8sNetworkPolicyPeer, ports []K8sNetworkPolicyPort, ingres
 		if groups[i].anyPort {
 			groups[i].ports = nil
 		}
+		groups[i].ports = simplifyPorts(groups[i].ports)
 	}
+	// Calico's order: by protocol name.
+	sort.SliceStable(groups, func(i, j int) bool { return groups[i].proto.String() < groups[j].proto.String() })
 	if len(groups) == 0 {
 		groups = []group{{}}
 	}
@@ -142,8 +149,8 @@ func k8sRules(peers []K8sNetworkPolicyPeer, ports []K8sNetworkPolicyPort, ingres
 		peerRules = []EntityRule{{}}
 	}
 	var out []Rule
-	for _, peer := range peerRules {
-		for _, g := range groups {
+	for _, g := range groups {
+		for _, peer := range peerRules {
 			r := Rule{Action: Allow, Protocol: g.proto}
 			dst := EntityRule{Ports: g.ports}
 			if ingress {
@@ -167,4 +174,49 @@ func canonicalCIDR(c string) string {
 		return c
 	}
 	return p.Masked().String()
+}
+
+// simplifyPorts writes a protocol's ports as Calico does: when more than
+// one numeric port is given, named ports first (as given), then the
+// numeric ports and ranges merged into the fewest ranges, in order
+// ([80, 81, 82, 9090, "foo"] is ["foo", "80:82", 9090]).
+func simplifyPorts(ports []Port) []Port {
+	if len(ports) <= 1 {
+		return ports
+	}
+	var named []Port
+	type span struct{ lo, hi int }
+	var spans []span
+	count := 0
+	for _, p := range ports {
+		if p.PortName != "" {
+			named = append(named, p)
+			continue
+		}
+		spans = append(spans, span{p.MinPort, p.MaxPort})
+		count += p.MaxPort - p.MinPort + 1
+	}
+	if count <= 1 {
+		return ports
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].lo < spans[j].lo })
+	out := named
+	cur := spans[0]
+	flush := func() {
+		if cur.lo == cur.hi {
+			out = append(out, SinglePort(cur.lo))
+		} else {
+			out = append(out, PortRange(cur.lo, cur.hi))
+		}
+	}
+	for _, sp := range spans[1:] {
+		if sp.lo <= cur.hi+1 {
+			cur.hi = max(cur.hi, sp.hi)
+			continue
+		}
+		flush()
+		cur = sp
+	}
+	flush()
+	return out
 }

@@ -139,9 +139,9 @@ spec:
   selector: projectcalico.org/orchestrator == 'k8s' && app == 'web'
   types: [Egress]
   egress:
-  - {action: Allow, protocol: TCP, destination: {nets: ["2001:db8::/32"], notNets: ["2001:db8:1::/48"], ports: [443, "8000:8080", metrics]}}
-  - {action: Allow, protocol: UDP, destination: {nets: ["2001:db8::/32"], notNets: ["2001:db8:1::/48"], ports: [53]}}
   - {action: Allow, protocol: SCTP, destination: {nets: ["2001:db8::/32"], notNets: ["2001:db8:1::/48"]}}
+  - {action: Allow, protocol: TCP, destination: {nets: ["2001:db8::/32"], notNets: ["2001:db8:1::/48"], ports: [metrics, 443, "8000:8080"]}}
+  - {action: Allow, protocol: UDP, destination: {nets: ["2001:db8::/32"], notNets: ["2001:db8:1::/48"], ports: [53]}}
 `},
 		{name: "a rule that cannot be translated is left out, its direction still denies", np: knp("bad-rule", networkingv1.NetworkPolicySpec{
 			Ingress: []networkingv1.NetworkPolicyIngressRule{
