@@ -76,6 +76,8 @@ func TestEnforcedKubernetesSemantics(t *testing.T) {
 			`{"types":["Ingress","Egress"],"ingress":null,"egress":[{"action":"Allow","destination":{"selector":"projectcalico.org/orchestrator == 'k8s'"}}]}`},
 		{"types in Calico's order", StagedKubernetesNetworkPolicySpec{PolicyTypes: []PolicyType{PolicyTypeEgress, PolicyTypeIngress}},
 			`{"types":["Ingress","Egress"],"ingress":null,"egress":null}`},
+		{"unknown types only: ingress, as Calico", StagedKubernetesNetworkPolicySpec{PolicyTypes: []PolicyType{"Sideways"}},
+			`{"types":["Ingress"],"ingress":null,"egress":null}`},
 		{"egress only", StagedKubernetesNetworkPolicySpec{PolicyTypes: []PolicyType{PolicyTypeEgress}},
 			`{"types":["Egress"],"ingress":null,"egress":null}`},
 		{"SCTP, endPort, named port", StagedKubernetesNetworkPolicySpec{Ingress: []K8sNetworkPolicyIngress{{Ports: []K8sNetworkPolicyPort{

@@ -50,6 +50,11 @@ func k8sPolicyTypes(listed []PolicyType, hasEgress bool) []PolicyType {
 			egress = true
 		}
 	}
+	if !ingress && !egress {
+		// Only types Calico does not know: it applies the policy to
+		// ingress, as when none are listed.
+		ingress = true
+	}
 	var out []PolicyType
 	if ingress {
 		out = append(out, PolicyTypeIngress)

@@ -129,7 +129,6 @@ func ClusterNetworkPolicyToPolicy(cnp *cnpv1.ClusterNetworkPolicy) (*api.GlobalN
 		}
 		g.Spec.Egress = append(g.Spec.Egress, rules...)
 	}
-	g.Spec.Types = nil
 	if len(errs) == 0 {
 		// What api would refuse is refused here, while the policy can
 		// still fail closed: a Validate error later would drop it.

@@ -29,18 +29,22 @@ func NetworkPolicyToPolicy(np *networkingv1.NetworkPolicy) (*api.NetworkPolicy, 
 		ObjectMeta: api.ObjectMeta{Name: np.Name, Namespace: np.Namespace},
 	}
 	s.Spec.StagedAction = api.StagedActionSet
+	var errs []error
 	// Kubernetes' defaulting (the API server's, done here too for objects
 	// that did not go through one), before any rule is left out.
 	s.Spec.PolicyTypes = []api.PolicyType{api.PolicyTypeIngress}
 	if len(np.Spec.PolicyTypes) > 0 {
 		s.Spec.PolicyTypes = nil
-		for _, t := range np.Spec.PolicyTypes {
+		for i, t := range np.Spec.PolicyTypes {
+			if t != networkingv1.PolicyTypeIngress && t != networkingv1.PolicyTypeEgress {
+				errs = append(errs, fmt.Errorf("%s: spec.policyTypes[%d]: %q is not Ingress or Egress (ignored, as Calico ignores it)", who, i, t))
+				continue
+			}
 			s.Spec.PolicyTypes = append(s.Spec.PolicyTypes, api.PolicyType(t))
 		}
 	} else if len(np.Spec.Egress) > 0 {
 		s.Spec.PolicyTypes = append(s.Spec.PolicyTypes, api.PolicyTypeEgress)
 	}
-	var errs []error
 	if err := checkSelector(&np.Spec.PodSelector); err != nil {
 		errs = append(errs, fmt.Errorf("%s: spec.podSelector: %w (the policy denies every pod of the namespace)", who, err))
 	} else {

@@ -161,6 +161,14 @@ spec:
   ingress:
   - {action: Allow, source: {selector: projectcalico.org/orchestrator == 'k8s' && role == 'ok'}}
 `, err: `NetworkPolicy shop/bad-rule: spec.ingress[0] left out: spec.ingress[0].from[0].ipBlock.except[0]: "192.168.0.0/16" is not a CIDR inside cidr`},
+		{name: "an unknown policy type is ignored and reported", np: knp("sideways", networkingv1.NetworkPolicySpec{
+			PolicyTypes: []networkingv1.PolicyType{"Sideways"},
+		}), want: `
+kind: NetworkPolicy
+apiVersion: projectcalico.org/v3
+metadata: {name: knp.default.sideways, namespace: shop}
+spec: {tier: default, order: 1000, selector: projectcalico.org/orchestrator == 'k8s', types: [Ingress]}
+`, err: `NetworkPolicy shop/sideways: spec.policyTypes[0]: "Sideways" is not Ingress or Egress`},
 		{name: "a podSelector that cannot be translated denies every pod", np: knp("bad-selector", networkingv1.NetworkPolicySpec{
 			PodSelector: metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Like", Values: []string{"w"}}}},
 			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
