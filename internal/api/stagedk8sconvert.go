@@ -16,8 +16,14 @@ func (s *StagedKubernetesNetworkPolicy) EnforcedName() string { return "knp.defa
 // Enforced converts the staged Kubernetes policy as Calico converts a
 // Kubernetes NetworkPolicy: NetworkPolicy "knp.default.<name>" in the
 // default tier at order 1000, selecting the Kubernetes pods of podSelector,
-// with one Allow rule per peer and per protocol of the rule's ports (no
-// peers: any; no ports: any protocol).
+// with one Allow rule per protocol of the rule's ports (by name) and per
+// peer (no peers: any; no ports: any protocol; TCP when a port names
+// none). Namespace selectors select namespaces by their own labels (the
+// calculation graph matches them against the pcns.* labels endpoints
+// inherit from kns.<namespace>). Types are those listed, or as Kubernetes
+// defaults them: Ingress, and Egress when there are egress rules.
+// k8sconv.NetworkPolicyToPolicy translates networking.k8s.io/v1 objects
+// through it.
 func (s *StagedKubernetesNetworkPolicy) Enforced() *NetworkPolicy {
 	order := 1000.0
 	np := &NetworkPolicy{TypeMeta: TypeMeta{Kind: "NetworkPolicy", APIVersion: APIVersion}}
