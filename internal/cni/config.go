@@ -59,6 +59,12 @@ type NetConf struct {
 	EtcdPassword   string `json:"etcd_password"`
 	// DatastoreTimeout is in seconds (Serval's own key).
 	DatastoreTimeout float64 `json:"datastore_timeout"`
+	// DatastoreType is "etcdv3" (the default) or "kubernetes", as in
+	// Calico's configuration; SERVAL_DATASTORE_TYPE is read when it is
+	// empty.
+	DatastoreType string `json:"datastore_type"`
+	// Kubernetes says how to reach the API server in kubernetes mode.
+	Kubernetes KubernetesConf `json:"kubernetes"`
 
 	// Nodename is the name of this host's Node (the host name when empty).
 	Nodename string `json:"nodename"`
@@ -92,6 +98,32 @@ type NetConf struct {
 
 	// RawPrevResult is the result of ADD, given to CHECK and DEL.
 	RawPrevResult map[string]any `json:"prevResult,omitempty"`
+}
+
+// KubernetesConf is the "kubernetes" section.
+type KubernetesConf struct {
+	// Kubeconfig is the kubeconfig file; empty takes $KUBECONFIG, then
+	// the in-cluster service account.
+	Kubeconfig string `json:"kubeconfig"`
+}
+
+// Datastore types of datastore_type.
+const (
+	DatastoreEtcd       = "etcdv3"
+	DatastoreKubernetes = "kubernetes"
+	// EnvDatastoreType is read when datastore_type is empty.
+	EnvDatastoreType = "SERVAL_DATASTORE_TYPE"
+)
+
+// Datastore is the datastore type in effect: datastore_type, else
+// SERVAL_DATASTORE_TYPE, else etcdv3.
+func (c *NetConf) Datastore() string {
+	for _, t := range []string{c.DatastoreType, os.Getenv(EnvDatastoreType)} {
+		if t != "" {
+			return t
+		}
+	}
+	return DatastoreEtcd
 }
 
 // IPAMConf is the "ipam" section.
@@ -203,8 +235,11 @@ func LoadNetConf(data []byte) (*NetConf, error) {
 func jsonFieldName(f string) string {
 	parts := strings.Split(f, ".")
 	for i, p := range parts {
-		if p == "IPAM" {
+		switch p {
+		case "IPAM":
 			parts[i] = "ipam"
+		case "Kubernetes":
+			parts[i] = "kubernetes"
 		}
 	}
 	return strings.Join(parts, ".")
@@ -270,6 +305,16 @@ func (c *NetConf) check() error {
 	for i, s := range c.RuntimeConfig.IPs {
 		if _, err := parseAddr(s); err != nil {
 			return confErr(fmt.Sprintf("runtimeConfig.ips[%d]", i), "%q is not an IP address or CIDR", s)
+		}
+	}
+	switch t := c.Datastore(); t {
+	case DatastoreEtcd, DatastoreKubernetes:
+	default:
+		return confErr("datastore_type", "%q is not a datastore type (etcdv3 or kubernetes; from $%s when the key is empty)", t, EnvDatastoreType)
+	}
+	if k := c.Kubernetes.Kubeconfig; k != "" {
+		if _, err := os.Stat(k); err != nil {
+			return confErr("kubernetes.kubeconfig", "cannot read %q: %v", k, err)
 		}
 	}
 	for i, ep := range c.etcdEndpointList() {

@@ -29,6 +29,9 @@ type IPAMPlugin struct {
 	OpenDatastore  func(conf *NetConf, log *slog.Logger) (datastore.Interface, error)
 	// NewIPAM builds the allocator over the datastore (required).
 	NewIPAM func(ds datastore.Interface, log *slog.Logger) (ipam.Interface, error)
+	// OpenPods connects to the Kubernetes API in kubernetes mode
+	// (NewPodAPI when nil).
+	OpenPods func(conf *NetConf, log *slog.Logger) (PodAPI, error)
 }
 
 // Funcs returns the plugin's commands for skel.PluginMainFuncs.
@@ -37,7 +40,7 @@ func (p *IPAMPlugin) Funcs() skel.CNIFuncs {
 }
 
 func (p *IPAMPlugin) begin(a *skel.CmdArgs) (*call, ipam.Interface, error) {
-	c, err := begin(a, "serval-ipam", p.Log, p.Stderr, p.OpenDatastore)
+	c, err := begin(a, "serval-ipam", p.Log, p.Stderr, openers{p.OpenDatastore, p.OpenPods})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,6 +79,20 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 		ad, _ := parseAddr(s) // checked by LoadNetConf
 		requested = append(requested, ad)
 	}
+	ipv4Pools, ipv6Pools := c.conf.IPAM.IPv4Pools, c.conf.IPAM.IPv6Pools
+	if c.pods != nil {
+		req, err := readPodIPAMRequest(ctx, c.pods, c.id.Namespace, c.id.Pod)
+		if err != nil {
+			return cniError("reading the pod's IPAM annotations", types.ErrInvalidEnvironmentVariables, err)
+		}
+		requested = append(requested, req.IPs...)
+		if req.IPv4Pools != nil {
+			ipv4Pools = req.IPv4Pools
+		}
+		if req.IPv6Pools != nil {
+			ipv6Pools = req.IPv6Pools
+		}
+	}
 	var addrs []netip.Addr
 	if len(requested) > 0 {
 		defer lock()()
@@ -92,7 +109,7 @@ func (p *IPAMPlugin) Add(a *skel.CmdArgs) error {
 		// addresses it was given the first time rather than a second set.
 		args := ipam.AutoAssignArgs{
 			Handle: c.id.Handle, Node: c.id.Node, Attrs: c.id.IPAMAttrs(),
-			IPv4Pools: c.conf.IPAM.IPv4Pools, IPv6Pools: c.conf.IPAM.IPv6Pools,
+			IPv4Pools: ipv4Pools, IPv6Pools: ipv6Pools,
 			Lock: lock, TryLock: tryLock, ReuseHandle: true,
 		}
 		if c.conf.IPAM.WantIPv4() {
@@ -231,7 +248,7 @@ func (p *IPAMPlugin) Check(a *skel.CmdArgs) error {
 
 // Status reports whether the datastore answers (error 50 if not).
 func (p *IPAMPlugin) Status(a *skel.CmdArgs) error {
-	c, err := begin(a, "serval-ipam", p.Log, p.Stderr, p.OpenDatastore)
+	c, err := begin(a, "serval-ipam", p.Log, p.Stderr, openers{p.OpenDatastore, p.OpenPods})
 	if err != nil {
 		return err
 	}

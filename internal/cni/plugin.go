@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -92,6 +91,9 @@ type Plugin struct {
 	NewIPAM func(ds datastore.Interface, log *slog.Logger) (ipam.Interface, error)
 	// Dataplane programs the kernel (a NetlinkDataplane when nil).
 	Dataplane Dataplane
+	// OpenPods connects to the Kubernetes API in kubernetes mode
+	// (NewPodAPI when nil).
+	OpenPods func(conf *NetConf, log *slog.Logger) (PodAPI, error)
 }
 
 // Funcs returns the plugin's commands for skel.PluginMainFuncs.
@@ -100,23 +102,32 @@ func (p *Plugin) Funcs() skel.CNIFuncs {
 }
 
 // call is what every command needs: the decoded configuration, the
-// identity, a logger and a datastore.
+// identity, a logger, a datastore and where the endpoint is recorded. In
+// kubernetes mode pods is the API the pod is read and annotated through.
 type call struct {
-	conf *NetConf
-	args *Args
-	id   *Identity
-	log  *slog.Logger
-	ds   datastore.Interface
-	done func()
+	conf      *NetConf
+	args      *Args
+	id        *Identity
+	log       *slog.Logger
+	ds        datastore.Interface
+	pods      PodAPI
+	endpoints endpointStore
+	done      func()
+}
+
+// openers connect a command to what it talks to; nil fields take the
+// real connections.
+type openers struct {
+	datastore func(*NetConf, *slog.Logger) (datastore.Interface, error)
+	pods      func(*NetConf, *slog.Logger) (PodAPI, error)
 }
 
 // begin decodes what every command needs. It returns a *types.Error.
 func (p *Plugin) begin(a *skel.CmdArgs, plugin string) (*call, error) {
-	return begin(a, plugin, p.Log, p.Stderr, p.OpenDatastore)
+	return begin(a, plugin, p.Log, p.Stderr, openers{p.OpenDatastore, p.OpenPods})
 }
 
-func begin(a *skel.CmdArgs, plugin string, log *slog.Logger, stderr io.Writer,
-	open func(*NetConf, *slog.Logger) (datastore.Interface, error)) (*call, error) {
+func begin(a *skel.CmdArgs, plugin string, log *slog.Logger, stderr io.Writer, open openers) (*call, error) {
 	conf, err := LoadNetConf(a.StdinData)
 	if err != nil {
 		return nil, cniError(plugin, types.ErrInvalidNetworkConfig, err)
@@ -144,16 +155,34 @@ func begin(a *skel.CmdArgs, plugin string, log *slog.Logger, stderr io.Writer,
 		c.id = NewIdentity(conf, node, a.ContainerID, a.IfName, c.args)
 		c.log = c.log.With("container", a.ContainerID, "endpoint", c.id.EndpointName)
 	}
-	if open == nil {
-		open = OpenEtcd
+	if open.datastore == nil {
+		open.datastore = OpenEtcd
 	}
-	c.ds, err = open(conf, c.log)
+	c.ds, err = open.datastore(conf, c.log)
 	if err != nil {
 		c.done()
 		return nil, cniError("connecting to the datastore", ErrDatastore, err)
 	}
 	inner := c.done
 	c.done = func() { _ = c.ds.Close(); inner() }
+	c.endpoints = datastoreEndpoints{c.ds}
+	if conf.Datastore() == DatastoreKubernetes && a.ContainerID != "" {
+		// The endpoint is the pod: without the pod's name there is
+		// nothing to derive it from.
+		if c.args.PodName == "" || c.args.PodNamespace == "" {
+			c.done()
+			return nil, types.NewError(types.ErrInvalidEnvironmentVariables,
+				"datastore_type kubernetes needs K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS (kubelet passes them)", "")
+		}
+		if open.pods == nil {
+			open.pods = NewPodAPI
+		}
+		if c.pods, err = open.pods(conf, c.log); err != nil {
+			c.done()
+			return nil, cniError("connecting to the Kubernetes API", ErrDatastore, err)
+		}
+		c.endpoints = podEndpoints{c.pods}
+	}
 	return c, nil
 }
 
@@ -174,7 +203,8 @@ func (p *Plugin) ipamFor(c *call, a *skel.CmdArgs) IPAMDelegate {
 	}
 	if c.conf.IPAM.Type == ServalIPAMType && p.NewIPAM != nil && !c.conf.ExecIPAM {
 		return &InProcessIPAM{Args: a, Plugin: &IPAMPlugin{Log: c.log, NewIPAM: p.NewIPAM,
-			OpenDatastore: func(*NetConf, *slog.Logger) (datastore.Interface, error) { return sharedStore{c.ds}, nil }}}
+			OpenDatastore: func(*NetConf, *slog.Logger) (datastore.Interface, error) { return sharedStore{c.ds}, nil },
+			OpenPods:      func(*NetConf, *slog.Logger) (PodAPI, error) { return c.pods, nil }}}
 	}
 	return ExecDelegate{}
 }
@@ -315,13 +345,7 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 	var created bool // this ADD created the endpoint (rather than replaced one)
 	undoEndpoint := func() {
 		if created {
-			undo.push("deleting "+api.KeyOf(wep).String(), func() error {
-				_, err := c.ds.Delete(ctx, api.KeyOf(wep), "")
-				if errors.Is(err, datastore.ErrNotFound) {
-					return nil
-				}
-				return err
-			})
+			undo.push("removing "+c.endpoints.describe(c.id), func() error { return c.endpoints.remove(ctx, c.id, "") })
 		}
 	}
 	// The endpoint records the workload's MAC address. When creating the
@@ -335,7 +359,7 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 		epDone = make(chan struct{})
 		go func() {
 			defer close(epDone)
-			created, epErr = writeEndpoint(ctx, c.ds, wep)
+			created, epErr = c.endpoints.write(ctx, c.id, wep)
 		}()
 	}
 	tDP := time.Now()
@@ -355,14 +379,14 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 		// Written only now, or again with the MAC the veth really has.
 		wep.Spec.MAC = info.ContainerMAC
 		var again bool
-		again, epErr = writeEndpoint(ctx, c.ds, wep)
+		again, epErr = c.endpoints.write(ctx, c.id, wep)
 		if again && !created {
 			created = true
 			undoEndpoint()
 		}
 	}
 	if epErr != nil {
-		return failAdd(&undo, cniError("writing WorkloadEndpoint "+api.KeyOf(wep).String(), ErrDatastore, epErr))
+		return failAdd(&undo, cniError("writing "+c.endpoints.describe(c.id), ErrDatastore, epErr))
 	}
 
 	res := buildResult(c.conf, a, spec, info, ipamRes)
@@ -376,22 +400,6 @@ func (p *Plugin) Add(a *skel.CmdArgs) error {
 	log.Info("workload attached", "interface", spec.HostVeth, "addresses", addrs, "mtu", mtu, "took", time.Since(start),
 		"ipam", tDP.Sub(tIPAM), "dataplane", tDS.Sub(tDP), "endpoint", time.Since(tDS))
 	return nil
-}
-
-// writeEndpoint creates the endpoint, or replaces one left by an earlier
-// ADD of the same workload (a restarted pod keeps its endpoint name). It
-// says whether it created it, so that a failed ADD removes only what it
-// made.
-func writeEndpoint(ctx context.Context, ds datastore.Interface, wep *api.WorkloadEndpoint) (created bool, err error) {
-	_, err = ds.Create(ctx, wep)
-	if err == nil {
-		return true, nil
-	}
-	if !errors.Is(err, datastore.ErrAlreadyExists) {
-		return false, err
-	}
-	_, err = ds.Update(ctx, wep)
-	return false, err
 }
 
 // buildResult is the CNI result: the host veth, the workload interface, its
@@ -444,19 +452,15 @@ func (p *Plugin) Del(a *skel.CmdArgs) error {
 	// interface and endpoint of the one that replaced it: the endpoint
 	// records which container it belongs to.
 	start := time.Now()
-	key := api.Key{Kind: "WorkloadEndpoint", Namespace: c.id.Namespace, Name: c.id.EndpointName}
 	var errs []*types.Error
 	owner := a.ContainerID // the container the endpoint and veth belong to, "" when unknown
-	r, err := c.ds.Get(ctx, key)
+	ep, err := c.endpoints.owner(ctx, c.id)
 	switch {
-	case errors.Is(err, datastore.ErrNotFound):
 	case err != nil:
 		owner = ""
-		errs = append(errs, cniError("reading "+key.String(), ErrDatastore, err))
-	default:
-		if w, ok := r.(*api.WorkloadEndpoint); ok && w.Spec.ContainerID != "" {
-			owner = w.Spec.ContainerID
-		}
+		errs = append(errs, cniError("finding the endpoint", ErrDatastore, err))
+	case ep.found && ep.container != "":
+		owner = ep.container
 	}
 	if owner != a.ContainerID && owner != "" {
 		c.log.Info("endpoint belongs to another container: leaving it and its interface", "owner", owner)
@@ -478,9 +482,9 @@ func (p *Plugin) Del(a *skel.CmdArgs) error {
 		vethDone <- p.dataplane(c.log).Teardown(c.id.HostVeth)
 	}()
 	tDS := time.Now()
-	if owner == a.ContainerID && err == nil {
-		if _, err := c.ds.Delete(ctx, key, r.GetObjectMeta().ResourceVersion); err != nil && !errors.Is(err, datastore.ErrNotFound) {
-			errs = append(errs, cniError("deleting "+key.String(), ErrDatastore, err))
+	if owner == a.ContainerID && err == nil && ep.found {
+		if err := c.endpoints.remove(ctx, c.id, ep.version); err != nil {
+			errs = append(errs, cniError("removing the endpoint", ErrDatastore, err))
 		}
 	}
 	tIPAM := time.Now()
@@ -545,13 +549,13 @@ func (p *Plugin) Check(a *skel.CmdArgs) error {
 	if err := p.dataplane(c.log).Check(spec); err != nil {
 		return types.NewError(ErrCheckFailed, "the workload's interface is not as ADD made it: "+err.Error(), "")
 	}
-	key := api.Key{Kind: "WorkloadEndpoint", Namespace: c.id.Namespace, Name: c.id.EndpointName}
-	r, err := c.ds.Get(ctx, key)
+	ep, err := c.endpoints.owner(ctx, c.id)
 	if err != nil {
-		return cniError("reading "+key.String(), ErrCheckFailed, err)
+		return cniError("finding the endpoint", ErrCheckFailed, err)
 	}
-	if w, ok := r.(*api.WorkloadEndpoint); !ok || w.Spec.InterfaceName != c.id.HostVeth || w.Spec.ContainerID != a.ContainerID {
-		return types.NewError(ErrCheckFailed, fmt.Sprintf("%s does not describe this container's interface %s", key, c.id.HostVeth), "")
+	// A pod's endpoint names no interface: it is derived from the pod.
+	if !ep.found || ep.container != a.ContainerID || (ep.iface != "" && ep.iface != c.id.HostVeth) {
+		return types.NewError(ErrCheckFailed, fmt.Sprintf("%s does not describe this container's interface %s", c.endpoints.describe(c.id), c.id.HostVeth), "")
 	}
 	if err := p.ipamFor(c, a).Check(ctx, c.conf.IPAM.Type, a.StdinData); err != nil {
 		return cniError("IPAM plugin "+c.conf.IPAM.Type+" CHECK", ErrCheckFailed, err)

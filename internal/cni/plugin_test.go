@@ -29,6 +29,7 @@ type fakeIPAM struct {
 	free6   []netip.Addr
 	handles map[string][]netip.Addr
 	failAdd error
+	pools   [][]string // the IPv4 and IPv6 pools of the last AutoAssign
 }
 
 func newFakeIPAM(n4, n6 int) *fakeIPAM {
@@ -52,6 +53,7 @@ func (f *fakeIPAM) AutoAssign(_ context.Context, a ipam.AutoAssignArgs) (*ipam.A
 	if f.failAdd != nil {
 		return nil, f.failAdd
 	}
+	f.pools = [][]string{a.IPv4Pools, a.IPv6Pools}
 	if held := f.handles[a.Handle]; a.ReuseHandle && len(held) > 0 {
 		res := &ipam.AssignResult{Reused: true}
 		for _, h := range held {
