@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/k8sconv"
 	"github.com/servalnet/serval/internal/kube"
 )
 
@@ -88,7 +89,7 @@ func (e podEndpoints) owner(ctx context.Context, id *Identity) (endpointOwner, e
 	if err != nil {
 		return endpointOwner{}, fmt.Errorf("reading %s: %w", e.describe(id), err)
 	}
-	cid, ok := pod.Annotations[kube.AnnotationContainerID]
+	cid, ok := pod.Annotations[k8sconv.AnnotationContainerID]
 	return endpointOwner{found: ok, container: cid, version: pod.ResourceVersion}, nil
 }
 
@@ -102,7 +103,7 @@ func (e podEndpoints) write(ctx context.Context, id *Identity, wep *api.Workload
 	}
 	first, all := wep.Spec.IPNetworks[0], strings.Join(wep.Spec.IPNetworks, ",")
 	err = e.pods.PatchPodAnnotations(ctx, id.Namespace, id.Pod, "", map[string]*string{
-		kube.AnnotationPodIP: &first, kube.AnnotationPodIPs: &all, kube.AnnotationContainerID: &id.ContainerID,
+		k8sconv.AnnotationPodIP: &first, k8sconv.AnnotationPodIPs: &all, k8sconv.AnnotationContainerID: &id.ContainerID,
 	})
 	if err != nil {
 		return false, fmt.Errorf("writing the addresses on %s: %w", e.describe(id), err)
@@ -110,9 +111,13 @@ func (e podEndpoints) write(ctx context.Context, id *Identity, wep *api.Workload
 	return !prev.found || prev.container != id.ContainerID, nil
 }
 
+// remove empties the address annotations rather than deleting them, as
+// Calico does: a pod that is still terminating then derives an endpoint
+// without addresses, whatever its status still says.
 func (e podEndpoints) remove(ctx context.Context, id *Identity, version string) error {
+	none := ""
 	err := e.pods.PatchPodAnnotations(ctx, id.Namespace, id.Pod, version, map[string]*string{
-		kube.AnnotationPodIP: nil, kube.AnnotationPodIPs: nil, kube.AnnotationContainerID: nil,
+		k8sconv.AnnotationPodIP: &none, k8sconv.AnnotationPodIPs: &none, k8sconv.AnnotationContainerID: nil,
 	})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -143,20 +148,18 @@ func readPodIPAMRequest(ctx context.Context, pods PodAPI, namespace, name string
 		return nil, fmt.Errorf("reading namespace %s: %w", namespace, err)
 	}
 	where := "pod " + namespace + "/" + name
-	for _, a := range []string{kube.AnnotationIPAddrsNoIPAM, kube.AnnotationFloatingIPs} {
-		if _, ok := pod.Annotations[a]; ok {
-			return nil, fmt.Errorf("%s: annotation %s is not supported by Serval (see docs/COMPATIBILITY.md); remove it", where, a)
-		}
+	if _, ok := pod.Annotations[k8sconv.AnnotationIPAddrsNoIPAM]; ok {
+		return nil, fmt.Errorf("%s: annotation %s is not supported by Serval (see docs/KUBERNETES.md); remove it", where, k8sconv.AnnotationIPAddrsNoIPAM)
 	}
 	req := &podIPAMRequest{}
 	var ips []string
-	if err := jsonList(pod.Annotations, kube.AnnotationIPAddrs, where, &ips); err != nil {
+	if err := jsonList(pod.Annotations, k8sconv.AnnotationIPAddrs, where, &ips); err != nil {
 		return nil, err
 	}
 	for _, s := range ips {
 		ad, err := parseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("%s: annotation %s: %q is not an IP address", where, kube.AnnotationIPAddrs, s)
+			return nil, fmt.Errorf("%s: annotation %s: %q is not an IP address", where, k8sconv.AnnotationIPAddrs, s)
 		}
 		req.IPs = append(req.IPs, ad)
 	}
@@ -165,19 +168,19 @@ func readPodIPAMRequest(ctx context.Context, pods PodAPI, namespace, name string
 		where       string
 	}{{pod.Annotations, where}, {ns.Annotations, "namespace " + namespace}} {
 		if req.IPv4Pools == nil {
-			if err := jsonList(src.annotations, kube.AnnotationIPv4Pools, src.where, &req.IPv4Pools); err != nil {
+			if err := jsonList(src.annotations, k8sconv.AnnotationIPv4Pools, src.where, &req.IPv4Pools); err != nil {
 				return nil, err
 			}
 		}
 		if req.IPv6Pools == nil {
-			if err := jsonList(src.annotations, kube.AnnotationIPv6Pools, src.where, &req.IPv6Pools); err != nil {
+			if err := jsonList(src.annotations, k8sconv.AnnotationIPv6Pools, src.where, &req.IPv6Pools); err != nil {
 				return nil, err
 			}
 		}
 	}
 	if len(req.IPs) > 0 && (len(req.IPv4Pools) > 0 || len(req.IPv6Pools) > 0) {
-		if _, podPools := pod.Annotations[kube.AnnotationIPv4Pools]; podPools || pod.Annotations[kube.AnnotationIPv6Pools] != "" {
-			return nil, fmt.Errorf("%s: annotations %s and the pool annotations cannot be used together", where, kube.AnnotationIPAddrs)
+		if _, podPools := pod.Annotations[k8sconv.AnnotationIPv4Pools]; podPools || pod.Annotations[k8sconv.AnnotationIPv6Pools] != "" {
+			return nil, fmt.Errorf("%s: annotations %s and the pool annotations cannot be used together", where, k8sconv.AnnotationIPAddrs)
 		}
 		req.IPv4Pools, req.IPv6Pools = nil, nil // the namespace's pools do not restrict explicit addresses
 	}

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/servalnet/serval/internal/kube"
+	"github.com/servalnet/serval/internal/k8sconv"
 )
 
 const k8sConf = `{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"serval","nodename":"host1",
@@ -27,7 +27,8 @@ func k8sRig(t *testing.T, podAnn, nsAnn map[string]string) (*rig, *fake.Clientse
 	r := newRig(t, 4, 4)
 	cs := fake.NewSimpleClientset(
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Annotations: nsAnn}},
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-0", Annotations: podAnn}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-0", Annotations: podAnn},
+			Spec: corev1.PodSpec{NodeName: "host1"}},
 	)
 	pods := func(*NetConf, *slog.Logger) (PodAPI, error) { return ClientPodAPI{cs}, nil }
 	r.plugin.OpenPods = pods
@@ -50,13 +51,30 @@ func TestKubernetesModeRecordsOnThePod(t *testing.T) {
 		t.Fatalf("ADD: %v", err)
 	}
 	ann := podAnnotations(t, cs)
-	want := map[string]string{"keep": "me", kube.AnnotationPodIP: "10.65.0.1/32",
-		kube.AnnotationPodIPs: "10.65.0.1/32,fd00:65::1/128", kube.AnnotationContainerID: "c1"}
+	want := map[string]string{"keep": "me", k8sconv.AnnotationPodIP: "10.65.0.1/32",
+		k8sconv.AnnotationPodIPs: "10.65.0.1/32,fd00:65::1/128", k8sconv.AnnotationContainerID: "c1"}
 	if fmt.Sprint(ann) != fmt.Sprint(want) {
 		t.Errorf("pod annotations after ADD:\n%v\nwant\n%v", ann, want)
 	}
 	if weps := r.endpoints(t); len(weps) != 0 {
 		t.Errorf("kubernetes mode stored %d WorkloadEndpoints; the pod is the endpoint", len(weps))
+	}
+	// The endpoint the agent derives from the annotated pod names the
+	// interface this ADD made and carries its addresses.
+	pod, err := cs.CoreV1().Pods("shop").Get(context.Background(), "web-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok, err := k8sconv.PodToWorkloadEndpoint(pod)
+	if err != nil || !ok {
+		t.Fatalf("no endpoint derived from the pod: %v", err)
+	}
+	if w.Name != "host1-k8s-web--0-eth0" || w.Spec.InterfaceName != VethName("cali", "shop.web-0") || w.Spec.ContainerID != "c1" ||
+		fmt.Sprint(w.Spec.IPNetworks) != "[10.65.0.1/32 fd00:65::1/128]" {
+		t.Errorf("derived endpoint %s on %s of %s with %v; want the attachment's", w.Name, w.Spec.InterfaceName, w.Spec.ContainerID, w.Spec.IPNetworks)
+	}
+	if _, ok := r.dp.links[w.Spec.InterfaceName]; !ok {
+		t.Errorf("the derived endpoint's interface %s is not the veth ADD made (%v)", w.Spec.InterfaceName, r.dp.links)
 	}
 	// A second sandbox of the same pod takes over; the DEL of the first
 	// leaves the second's addresses and veth alone.
@@ -66,7 +84,7 @@ func TestKubernetesModeRecordsOnThePod(t *testing.T) {
 	if err := r.cmd(r.plugin.Del, k8sConf, "c1", podArgs); err != nil {
 		t.Fatalf("DEL c1: %v", err)
 	}
-	if ann := podAnnotations(t, cs); ann[kube.AnnotationContainerID] != "c2" || ann[kube.AnnotationPodIPs] == "" {
+	if ann := podAnnotations(t, cs); ann[k8sconv.AnnotationContainerID] != "c2" || ann[k8sconv.AnnotationPodIPs] == "" {
 		t.Errorf("DEL of the old sandbox changed the new one's annotations: %v", ann)
 	}
 	if _, ok := r.dp.links[VethName("cali", "shop.web-0")]; !ok {
@@ -75,8 +93,9 @@ func TestKubernetesModeRecordsOnThePod(t *testing.T) {
 	if err := r.cmd(r.plugin.Del, k8sConf, "c2", podArgs); err != nil {
 		t.Fatalf("DEL c2: %v", err)
 	}
-	if ann := podAnnotations(t, cs); fmt.Sprint(ann) != "map[keep:me]" {
-		t.Errorf("annotations after the last DEL = %v, want only the pod's own", ann)
+	wantAfter := map[string]string{"keep": "me", k8sconv.AnnotationPodIP: "", k8sconv.AnnotationPodIPs: ""}
+	if ann := podAnnotations(t, cs); fmt.Sprint(ann) != fmt.Sprint(wantAfter) {
+		t.Errorf("annotations after the last DEL = %v, want %v (addresses emptied, container removed)", ann, wantAfter)
 	}
 	if n := r.ipam.held(); n != 0 || len(r.dp.links) != 0 {
 		t.Errorf("after DEL: %d addresses held, links %v", n, r.dp.links)
@@ -99,22 +118,22 @@ func TestKubernetesModeIPAMAnnotations(t *testing.T) {
 		wantPools    string // the pools AutoAssign was given
 		wantErrParts []string
 	}{
-		{name: "requested addresses", pod: map[string]string{kube.AnnotationIPAddrs: `["10.65.0.3","fd00:65::9"]`},
+		{name: "requested addresses", pod: map[string]string{k8sconv.AnnotationIPAddrs: `["10.65.0.3","fd00:65::9"]`},
 			wantIPs: "10.65.0.3/32,fd00:65::9/128"},
-		{name: "namespace pools", ns: map[string]string{kube.AnnotationIPv4Pools: `["blue"]`, kube.AnnotationIPv6Pools: `["blue6"]`},
+		{name: "namespace pools", ns: map[string]string{k8sconv.AnnotationIPv4Pools: `["blue"]`, k8sconv.AnnotationIPv6Pools: `["blue6"]`},
 			wantIPs: "10.65.0.1/32,fd00:65::1/128", wantPools: "[[blue] [blue6]]"},
-		{name: "pod pools win over the namespace's", pod: map[string]string{kube.AnnotationIPv4Pools: `["10.65.0.0/24"]`},
-			ns: map[string]string{kube.AnnotationIPv4Pools: `["blue"]`}, wantIPs: "10.65.0.1/32,fd00:65::1/128", wantPools: "[[10.65.0.0/24] []]"},
-		{name: "bad JSON names pod and annotation", pod: map[string]string{kube.AnnotationIPAddrs: `10.65.0.3`},
-			wantErrParts: []string{"pod shop/web-0", kube.AnnotationIPAddrs, "JSON list"}},
-		{name: "bad address", pod: map[string]string{kube.AnnotationIPAddrs: `["ten"]`},
+		{name: "pod pools win over the namespace's", pod: map[string]string{k8sconv.AnnotationIPv4Pools: `["10.65.0.0/24"]`},
+			ns: map[string]string{k8sconv.AnnotationIPv4Pools: `["blue"]`}, wantIPs: "10.65.0.1/32,fd00:65::1/128", wantPools: "[[10.65.0.0/24] []]"},
+		{name: "bad JSON names pod and annotation", pod: map[string]string{k8sconv.AnnotationIPAddrs: `10.65.0.3`},
+			wantErrParts: []string{"pod shop/web-0", k8sconv.AnnotationIPAddrs, "JSON list"}},
+		{name: "bad address", pod: map[string]string{k8sconv.AnnotationIPAddrs: `["ten"]`},
 			wantErrParts: []string{"pod shop/web-0", `"ten" is not an IP address`}},
-		{name: "bad namespace pools", ns: map[string]string{kube.AnnotationIPv6Pools: `{}`},
-			wantErrParts: []string{"namespace shop", kube.AnnotationIPv6Pools}},
-		{name: "addresses and pools together", pod: map[string]string{kube.AnnotationIPAddrs: `["10.65.0.3"]`, kube.AnnotationIPv4Pools: `["blue"]`},
+		{name: "bad namespace pools", ns: map[string]string{k8sconv.AnnotationIPv6Pools: `{}`},
+			wantErrParts: []string{"namespace shop", k8sconv.AnnotationIPv6Pools}},
+		{name: "addresses and pools together", pod: map[string]string{k8sconv.AnnotationIPAddrs: `["10.65.0.3"]`, k8sconv.AnnotationIPv4Pools: `["blue"]`},
 			wantErrParts: []string{"cannot be used together"}},
-		{name: "floating IPs refused", pod: map[string]string{kube.AnnotationFloatingIPs: `["192.0.2.1"]`},
-			wantErrParts: []string{kube.AnnotationFloatingIPs, "not supported"}},
+		{name: "addresses without IPAM refused", pod: map[string]string{k8sconv.AnnotationIPAddrsNoIPAM: `["192.0.2.1"]`},
+			wantErrParts: []string{k8sconv.AnnotationIPAddrsNoIPAM, "not supported"}},
 		{name: "no pod arguments", args: "IgnoreUnknown=1",
 			wantErrParts: []string{"K8S_POD_NAMESPACE and K8S_POD_NAME"}},
 	}
@@ -143,7 +162,7 @@ func TestKubernetesModeIPAMAnnotations(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ADD: %v", err)
 			}
-			if got := podAnnotations(t, cs)[kube.AnnotationPodIPs]; got != tc.wantIPs {
+			if got := podAnnotations(t, cs)[k8sconv.AnnotationPodIPs]; got != tc.wantIPs {
 				t.Errorf("podIPs = %q, want %q", got, tc.wantIPs)
 			}
 			if tc.wantPools != "" && fmt.Sprint(r.ipam.pools) != tc.wantPools {

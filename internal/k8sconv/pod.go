@@ -30,6 +30,16 @@ const (
 	// AnnotationAllowedSourcePrefixes lists (JSON) prefixes the pod may
 	// send from besides its own addresses.
 	AnnotationAllowedSourcePrefixes = "cni.projectcalico.org/allowedSourcePrefixes"
+	// AnnotationIPAddrs asks the CNI plugin for specific addresses (JSON).
+	AnnotationIPAddrs = "cni.projectcalico.org/ipAddrs"
+	// AnnotationIPv4Pools and AnnotationIPv6Pools restrict the CNI
+	// plugin's allocation to pools, by name or CIDR (JSON lists, on the
+	// pod or its namespace).
+	AnnotationIPv4Pools = "cni.projectcalico.org/ipv4pools"
+	AnnotationIPv6Pools = "cni.projectcalico.org/ipv6pools"
+	// AnnotationIPAddrsNoIPAM (addresses without IPAM) is not honoured:
+	// the CNI plugin refuses a pod that has it.
+	AnnotationIPAddrsNoIPAM = "cni.projectcalico.org/ipAddrsNoIpam"
 )
 
 // Labels Calico gives every Kubernetes endpoint, and the profile prefixes.

@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/servalnet/serval/internal/cni"
 )
 
 func testPod(mod func(*corev1.Pod)) *corev1.Pod {
@@ -184,20 +183,3 @@ spec:
 	}
 }
 
-// TestPodEndpointMatchesCNI: the endpoint derived from a pod has the name
-// and host veth the CNI plugin gives the attachment of that pod, so the
-// agent finds the interface the plugin made.
-func TestPodEndpointMatchesCNI(t *testing.T) {
-	for _, prefix := range []string{"", "tap"} {
-		conf := &cni.NetConf{InterfacePrefix: prefix}
-		conf.Name = "k8s-pod-network"
-		id := cni.NewIdentity(conf, "node-1", "c0ffee", "eth0", &cni.Args{PodNamespace: "shop", PodName: "web-0"})
-		w, ok, err := Converter{InterfacePrefix: prefix}.PodToWorkloadEndpoint(testPod(nil))
-		if err != nil || !ok {
-			t.Fatalf("no endpoint: %v", err)
-		}
-		if w.Name != id.EndpointName || w.Spec.InterfaceName != id.HostVeth {
-			t.Errorf("prefix %q: endpoint %s on %s, the CNI plugin's is %s on %s", prefix, w.Name, w.Spec.InterfaceName, id.EndpointName, id.HostVeth)
-		}
-	}
-}
