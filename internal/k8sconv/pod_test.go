@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 )
 
 func testPod(mod func(*corev1.Pod)) *corev1.Pod {
@@ -182,4 +181,3 @@ spec:
 		})
 	}
 }
-
