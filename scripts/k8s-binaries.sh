@@ -28,6 +28,8 @@ DIR=$CACHE/$K8S_VERSION
 BIN=$DIR/bin
 BUILD=$DIR/build
 export PATH=$PATH:/usr/local/go/bin
+# The build module stands alone, whatever workspace the caller is in.
+export GOWORK=off
 
 log() { printf 'k8s-binaries: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -141,10 +143,36 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	ldflags+=" -X '$pkg.buildDate=$build_date'"
 done
 
+# with_heartbeat runs a command, saying every minute that it still runs.
+with_heartbeat() {
+	local what=$1
+	shift
+	"$@" &
+	local pid=$! t0=$SECONDS rc=0
+	while ! wait_timeout "$pid" 60; do
+		step "still $what ($((SECONDS - t0))s so far)"
+	done
+	wait "$pid" || rc=$?
+	return "$rc"
+}
+# wait_timeout returns 0 once pid has exited, 1 if it still runs after secs.
+wait_timeout() {
+	local pid=$1 secs=$2 i
+	for ((i = 0; i < secs; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 1
+	done
+	! kill -0 "$pid" 2>/dev/null
+}
+
+export CGO_ENABLED=0
 mkdir -p "$BUILD/out"
 for cmd in kube-apiserver kubectl; do
-	step "building $cmd $K8S_VERSION (several minutes on a small machine)"
-	CGO_ENABLED=0 go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$BUILD/out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+	step "building $cmd $K8S_VERSION (many minutes on a small machine)"
+	t0=$SECONDS
+	with_heartbeat "building $cmd" go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$BUILD/out/$cmd" "k8s.io/kubernetes/cmd/$cmd" ||
+		die "building $cmd failed (build module in $BUILD)"
+	step "built $cmd in $((SECONDS - t0))s"
 done
 
 mkdir -p "$BIN"
