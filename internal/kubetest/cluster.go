@@ -61,8 +61,8 @@ type Options struct {
 	Dir string
 	// BinDir holds kube-apiserver and kubectl; BinDir() when empty.
 	BinDir string
-	// Logger receives the harness's progress and etcd's warnings; nil
-	// discards them.
+	// Logger receives the harness's progress; nil discards it. (etcd's
+	// warnings go to the file EtcdLogFile.)
 	Logger *slog.Logger
 	// ExtraArgs are appended to the API server's command line (a later
 	// flag overrides an earlier one).
@@ -84,20 +84,22 @@ type Cluster struct {
 	CAFile string
 	// LogFile is where the API server writes its log.
 	LogFile string
-	// EtcdURL is the client URL of the embedded etcd.
-	EtcdURL string
+	// EtcdURL is the client URL of the embedded etcd, EtcdLogFile where
+	// it logs its warnings and errors.
+	EtcdURL, EtcdLogFile string
 	// StartDuration is how long New took until /readyz answered ok.
 	StartDuration time.Duration
 
-	binDir  string
-	caPEM   []byte
-	ownDir  bool
-	log     *slog.Logger
-	etcd    *embedetcd.Server
-	cmd     *exec.Cmd
-	logOut  *os.File
-	exited  chan struct{} // closed when the API server process has exited
-	waitErr error         // its exit status, valid once exited is closed
+	binDir     string
+	caPEM      []byte
+	ownDir     bool
+	log        *slog.Logger
+	etcd       *embedetcd.Server
+	cmd        *exec.Cmd
+	logOut     *os.File
+	etcdLogOut *os.File
+	exited     chan struct{} // closed when the API server process has exited
+	waitErr    error         // its exit status, valid once exited is closed
 
 	stopOnce sync.Once
 	stopErr  error
@@ -177,11 +179,17 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 		}
 	}()
 
+	// etcd's warnings (and its complaints while closing) go to a file of
+	// their own, beside the API server's log.
+	c.EtcdLogFile = filepath.Join(c.Dir, "etcd.log")
+	if c.etcdLogOut, err = os.OpenFile(c.EtcdLogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return c, fmt.Errorf("opening etcd's log %s: %w", c.EtcdLogFile, err)
+	}
 	c.etcd, err = embedetcd.Start(ctx, embedetcd.Config{
 		DataDir:         filepath.Join(c.Dir, "etcd"),
 		ListenClientURL: "http://127.0.0.1:0",
 		ListenPeerURL:   "http://127.0.0.1:0",
-		Logger:          log.With("component", "etcd"),
+		Logger:          slog.New(slog.NewTextHandler(c.etcdLogOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		// The API server compacts etcd itself (every 5 minutes).
 		AutoCompactionRetention: "0",
 	})
@@ -404,9 +412,12 @@ func (c *Cluster) stop() error {
 	if c.etcd != nil {
 		c.etcd.Close()
 	}
-	if c.logOut != nil {
-		if err := c.logOut.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing %s: %w", c.LogFile, err))
+	for _, f := range []*os.File{c.logOut, c.etcdLogOut} {
+		if f == nil {
+			continue
+		}
+		if err := f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing %s: %w", f.Name(), err))
 		}
 	}
 	if c.ownDir {
