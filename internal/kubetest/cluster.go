@@ -166,10 +166,14 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 	start := time.Now()
 	c = &Cluster{Dir: opts.Dir, binDir: opts.BinDir, log: log}
 	if c.Dir == "" {
-		if c.Dir, err = os.MkdirTemp("", "serval-kubetest-"); err != nil {
+		removeStaleDirs(log)
+		if c.Dir, err = os.MkdirTemp("", tempDirPrefix); err != nil {
 			return nil, fmt.Errorf("making the test cluster's directory: %w", err)
 		}
 		c.ownDir = true
+		if err := os.WriteFile(filepath.Join(c.Dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			return c, fmt.Errorf("writing the test cluster's owner: %w", err)
+		}
 	} else if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("making the test cluster's directory %s: %w", c.Dir, err)
 	}
@@ -456,4 +460,31 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// A directory New makes is named tempDirPrefix*, and ownerFile in it holds
+// the pid of the process that made it.
+const (
+	tempDirPrefix = "serval-kubetest-"
+	ownerFile     = "owner.pid"
+)
+
+// removeStaleDirs removes the directories of test clusters whose process
+// died without stopping them (a test binary killed by its timeout, say):
+// their API servers died with it (Pdeathsig), their files stay behind.
+func removeStaleDirs(log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempDirPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue // not ours, or still being made
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			log.Warn("removing a dead test cluster's directory", "dir", dir, "err", err)
+		}
+	}
 }

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,5 +253,44 @@ func TestStopEndsEverything(t *testing.T) {
 	}
 	if err := c.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)
+	}
+}
+
+// TestRemoveStaleDirs: a cluster directory whose process is gone is removed;
+// a living process's, or one without a readable owner, is left alone.
+func TestRemoveStaleDirs(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatalf("running true: %v", err)
+	}
+	cases := []struct {
+		dir   string
+		owner string // "" for no owner file
+		kept  bool
+	}{
+		{"dead-owner", strconv.Itoa(dead.Process.Pid), false},
+		{"living-owner", strconv.Itoa(os.Getpid()), true},
+		{"no-owner-file", "", true},
+		{"garbage-owner", "not-a-pid", true},
+	}
+	for _, tc := range cases {
+		dir := filepath.Join(tmp, tempDirPrefix+tc.dir)
+		if err := os.MkdirAll(filepath.Join(dir, "etcd"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if tc.owner != "" {
+			if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(tc.owner), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	removeStaleDirs(testLogger(t))
+	for _, tc := range cases {
+		_, err := os.Stat(filepath.Join(tmp, tempDirPrefix+tc.dir))
+		if kept := err == nil; kept != tc.kept {
+			t.Errorf("%s: directory kept %v, want %v (%v)", tc.dir, kept, tc.kept, err)
+		}
 	}
 }
