@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -288,16 +289,27 @@ func (c *Cluster) startProcess(path string, args []string) error {
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + c.Dir}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	fmt.Fprintf(c.logOut, "=== %s %s\n", path, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", path, err)
-	}
-	c.cmd = cmd
+	// Pdeathsig follows the thread that started the process, not the
+	// process: if that thread ended (Go ends a thread whose goroutine exits
+	// while locked to it, as network-namespace code does), the API server
+	// would be killed under a running test. So a goroutine locked to its
+	// thread starts it and stays until it has exited.
 	exited := make(chan struct{})
-	c.exited = exited
+	started := make(chan error)
 	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		c.waitErr = cmd.Wait()
 		close(exited)
 	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("starting %s: %w", path, err)
+	}
+	c.cmd, c.exited = cmd, exited
 	return nil
 }
 
