@@ -81,8 +81,12 @@ type Cluster struct {
 	// Token is the admin's bearer token (user AdminUser, group
 	// system:masters).
 	Token string
-	// CAFile is the CA that signed the serving certificate.
+	// CAFile is the CA that signed the serving certificate and the admin's
+	// client certificate.
 	CAFile string
+	// AdminCertFile and AdminKeyFile are a client certificate of the admin,
+	// the other way to authenticate as AdminUser in system:masters.
+	AdminCertFile, AdminKeyFile string
 	// LogFile is where the API server writes its log.
 	LogFile string
 	// EtcdURL is the client URL of the embedded etcd, EtcdLogFile where
@@ -208,6 +212,7 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, fmt.Errorf("test cluster: %w", err)
 	}
 	c.CAFile, c.caPEM = pk.caFile, pk.caPEM
+	c.AdminCertFile, c.AdminKeyFile = pk.clientCertFile, pk.clientKeyFile
 	if c.Token, err = randomToken(); err != nil {
 		return c, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -156,6 +157,33 @@ func TestNamespaceServiceAccountPod(t *testing.T) {
 	}
 	if want := "system:serviceaccount:" + ns.Name + ":web"; review.Status.UserInfo.Username != want {
 		t.Errorf("token of %s/web authenticates as %q, want %q", ns.Name, review.Status.UserInfo.Username, want)
+	}
+}
+
+// TestAdminCredentials: the token and the client certificate both
+// authenticate as the admin, in system:masters.
+func TestAdminCredentials(t *testing.T) {
+	c := Shared(t)
+	byCert := c.RESTConfig()
+	byCert.BearerToken = ""
+	byCert.CertFile, byCert.KeyFile = c.AdminCertFile, c.AdminKeyFile
+	for _, tc := range []struct {
+		name string
+		cfg  *rest.Config
+	}{
+		{"token", c.RESTConfig()},
+		{"client certificate", byCert},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			review, err := clientset(t, tc.cfg).AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("self-subject review: %v", err)
+			}
+			u := review.Status.UserInfo
+			if u.Username != AdminUser || !slices.Contains(u.Groups, "system:masters") {
+				t.Errorf("authenticated as %q in %v, want %q in system:masters", u.Username, u.Groups, AdminUser)
+			}
+		})
 	}
 }
 
