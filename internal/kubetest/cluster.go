@@ -147,7 +147,9 @@ func binary(dir, name string) (string, error) {
 
 // New starts an embedded etcd and a kube-apiserver on loopback, waits until
 // the API server is ready, and writes an admin kubeconfig. The caller must
-// Stop it. The API server is killed if this process dies (Pdeathsig).
+// Stop it. The API server is killed if this process dies (Pdeathsig). When
+// it fails, everything it started is stopped, and the error holds the end
+// of the API server's log.
 func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.BinDir == "" {
 		opts.BinDir = BinDir()
@@ -185,6 +187,7 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 	defer func() {
 		if err != nil {
 			c.Stop()
+			c = nil
 		}
 	}()
 

@@ -322,3 +322,22 @@ func TestRemoveStaleDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestStartFailureReportsTheLog: an API server that cannot start makes New
+// fail with the end of its log.
+func TestStartFailureReportsTheLog(t *testing.T) {
+	dir := t.TempDir()
+	c, err := New(t.Context(), Options{Dir: dir, Logger: testLogger(t), ExtraArgs: []string{"--no-such-flag=1"}})
+	if err == nil {
+		c.Stop()
+		t.Fatal("New succeeded with an unknown API server flag")
+	}
+	if c != nil {
+		t.Errorf("New returned a cluster with its error %v", err)
+	}
+	for _, want := range []string{"exited before it was ready", "unknown flag: --no-such-flag"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+}
