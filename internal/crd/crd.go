@@ -38,9 +38,9 @@ type Metadata struct {
 
 // Spec is CustomResourceDefinitionSpec.
 type Spec struct {
-	Group    string    `json:"group"`
-	Names    Names     `json:"names"`
-	Scope    string    `json:"scope"` // "Namespaced" or "Cluster"
+	Group    string        `json:"group"`
+	Names    Names         `json:"names"`
+	Scope    string        `json:"scope"` // "Namespaced" or "Cluster"
 	Versions []VersionSpec `json:"versions"`
 }
 
