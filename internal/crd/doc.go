@@ -25,7 +25,7 @@
 //     typed string constants (actions, policy types, encapsulation modes,
 //     ...) become enums and bounds;
 //   - a few rules that tie two fields together are CEL
-//     x-kubernetes-validations (rules.go);
+//     x-kubernetes-validations (rules.go), each exactly Serval's rule;
 //   - metadata is `type: object`: the API server knows ObjectMeta.
 //
 // The schema is looser than Serval's validation, never stricter: a resource

@@ -95,6 +95,12 @@ func (w *walker) object(t reflect.Type, path string) (*Schema, error) {
 		if err != nil {
 			return nil, err
 		}
+		if e, ok := fieldEnums[t][f.name]; ok {
+			if fs.Type != "string" {
+				return nil, fmt.Errorf("%s: an enum for a %s field", orTop(fp), fs.Type)
+			}
+			fs.Enum = append([]string(nil), e...)
+		}
 		s.Properties[f.name] = fs
 		if !f.omitEmpty && requiredKind(f.typ) {
 			s.Required = append(s.Required, f.name)
