@@ -428,3 +428,39 @@ func TestServalWrittenObjects(t *testing.T) {
 		})
 	}
 }
+
+// TestCELAccepts applies documents that come close to each CEL rule without
+// breaking it: the rules are never stricter than Serval's.
+func TestCELAccepts(t *testing.T) {
+	c := kubetest.Shared(t)
+	installCRDs(t, c)
+	docs := []map[string]any{
+		{"apiVersion": api.APIVersion, "kind": "IPPool", "metadata": map[string]any{"name": "cel-ok-pool"},
+			"spec": map[string]any{"cidr": "10.9.0.0/16", "ipipMode": "CrossSubnet", "vxlanMode": "Never"}},
+		{"apiVersion": api.APIVersion, "kind": "IPPool", "metadata": map[string]any{"name": "cel-ok-pool6"},
+			"spec": map[string]any{"cidr": "fd00:9::/64", "ipipMode": "", "vxlanMode": "Always"}},
+		{"apiVersion": api.APIVersion, "kind": "BGPPeer", "metadata": map[string]any{"name": "cel-ok-peer"},
+			"spec": map[string]any{"node": "", "nodeSelector": "all()", "peerIP": "", "peerSelector": "rr == 'true'"}},
+		{"apiVersion": api.APIVersion, "kind": "GlobalNetworkPolicy", "metadata": map[string]any{"name": "cel-ok-icmp"},
+			"spec": map[string]any{"ingress": []any{
+				map[string]any{"action": "Allow", "protocol": "ICMP", "icmp": map[string]any{"type": 8}},
+				map[string]any{"action": "Allow", "protocol": "ICMPv6", "notICMP": map[string]any{"type": 128, "code": 0}},
+				map[string]any{"action": "Allow", "http": map[string]any{"paths": []any{
+					map[string]any{"exact": "/a"}, map[string]any{"prefix": "/b", "exact": ""}}}},
+			}}},
+		{"apiVersion": api.APIVersion, "kind": "FelixConfiguration", "metadata": map[string]any{"name": "cel-ok-felix"},
+			"spec": map[string]any{"routeTableRanges": []any{map[string]any{"min": 1, "max": 250}}}},
+	}
+	for _, d := range docs {
+		name := d["metadata"].(map[string]any)["name"].(string)
+		t.Run(name, func(t *testing.T) {
+			js, _ := json.Marshal(d)
+			if out, err := c.KubectlStdin(bytes.NewReader(js), "apply", "-f", "-"); err != nil {
+				t.Fatalf("refused: %v\n%s", err, out)
+			}
+			if _, err := c.KubectlStdin(bytes.NewReader(js), "delete", "-f", "-"); err != nil {
+				t.Errorf("deleting it: %v", err)
+			}
+		})
+	}
+}
