@@ -2,6 +2,7 @@ package kubernetes_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/crd"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/datastore/dstest"
 	"github.com/servalnet/serval/internal/datastore/kubernetes"
@@ -31,49 +33,23 @@ func TestMain(m *testing.M) { kubetest.Main(m) }
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// testCRD is a minimal CustomResourceDefinition for a kind: any spec.
-func testCRD(info api.KindInfo) *unstructured.Unstructured {
-	scope := "Cluster"
-	if info.Namespaced {
-		scope = "Namespaced"
+// crdObject is the CustomResourceDefinition of a kind, as package crd
+// makes it, for the dynamic client.
+func crdObject(t *testing.T, info api.KindInfo) *unstructured.Unstructured {
+	t.Helper()
+	def, err := crd.For(info)
+	if err != nil {
+		t.Fatalf("CRD of %s: %v", info.Kind, err)
 	}
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1",
-		"kind":       "CustomResourceDefinition",
-		"metadata":   map[string]any{"name": info.Plural + "." + api.Group},
-		"spec": map[string]any{
-			"group": api.Group,
-			"scope": scope,
-			"names": map[string]any{
-				"kind":     info.Kind,
-				"listKind": info.Kind + "List",
-				"plural":   info.Plural,
-				"singular": lower(info.Kind),
-			},
-			"versions": []any{map[string]any{
-				"name":    api.Version,
-				"served":  true,
-				"storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{
-					"type":        "object",
-					"description": "test kind",
-					"properties": map[string]any{
-						"spec": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-					},
-				}},
-			}},
-		},
-	}}
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
+	b, err := json.Marshal(def)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return string(b)
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(b); err != nil {
+		t.Fatalf("CRD of %s: %v", info.Kind, err)
+	}
+	return u
 }
 
 // installCRDs creates the CRDs of kinds and waits until the API server
@@ -88,7 +64,7 @@ func installCRDs(t *testing.T, c *kubetest.Cluster, kinds ...string) {
 		if !ok {
 			t.Fatalf("kind %s not registered", k)
 		}
-		_, err := dc.Resource(crdGVR).Create(ctx, testCRD(info), metav1.CreateOptions{})
+		_, err := dc.Resource(crdGVR).Create(ctx, crdObject(t, info), metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatalf("creating the CRD of %s: %v", k, err)
 		}
@@ -163,7 +139,7 @@ func compact(t *testing.T, c *kubetest.Cluster, rev int64, kinds ...string) {
 	dc := dynamic.NewForConfigOrDie(c.RESTConfig())
 	for _, k := range kinds {
 		info, _ := api.LookupKind(k)
-		patch := fmt.Sprintf(`[{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/description","value":"test kind, compacted at %d"}]`, rev)
+		patch := fmt.Sprintf(`[{"op":"add","path":"/spec/versions/0/schema/openAPIV3Schema/description","value":"history compacted at %d"}]`, rev)
 		if _, err := dc.Resource(crdGVR).Patch(ctx, info.Plural+"."+api.Group, types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 			t.Fatalf("changing the CRD of %s: %v", k, err)
 		}
