@@ -195,5 +195,7 @@ func TestConformance(t *testing.T) {
 		Compact: func(t *testing.T, s datastore.Interface, rev int64) {
 			compact(t, c, rev, dstest.ThingKind, dstest.NSThingKind)
 		},
+		// A Kubernetes watch event carries the new state only.
+		WatchWithoutPrevious: true,
 	})
 }

@@ -295,3 +295,24 @@ func sortItems(items []api.Resource) {
 func (s *Store) requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
 }
+
+// Check asks the API server for the API group of Serval's kinds: it
+// answers when the server is up and the CustomResourceDefinitions are
+// installed. It is what servalctl checks before a command, and what a
+// Syncer asks now and then while it streams.
+func (s *Store) Check(ctx context.Context) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	rctx, cancel := s.requestCtx(ctx)
+	defer cancel()
+	err := s.rc.Get().AbsPath("/apis", api.Group, api.Version).Do(rctx).Error()
+	if err != nil {
+		err = s.mapError(ctx, api.Key{}, err)
+		if errors.Is(err, errCRDMissing) {
+			return fmt.Errorf("checking the Kubernetes API server at %s: it serves no %s resources: are Serval's CustomResourceDefinitions installed (kubectl apply -f manifests/crds)? %w", s.host, api.APIVersion, err)
+		}
+		return fmt.Errorf("checking the Kubernetes API server at %s: %w", s.host, err)
+	}
+	return nil
+}
