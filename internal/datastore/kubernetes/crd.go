@@ -348,4 +348,3 @@ func (s *Store) currentRevision(ctx context.Context, info api.KindInfo, namespac
 	}
 	return rev, nil
 }
-

@@ -291,4 +291,3 @@ func (w *watcher) read(ctx context.Context, body io.Reader, send func(datastore.
 		}
 	}
 }
-
