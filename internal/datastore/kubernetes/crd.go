@@ -37,9 +37,12 @@ func (s *Store) do(ctx context.Context, key api.Key, r *rest.Request) ([]byte, e
 	}
 	rctx, cancel := s.requestCtx(ctx)
 	defer cancel()
-	raw, err := r.Do(rctx).Raw()
+	res := r.Do(rctx)
+	raw, err := res.Raw()
 	if err != nil {
-		return nil, s.mapError(ctx, key, err)
+		// Error decodes the API server's Status, which Raw leaves as an
+		// unstructured error.
+		return nil, s.mapError(ctx, key, res.Error())
 	}
 	return raw, nil
 }
@@ -95,6 +98,10 @@ func (s *Store) Create(ctx context.Context, r api.Resource) (api.Resource, error
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	out, _, err := decode(info.Kind, raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: created, but %w", op, err)
+	}
+	out, err = s.writeStatus(ctx, info, obj, out)
 	if err != nil {
 		return nil, fmt.Errorf("%s: created, but %w", op, err)
 	}
@@ -164,6 +171,10 @@ func (s *Store) put(ctx context.Context, info api.KindInfo, obj api.Resource, rv
 		return nil, err
 	}
 	out, _, err := decode(info.Kind, raw)
+	if err != nil {
+		return nil, fmt.Errorf("updated, but %w", err)
+	}
+	out, err = s.writeStatus(ctx, info, obj, out)
 	if err != nil {
 		return nil, fmt.Errorf("updated, but %w", err)
 	}

@@ -41,6 +41,9 @@ func (s *Store) mapError(parent context.Context, key api.Key, err error) error {
 	case apierrors.IsNotFound(err):
 		d := status.Details
 		switch {
+		case !fromServer(status):
+			// A 404 without a Status: the server has no such path.
+			return fmt.Errorf("%w: %s", errCRDMissing, msg)
 		case d != nil && d.Kind == "namespaces":
 			return fmt.Errorf("namespace %q does not exist: %s", d.Name, msg)
 		case key.Name != "" && d != nil && d.Name == key.Name:
@@ -74,4 +77,19 @@ func isExpired(err error) bool {
 // statusError turns the Status of a watch ERROR event into an error.
 func statusError(st *metav1.Status) error {
 	return &apierrors.StatusError{ErrStatus: *st}
+}
+
+// fromServer tells a Status the API server sent from one client-go made
+// up for an answer without one (a plain "404 page not found" of a path
+// the server does not serve).
+func fromServer(st metav1.Status) bool {
+	if st.Details == nil {
+		return true
+	}
+	for _, c := range st.Details.Causes {
+		if c.Type == metav1.CauseTypeUnexpectedServerResponse {
+			return false
+		}
+	}
+	return true
 }
