@@ -22,6 +22,7 @@ import (
 
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/kube"
 )
 
 // Defaults of the options.
@@ -315,4 +316,16 @@ func (s *Store) Check(ctx context.Context) error {
 		return fmt.Errorf("checking the Kubernetes API server at %s: %w", s.host, err)
 	}
 	return nil
+}
+
+// Open finds the client configuration as kubectl does (the kubeconfig
+// file at path, else $KUBECONFIG, else the in-cluster service account;
+// see package kube) and returns a store on that API server. userAgent
+// names the binary in the API server's logs.
+func Open(path, userAgent string, log *slog.Logger, opts ...Option) (*Store, error) {
+	cfg, err := kube.RESTConfig(path, userAgent)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, log, opts...)
 }
