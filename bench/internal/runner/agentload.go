@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,12 +29,22 @@ type agentLoadSpec struct {
 	Local, Remote, Policies int
 	Changes                 int // policy changes timed after the first start
 	Starts                  int // cold starts timed
+	// Datastore is "" (an embedded etcd holding WorkloadEndpoints) or
+	// "kubernetes" (a kube-apiserver holding Pods, Serval's kinds as
+	// custom resources; kubeload.go).
+	Datastore string `json:",omitempty"`
+	// Label starts the figures' names (default: none, or "curve." for a
+	// part without targets).
+	Label string `json:",omitempty"`
 }
 
 func (a agentLoadSpec) name() string {
 	n := fmt.Sprintf("agent.%dlocal_%dpol", a.Local, a.Policies)
 	if a.Remote > 0 {
 		n = fmt.Sprintf("agent.%dlocal_%dremote_%dpol", a.Local, a.Remote, a.Policies)
+	}
+	if a.Label != "" {
+		n = a.Label + "." + n
 	}
 	return n
 }
@@ -65,13 +76,17 @@ func (s *Suite) agentLoad(ctx context.Context, part string, a agentLoadSpec, tar
 		return fmt.Errorf("agent load %s: reading its result: %w", a.name(), err)
 	}
 	n := a.name()
-	if !targets {
+	if !targets && a.Label == "" {
 		n = "curve." + n // names unique across parts, for the curves' ratios
 	}
 	s.Report.Add(report.Figure{Part: part, Name: n + ".cold_start", Unit: "ms", Samples: r.ColdStartMS, Stat: fmt.Sprintf("median of %d starts", len(r.ColdStartMS))})
 	s.pcts(part, n+".change", "ms", r.ChangeMS, "changes")
 	s.Report.Add(report.Figure{Part: part, Name: n + ".peak_rss", Unit: "MiB", Value: r.PeakRSSMiB, Stat: "VmHWM after the changes"})
-	s.Report.Note(part, "%s: %d objects written to the embedded etcd in %.1f s. %s", n, a.Local+a.Remote+a.Policies, r.LoadSeconds, strings.Join(r.Notes, " "))
+	where := "the embedded etcd"
+	if a.Datastore == dsKubernetes {
+		where = "the kube-apiserver (pods by client-go in protobuf, policies as GlobalNetworkPolicy custom resources)"
+	}
+	s.Report.Note(part, "%s: %d objects written to %s in %.1f s. %s", n, a.Local+a.Remote+a.Policies, where, r.LoadSeconds, strings.Join(r.Notes, " "))
 	if targets {
 		switch {
 		case a.Remote == 0:
@@ -105,41 +120,56 @@ func RunAgentLoad(ctx context.Context, specJSON, nodeBin string, out io.Writer) 
 	var batch strings.Builder
 	batch.WriteString("link set lo up\nlink add eth0 type veth peer name eth0p\nlink set eth0 up\nlink set eth0p up\naddress add 10.99.0.1/24 dev eth0\n")
 	for i := 0; i < a.Local; i++ {
-		fmt.Fprintf(&batch, "link add calib%d type veth peer name calibp%d\nlink set calib%d up\n", i, i, i)
+		fmt.Fprintf(&batch, "link add %s type veth peer name calibp%d\nlink set %[1]s up\n", localIface(a.Datastore, i), i)
 	}
 	cmd := exec.CommandContext(ctx, "ip", "-batch", "-")
 	cmd.Stdin = strings.NewReader(batch.String())
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("creating links: %w: %s", err, b)
 	}
-	dir, err := os.MkdirTemp("", "servalbench-etcd-")
+	dir, err := os.MkdirTemp("", "servalbench-agent-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: dir, ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
-	if err != nil {
-		return fmt.Errorf("starting etcd: %w", err)
-	}
-	defer srv.Close()
-	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{srv.ClientURL()}})
-	if err != nil {
-		return err
-	}
-	defer ds.Close()
-
 	res := AgentLoadResult{}
-	start := time.Now()
-	if err := synthload.Write(ctx, ds, synthload.Spec{Node: node, Local: a.Local, Remote: a.Remote, Policies: a.Policies, Writers: 32}); err != nil {
-		return err
+	var ds datastore.Interface
+	var dsArgs []string
+	switch a.Datastore {
+	case dsEtcd:
+		srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: dir, ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
+		if err != nil {
+			return fmt.Errorf("starting etcd: %w", err)
+		}
+		defer srv.Close()
+		eds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{srv.ClientURL()}})
+		if err != nil {
+			return err
+		}
+		defer eds.Close()
+		ds, dsArgs = eds, []string{"--etcd-endpoints", srv.ClientURL()}
+		start := time.Now()
+		if err := synthload.Write(ctx, ds, synthload.Spec{Node: node, Local: a.Local, Remote: a.Remote, Policies: a.Policies, Writers: 32}); err != nil {
+			return err
+		}
+		res.LoadSeconds = time.Since(start).Seconds()
+	case dsKubernetes:
+		k, took, err := writeKubeLoad(ctx, a, node, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			return err
+		}
+		defer k.close()
+		ds, dsArgs = k.ds, []string{"--datastore-type", "kubernetes", "--kubeconfig", k.cluster.Kubeconfig}
+		res.LoadSeconds = took.Seconds()
+	default:
+		return fmt.Errorf("--spec: unknown datastore %q", a.Datastore)
 	}
-	res.LoadSeconds = time.Since(start).Seconds()
 
 	for i := 0; i < max(a.Starts, 1); i++ {
 		// Cold: nothing of a previous run in the kernel.
 		_ = exec.CommandContext(ctx, "nft", "flush", "ruleset").Run()
 		_ = exec.CommandContext(ctx, "ip", "route", "flush", "proto", "80").Run()
-		ag, err := startAgent(ctx, nodeBin, srv.ClientURL(), dir)
+		ag, err := startAgent(ctx, nodeBin, dsArgs, dir)
 		if err != nil {
 			return err
 		}
@@ -167,11 +197,13 @@ type agent struct {
 	commits chan time.Time
 }
 
-func startAgent(ctx context.Context, bin, etcd, dir string) (*agent, error) {
+func startAgent(ctx context.Context, bin string, dsArgs []string, dir string) (*agent, error) {
 	// The defaults a user gets, BGP included: the speaker starts, and the
 	// BGP loop follows the same 100,000 endpoints as the dataplane.
-	cmd := exec.CommandContext(ctx, bin, "--nodename", "benchnode", "--etcd-endpoints", etcd, "--ip", "10.99.0.1/24",
+	args := append([]string{"--nodename", "benchnode"}, dsArgs...)
+	args = append(args, "--ip", "10.99.0.1/24",
 		"--status-socket", dir+"/status.sock", "--mtu-file", dir+"/mtu", "--health-listen", "127.0.0.1:9099", "--metrics-listen", "")
+	cmd := exec.CommandContext(ctx, bin, args...)
 	// For profiling the agent under this load by hand, e.g.
 	// SERVALBENCH_AGENT_ARGS=--pprof-listen=127.0.0.1:6060; never set by make bench.
 	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("SERVALBENCH_AGENT_ARGS"))...)

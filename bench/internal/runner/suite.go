@@ -16,7 +16,7 @@ import (
 )
 
 // Parts in the order a full run measures them.
-var Parts = []string{"micro", "cni", "bgp", "dataplane", "control", "scale"}
+var Parts = []string{"micro", "cni", "bgp", "dataplane", "control", "scale", "kubernetes"}
 
 // Suite runs benchmark parts. Set Root (the repository), Report and Log;
 // the rest has defaults.
@@ -43,7 +43,7 @@ func (s *Suite) Run(ctx context.Context, parts []string) error {
 	}
 	fns := map[string]func(context.Context) error{
 		"micro": s.micro, "cni": s.cni, "bgp": s.bgp, "dataplane": s.dataplane,
-		"control": s.control, "scale": s.scale,
+		"control": s.control, "scale": s.scale, "kubernetes": s.kubernetes,
 	}
 	var failed []string
 	for _, p := range parts {

@@ -1,0 +1,49 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/servalnet/serval/internal/kubetest"
+)
+
+// kubernetes: the agent on the kubernetes datastore beside the etcd one at
+// the same load in the same run, the agent at 100,000 remote pods, and
+// (when the lab can run on the kubernetes datastore) NetworkPolicy
+// propagation to every host of a lab.
+func (s *Suite) kubernetes(ctx context.Context) error {
+	const part = "kubernetes"
+	var errs []string
+	const (
+		etcdName = "etcd.agent.250local_10000remote_2000pol"
+		kubeName = "k8s.agent.250local_10000remote_2000pol"
+	)
+	for _, load := range []agentLoadSpec{
+		{Local: 250, Remote: 10000, Policies: 2000, Changes: 10, Starts: 3, Label: "etcd"},
+		{Local: 250, Remote: 10000, Policies: 2000, Changes: 10, Starts: 3, Label: "k8s", Datastore: dsKubernetes},
+	} {
+		if err := s.agentLoad(ctx, part, load, false); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	for _, f := range []string{"cold_start", "peak_rss", "change.p50", "change.p99"} {
+		s.Report.Ratio(kubeName+"."+f, etcdName+"."+f)
+	}
+	s.Report.Check(part, "agent on kubernetes, 250 local / 10,000 remote pods / 2,000 policies: cold start ≤ 1.5 × etcd's", kubeName+".cold_start", true, "<=", 1.5,
+		"listing 10,250 Pods from the API server and converting each to a WorkloadEndpoint, against reading WorkloadEndpoints from etcd")
+	s.Report.Check(part, "agent on kubernetes at 250 / 10,000 / 2,000: peak RSS < 200 MiB", kubeName+".peak_rss", false, "<", 200, "")
+	big := agentLoadSpec{Local: 250, Remote: 100000, Policies: 2000, Changes: 5, Starts: 1, Label: "k8s", Datastore: dsKubernetes}
+	if err := s.agentLoad(ctx, part, big, false); err != nil {
+		errs = append(errs, err.Error())
+	}
+	for _, f := range []string{"cold_start", "peak_rss"} {
+		// In a full run the control part has the etcd figure of this load.
+		s.Report.Ratio("k8s.agent.250local_100000remote_2000pol."+f, "agent.250local_100000remote_2000pol."+f)
+	}
+	s.Report.Note(part, "the agent loads run serval-node as in the control part (c), in a throwaway network namespace, once on an embedded etcd (WorkloadEndpoints and GlobalNetworkPolicies) and once on a kube-apiserver %s with its own embedded etcd (Pods with nodeName, labels and the cni.projectcalico.org/podIPs annotation, from which the agent derives the WorkloadEndpoints; the same 2,000 policies as GlobalNetworkPolicy custom resources of projectcalico.org/v3, no networking.k8s.io NetworkPolicies); cold start is process start → /readiness 200, change latency a policy update → the agent's \"dataplane committed\" line; ratios are kubernetes over etcd", kubetest.Version)
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
