@@ -7,6 +7,7 @@
 //	servalbench reference [--print] [KIND ...]  # the reference dataplanes alone: measure them (root), or print how they are built
 //	servalbench agentload --spec JSON # internal: one agent load, run inside a network namespace
 //	servalbench policy-writer --etcd URL  # internal: writes policies, run in a lab's datastore namespace
+//	servalbench policy-writer --kubeconfig PATH  # the same as NetworkPolicies, for a lab on the kubernetes datastore
 package main
 
 import (
@@ -25,7 +26,7 @@ import (
 	"github.com/servalnet/serval/bench/internal/runner"
 )
 
-const intro = `Written by ` + "`make bench`" + ` (bench/cmd/servalbench, parts in bench/internal/runner). Every figure below comes from the run described here; rerun with ` + "`make bench`" + ` (all parts, as root) or ` + "`make bench PART=dataplane|control|cni|bgp|scale|micro`" + `. How each part measures is in bench/README.md; the only instrumentation added to Serval for it is serval-node's info line "dataplane committed" per nftables transaction that changed something (internal/node/agent.go).`
+const intro = `Written by ` + "`make bench`" + ` (bench/cmd/servalbench, parts in bench/internal/runner). Every figure below comes from the run described here; rerun with ` + "`make bench`" + ` (all parts, as root) or ` + "`make bench PART=dataplane|control|cni|bgp|scale|kubernetes|micro`" + `. How each part measures is in bench/README.md; the only instrumentation added to Serval for it is serval-node's info line "dataplane committed" per nftables transaction that changed something (internal/node/agent.go).`
 
 func main() { os.Exit(run()) }
 
@@ -51,10 +52,15 @@ func run() int {
 	if len(os.Args) > 1 && os.Args[1] == "policy-writer" {
 		fs := flag.NewFlagSet("policy-writer", flag.ContinueOnError)
 		etcd := fs.String("etcd", "", "etcd endpoints, comma-separated")
+		kubeconfig := fs.String("kubeconfig", "", "the lab's kubeconfig: write NetworkPolicies to its API server instead")
 		if err := fs.Parse(os.Args[2:]); err != nil {
 			return 2
 		}
-		if err := runner.RunPolicyWriter(ctx, *etcd, os.Stdin, os.Stdout); err != nil {
+		write := func() error { return runner.RunPolicyWriter(ctx, *etcd, os.Stdin, os.Stdout) }
+		if *kubeconfig != "" {
+			write = func() error { return runner.RunKubePolicyWriter(ctx, *kubeconfig, os.Stdin, os.Stdout) }
+		}
+		if err := write(); err != nil {
 			fmt.Fprintf(os.Stderr, "servalbench policy-writer: %v\n", err)
 			return 1
 		}

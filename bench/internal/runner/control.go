@@ -17,16 +17,22 @@ import (
 	"github.com/servalnet/serval/internal/lab"
 )
 
-// propTopology is an n-host lab without router, one workload per host.
-func propTopology(name string, n int) string {
+// propTopology is an n-host lab without router, one workload per host,
+// on the datastore kind (embedded: an etcd; kubernetes: a kube-apiserver,
+// the workloads Pods of namespace propNamespace).
+func propTopology(name string, n int, kind string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "name: %s\ndatastore: {kind: embedded}\nhosts:\n", name)
+	fmt.Fprintf(&b, "name: %s\ndatastore: {kind: %s}\nhosts:\n", name, kind)
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, "  - {name: h%d, address: 172.31.251.%d/24}\n", i, i+1)
 	}
 	b.WriteString("workloads:\n")
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "  - {name: w%d, host: h%d, labels: {bench: prop}}\n", i, i)
+		ns := ""
+		if kind == dsKubernetes {
+			ns = ", namespace: " + propNamespace
+		}
+		fmt.Fprintf(&b, "  - {name: w%d, host: h%d%s, labels: {bench: prop}}\n", i, i, ns)
 	}
 	b.WriteString("manifests: [base.yaml]\n")
 	return b.String()
@@ -60,7 +66,13 @@ type propResult struct {
 // propagation brings up an n-host lab and measures changes policy changes
 // and workloads new workloads.
 func (s *Suite) propagation(ctx context.Context, part string, n, changes, workloads int) (*propResult, error) {
-	l, cleanup, err := s.labUp(ctx, part, propTopology(labName("cp"), n), map[string]string{"base.yaml": propBase})
+	return s.propagationOn(ctx, part, "embedded", n, changes, workloads)
+}
+
+// propagationOn is propagation on a lab of the datastore kind: on
+// kubernetes, each change is a NetworkPolicy (kubeprop.go).
+func (s *Suite) propagationOn(ctx context.Context, part, kind string, n, changes, workloads int) (*propResult, error) {
+	l, cleanup, err := s.labUp(ctx, part, propTopology(labName("cp"), n, kind), map[string]string{"base.yaml": propBase})
 	if err != nil {
 		return nil, err
 	}
@@ -75,12 +87,16 @@ func (s *Suite) propagation(ctx context.Context, part string, n, changes, worklo
 		targets = append(targets, ep)
 	}
 	res := &propResult{}
-	w, err := s.startPolicyWriter(ctx, l)
+	w, err := s.startPolicyWriter(ctx, l, kind)
 	if err != nil {
 		return nil, err
 	}
 	defer w.close()
-	s.Report.Command(part, shellJoin(w.cmd.Args)+"   # writes a GlobalNetworkPolicy opening one more TCP port to every workload; then TCP probes from w0 (host h0) to every other host's workload, a new probe every 10 ms, until all answer")
+	what := "a GlobalNetworkPolicy"
+	if kind == dsKubernetes {
+		what = "a networking.k8s.io/v1 NetworkPolicy (client-go)"
+	}
+	s.Report.Command(part, shellJoin(w.cmd.Args)+"   # writes "+what+" opening one more TCP port to every workload; then TCP probes from w0 (host h0) to every other host's workload, a new probe every 10 ms, until all answer")
 	for c := 0; c < changes; c++ {
 		port := 20000 + c
 		spec := lab.ProbeSpec{Proto: "tcp", Port: port, Timeout: 50 * time.Millisecond}
@@ -115,7 +131,11 @@ func (s *Suite) propagation(ctx context.Context, part string, n, changes, worklo
 		name := fmt.Sprintf("n%d", k)
 		host := fmt.Sprintf("h%d", 1+k%(n-1))
 		start := time.Now()
-		if err := l.AddWorkload(ctx, lab.Workload{Name: name, Host: host, Labels: map[string]string{"bench": "prop"}}); err != nil {
+		wl := lab.Workload{Name: name, Host: host, Labels: map[string]string{"bench": "prop"}}
+		if kind == dsKubernetes {
+			wl.Namespace = propNamespace
+		}
+		if err := l.AddWorkload(ctx, wl); err != nil {
 			return nil, fmt.Errorf("adding workload %s: %w", name, err)
 		}
 		ep, err := l.Resolve(name)
@@ -332,8 +352,13 @@ type policyWriter struct {
 	out *bufio.Scanner
 }
 
-func (s *Suite) startPolicyWriter(ctx context.Context, l *lab.Lab) (*policyWriter, error) {
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.Netns("datastore"), s.Self, "policy-writer", "--etcd", l.State.EtcdEndpoint)
+func (s *Suite) startPolicyWriter(ctx context.Context, l *lab.Lab, kind string) (*policyWriter, error) {
+	target := []string{"--etcd", l.State.EtcdEndpoint}
+	if kind == dsKubernetes {
+		target = []string{"--kubeconfig", labKubeconfig(l)}
+	}
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.Netns("datastore"), s.Self, "policy-writer")
+	cmd.Args = append(cmd.Args, target...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -42,6 +42,17 @@ func (s *Suite) kubernetes(ctx context.Context) error {
 		s.Report.Ratio("k8s.agent.250local_100000remote_2000pol."+f, "agent.250local_100000remote_2000pol."+f)
 	}
 	s.Report.Note(part, "the agent loads run serval-node as in the control part (c), in a throwaway network namespace, once on an embedded etcd (WorkloadEndpoints and GlobalNetworkPolicies) and once on a kube-apiserver %s with its own embedded etcd (Pods with nodeName, labels and the cni.projectcalico.org/podIPs annotation, from which the agent derives the WorkloadEndpoints; the same 2,000 policies as GlobalNetworkPolicy custom resources of projectcalico.org/v3, no networking.k8s.io NetworkPolicies); cold start is process start → /readiness 200, change latency a policy update → the agent's \"dataplane committed\" line; ratios are kubernetes over etcd", kubetest.Version)
+	// Last: a lab of s.Hosts hosts on a kube-apiserver, each change a
+	// NetworkPolicy created with client-go.
+	prop := fmt.Sprintf("k8s.networkpolicy_propagation.%dhosts", s.Hosts)
+	if res, err := s.propagationOn(ctx, part, dsKubernetes, s.Hosts, 50, 0); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		s.pcts(part, prop, "ms", res.propagation, "NetworkPolicies")
+	}
+	s.Report.Check(part, fmt.Sprintf("NetworkPolicy created → enforced on %d agents, p99 < 500 ms", s.Hosts), prop+".p99", false, "<", 500,
+		"the API server's watch cache fans the NetworkPolicy out to every agent; each converts it, recomputes and commits one nft transaction, on 2 shared cores")
+	s.Report.Note(part, "NetworkPolicy propagation: as the control part's (a), on a lab whose datastore is a kube-apiserver (`datastore: {kind: kubernetes}`, workloads as Pods of namespace %s); each change is a networking.k8s.io/v1 NetworkPolicy created with client-go by `servalbench policy-writer --kubeconfig` in the datastore namespace, timed from just before the create until TCP probes from w0 reach every other host's workload on the port it opens", propNamespace)
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
