@@ -70,7 +70,7 @@ demo: deps build
 	@lab/demo.sh
 
 ## bench: every benchmark (root): writes bench/REPORT.md and bench/results.json (see bench/README.md).
-## PART=dataplane|control|cni|bgp|scale|micro runs one part into bench/REPORT.PART.md.
+## PART=dataplane|control|cni|bgp|scale|kubernetes|micro runs one part into bench/REPORT.PART.md.
 PART ?=
 bench: deps build
 	$(GO) build -o bin/ ./bench/cmd/servalbench
