@@ -33,6 +33,10 @@ type agentLoadSpec struct {
 	// "kubernetes" (a kube-apiserver holding Pods, Serval's kinds as
 	// custom resources; kubeload.go).
 	Datastore string `json:",omitempty"`
+	// StoredEndpoints (kubernetes only) writes WorkloadEndpoint custom
+	// resources instead of Pods, as the backend keeps them when it does
+	// not derive them from Pods.
+	StoredEndpoints bool `json:",omitempty"`
 	// Label starts the figures' names (default: none, or "curve." for a
 	// part without targets).
 	Label string `json:",omitempty"`
@@ -120,7 +124,7 @@ func RunAgentLoad(ctx context.Context, specJSON, nodeBin string, out io.Writer) 
 	var batch strings.Builder
 	batch.WriteString("link set lo up\nlink add eth0 type veth peer name eth0p\nlink set eth0 up\nlink set eth0p up\naddress add 10.99.0.1/24 dev eth0\n")
 	for i := 0; i < a.Local; i++ {
-		fmt.Fprintf(&batch, "link add %s type veth peer name calibp%d\nlink set %[1]s up\n", localIface(a.Datastore, i), i)
+		fmt.Fprintf(&batch, "link add %s type veth peer name calibp%d\nlink set %[1]s up\n", localIface(a, i), i)
 	}
 	cmd := exec.CommandContext(ctx, "ip", "-batch", "-")
 	cmd.Stdin = strings.NewReader(batch.String())

@@ -43,8 +43,8 @@ const kubeWriters = 32
 // localIface is the host-side interface of local endpoint i: the etcd load
 // names it in the endpoint, a pod's is derived from its namespace and name
 // as the CNI plugin names it.
-func localIface(datastoreKind string, i int) string {
-	if datastoreKind == dsKubernetes {
+func localIface(a agentLoadSpec, i int) string {
+	if a.Datastore == dsKubernetes && !a.StoredEndpoints {
 		ns, pod := kubePodName(i)
 		return netconst.VethName(netconst.DefaultInterfacePrefix, ns+"."+pod)
 	}
@@ -163,8 +163,12 @@ func writeKubeLoad(ctx context.Context, a agentLoadSpec, node string, log *slog.
 		}()
 	}
 	var werr error
+	n := a.Local + a.Remote
+	if a.StoredEndpoints {
+		n = 0
+	}
 feed:
-	for i := 0; i < a.Local+a.Remote; i++ {
+	for i := 0; i < n; i++ {
 		select {
 		case pods <- i:
 		case werr = <-errc:
@@ -190,7 +194,11 @@ feed:
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := synthload.Write(ctx, k.ds, synthload.Spec{Node: node, Policies: a.Policies, Writers: kubeWriters}); err != nil {
+	spec := synthload.Spec{Node: node, Policies: a.Policies, Writers: kubeWriters}
+	if a.StoredEndpoints {
+		spec.Local, spec.Remote = a.Local, a.Remote
+	}
+	if err := synthload.Write(ctx, k.ds, spec); err != nil {
 		return nil, 0, err
 	}
 	ok = true
