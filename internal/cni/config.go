@@ -59,11 +59,11 @@ type NetConf struct {
 	EtcdPassword   string `json:"etcd_password"`
 	// DatastoreTimeout is in seconds (Serval's own key).
 	DatastoreTimeout float64 `json:"datastore_timeout"`
-	// DatastoreType is "etcdv3" (the default) or "kubernetes", as in
-	// Calico's configuration; SERVAL_DATASTORE_TYPE is read when it is
-	// empty.
+	// DatastoreType is "etcdv3" or "kubernetes" (Calico's key); when
+	// empty, SERVAL_DATASTORE_TYPE, else etcdv3.
 	DatastoreType string `json:"datastore_type"`
-	// Kubernetes says how to reach the API server in kubernetes mode.
+	// Kubernetes says how to reach the API server with datastore_type
+	// kubernetes (Calico's key).
 	Kubernetes KubernetesConf `json:"kubernetes"`
 
 	// Nodename is the name of this host's Node (the host name when empty).
@@ -102,8 +102,8 @@ type NetConf struct {
 
 // KubernetesConf is the "kubernetes" section.
 type KubernetesConf struct {
-	// Kubeconfig is the kubeconfig file; empty takes $KUBECONFIG, then
-	// the in-cluster service account.
+	// Kubeconfig is the API server's kubeconfig file; when empty,
+	// $KUBECONFIG, else the in-cluster service account.
 	Kubeconfig string `json:"kubeconfig"`
 }
 
@@ -124,6 +124,16 @@ func (c *NetConf) Datastore() string {
 		}
 	}
 	return DatastoreEtcd
+}
+
+// DatastoreTypeOf is the datastore type the configuration names:
+// datastore_type, else SERVAL_DATASTORE_TYPE, else etcdv3.
+func (c *NetConf) DatastoreTypeOf() (string, error) {
+	t := c.DatastoreType
+	if t == "" {
+		t = os.Getenv(datastore.EnvType)
+	}
+	return datastore.ParseType(t)
 }
 
 // IPAMConf is the "ipam" section.
@@ -276,6 +286,11 @@ func (c *NetConf) check() error {
 	}
 	if c.DatastoreTimeout < 0 {
 		return confErr("datastore_timeout", "%v is negative", c.DatastoreTimeout)
+	}
+	if c.DatastoreType != "" {
+		if _, err := datastore.ParseType(c.DatastoreType); err != nil {
+			return confErr("datastore_type", "%v", err)
+		}
 	}
 	if c.Nodename != "" {
 		if msg := api.CheckDNS1123Subdomain(c.Nodename); msg != "" {
