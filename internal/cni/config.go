@@ -102,8 +102,8 @@ type NetConf struct {
 
 // KubernetesConf is the "kubernetes" section.
 type KubernetesConf struct {
-	// Kubeconfig is the kubeconfig file; empty takes $KUBECONFIG, then
-	// the in-cluster service account.
+	// Kubeconfig is the API server's kubeconfig file; when empty,
+	// $KUBECONFIG, else the in-cluster service account.
 	Kubeconfig string `json:"kubeconfig"`
 }
 

@@ -1,6 +1,8 @@
 // Package kubetest runs a real Kubernetes API server for tests: an embedded
 // etcd (internal/datastore/embedetcd) and a kube-apiserver process, both on
 // loopback ports picked free, with their files in a temporary directory.
+// The server itself is internal/kubeapi's Cluster; this package adds the
+// glue of package testing (Start, Main, Shared, Namespace, MustKubectl).
 //
 // The binaries (kube-apiserver and kubectl, Kubernetes Version) are built by
 // scripts/k8s-binaries.sh into ${SERVAL_K8S_CACHE:-/root/.cache/serval/k8s}

@@ -1,16 +1,10 @@
 package kubetest
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,10 +13,41 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/servalnet/serval/internal/kubeapi"
 )
 
-// kubectlTimeout bounds one kubectl command.
-const kubectlTimeout = 2 * time.Minute
+// Cluster is a running kube-apiserver with its embedded etcd
+// (kubeapi.Cluster), with helpers for tests.
+type Cluster struct{ *kubeapi.Cluster }
+
+// Options configures New (kubeapi.Options).
+type Options = kubeapi.Options
+
+// MissingBinaryError says that a Kubernetes binary is not built.
+type MissingBinaryError = kubeapi.MissingBinaryError
+
+// Constants of the API server, kept under their old names.
+const (
+	Version              = kubeapi.Version
+	AdminUser            = kubeapi.AdminUser
+	ServiceCIDRv4        = kubeapi.ServiceCIDRv4
+	ServiceCIDRv6        = kubeapi.ServiceCIDRv6
+	ServiceAccountIssuer = kubeapi.ServiceAccountIssuer
+	DefaultStartTimeout  = kubeapi.DefaultStartTimeout
+)
+
+// BinDir is where scripts/k8s-binaries.sh puts the binaries.
+func BinDir() string { return kubeapi.BinDir() }
+
+// New starts a cluster (kubeapi.New); the caller must Stop it.
+func New(ctx context.Context, opts Options) (*Cluster, error) {
+	c, err := kubeapi.New(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{c}, nil
+}
 
 // logTailBytes is how much of the API server's log a failure prints.
 const logTailBytes = 16 << 10
@@ -153,33 +178,6 @@ func (c *Cluster) Namespace(t testing.TB, prefix string) string {
 	return ns.Name
 }
 
-// KubectlPath is the path of the kubectl binary.
-func (c *Cluster) KubectlPath() string { return filepath.Join(c.binDir, "kubectl") }
-
-// Kubectl runs kubectl with args against the cluster as the admin and
-// returns its standard output; a failure's error names the command and
-// holds its standard error.
-func (c *Cluster) Kubectl(args ...string) (string, error) {
-	return c.KubectlStdin(nil, args...)
-}
-
-// KubectlStdin is Kubectl with stdin as kubectl's standard input (for
-// `apply -f -`).
-func (c *Cluster) KubectlStdin(stdin io.Reader, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
-	defer cancel()
-	full := append([]string{"--kubeconfig=" + c.Kubeconfig, "--cache-dir=" + filepath.Join(c.Dir, "kubectl-cache")}, args...)
-	cmd := exec.CommandContext(ctx, c.KubectlPath(), full...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + c.Dir, "KUBECONFIG=" + c.Kubeconfig}
-	cmd.Stdin = stdin
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return stdout.String(), nil
-}
-
 // MustKubectl is Kubectl that fails t when kubectl fails.
 func (c *Cluster) MustKubectl(t testing.TB, args ...string) string {
 	t.Helper()
@@ -188,12 +186,4 @@ func (c *Cluster) MustKubectl(t testing.TB, args ...string) string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func randomToken() (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generating the admin token: %w", err)
-	}
-	return hex.EncodeToString(b), nil
 }

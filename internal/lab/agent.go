@@ -36,21 +36,29 @@ const AgentHealthPort = 9099
 // datastore is at etcd. It is the one place to change when serval-node's
 // flags change.
 func AgentCommand(bin string, h Host, etcd, socket string) []string {
+	return agentCommand(bin, h, []string{"--etcd-endpoints", etcd}, socket)
+}
+
+// agentCommand is serval-node's command line for host h, given the flags
+// that name its datastore.
+func agentCommand(bin string, h Host, datastoreArgs []string, socket string) []string {
 	ip6 := "none"
 	if h.Address6 != "" {
 		ip6 = h.Address6
 	}
-	return []string{bin,
+	argv := []string{bin,
 		"--ip6", ip6,
 		"--nodename", h.Name,
-		"--etcd-endpoints", etcd,
+	}
+	argv = append(argv, datastoreArgs...)
+	return append(argv,
 		"--ip", h.Address,
 		// Hosts share the machine's filesystem: each agent needs a status
 		// socket of its own.
 		"--status-socket", socket,
 		// and an MTU file of its own, which its workloads' CNI reads.
 		"--mtu-file", MTUFile(socket),
-	}
+	)
 }
 
 // MTUFile is where the agent whose status socket is socket writes its
@@ -99,7 +107,7 @@ func (l *Lab) AgentStart(ctx context.Context, host string) error {
 		return fmt.Errorf("serval-node already runs on %s (pid %d)", host, pid)
 	}
 	l.log.Info("starting serval-node", "host", host)
-	if _, err := l.startDaemon(l.Netns(host), agentID(host), AgentCommand(l.bin(AgentBinary), *h, l.State.EtcdEndpoint, l.AgentSocket(host))); err != nil {
+	if _, err := l.startDaemon(l.Netns(host), agentID(host), agentCommand(l.bin(AgentBinary), *h, l.datastoreArgs(), l.AgentSocket(host))); err != nil {
 		return err
 	}
 	return l.waitFor(ctx, "serval-node on "+host, agentID(host), 60*time.Second, func() error {

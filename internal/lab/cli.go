@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/servalnet/serval/internal/kubeapi"
 )
 
 // ExitError makes Main exit with Code after printing Err (if any).
@@ -133,7 +135,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Short: "serval-lab builds a virtual data center in network namespaces and runs Serval in it",
 		Long: `serval-lab builds a virtual data center on this machine out of network namespaces:
 a fabric (a bridge in its own namespace), hosts on it, an optional top-of-rack router
-(BIRD), a datastore (embedded etcd), and workloads wired by the real serval-cni plugin.
+(BIRD), a datastore (embedded etcd, an etcd cluster, or a Kubernetes API server),
+and workloads wired by the real serval-cni plugin.
 It never touches the real host's interfaces, routes or firewall. Run it as root.
 
   serval-lab up -f lab/demo.yaml
@@ -154,7 +157,7 @@ It never touches the real host's interfaces, routes or firewall. Run it as root.
 	f.BoolVarP(&c.verbose, "verbose", "v", false, "log more")
 
 	root.AddCommand(upCmd(c), downCmd(c), statusCmd(c), listCmd(c), execCmd(c), probeCmd(c), matrixCmd(c),
-		addWorkloadCmd(c), deleteWorkloadCmd(c), agentCmd(c), datastoreCmd(c), linkCmd(c), servalctlCmd(c))
+		addWorkloadCmd(c), deleteWorkloadCmd(c), agentCmd(c), datastoreCmd(c), linkCmd(c), servalctlCmd(c), kubeconfigCmd(c), kubectlCmd(c))
 	return root
 }
 
@@ -434,7 +437,40 @@ func servalctlCmd(c *cliOpts) *cobra.Command {
 		Short:              "run servalctl against the lab's datastore (e.g. serval-lab servalctl apply -f policy.yaml)",
 		DisableFlagParsing: true,
 		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
-			return execIn(l.Netns("datastore"), append([]string{l.bin("servalctl"), "--etcd-endpoints", l.State.EtcdEndpoint}, args...)...)
+			return execIn(l.Netns("datastore"), append(append([]string{l.bin("servalctl")}, l.datastoreArgs()...), args...)...)
+		}),
+	}
+}
+
+func kubeconfigCmd(c *cliOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "print the path of the admin kubeconfig of a lab whose datastore is kubernetes (its server is reached from the lab's namespaces: see 'serval-lab kubectl')",
+		Args:  cobra.NoArgs,
+		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, _ []string) error {
+			if !l.State.Topology.Kubernetes() {
+				return fmt.Errorf("lab %s has no Kubernetes API server (its datastore is %s)", l.Name, l.State.Topology.Datastore.Kind)
+			}
+			fmt.Fprintln(c.stdout, l.KubeconfigPath())
+			return nil
+		}),
+	}
+}
+
+func kubectlCmd(c *cliOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:                "kubectl ARGS...",
+		Short:              "run kubectl against a kubernetes lab's API server, from the datastore namespace (e.g. serval-lab kubectl get pods -A)",
+		DisableFlagParsing: true,
+		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
+			if !l.State.Topology.Kubernetes() {
+				return fmt.Errorf("lab %s has no Kubernetes API server (its datastore is %s)", l.Name, l.State.Topology.Datastore.Kind)
+			}
+			bin, err := kubeapi.Binary("", "kubectl")
+			if err != nil {
+				return err
+			}
+			return execIn(l.Netns("datastore"), append([]string{bin, "--kubeconfig", l.KubeconfigPath()}, args...)...)
 		}),
 	}
 }

@@ -191,10 +191,28 @@ func (l *Lab) startDatastore(ctx context.Context) error {
 			}
 		}
 	}
-	return l.waitFor(ctx, "datastore at "+l.State.EtcdEndpoint, members[0].Name, 30*time.Second, func() error {
+	if t.Kubernetes() {
+		if err := l.waitFor(ctx, "etcd at "+l.State.EtcdEndpoint, members[0].Name, 30*time.Second, func() error {
+			return l.memberHealth(ctx, members[0])
+		}); err != nil {
+			return err
+		}
+		if err := l.startKubeAPIServer(ctx); err != nil {
+			return err
+		}
+	}
+	return l.waitFor(ctx, "datastore at "+l.datastoreWhere(), members[0].Name, 30*time.Second, func() error {
 		_, err := l.Servalctl(ctx, nil, "--timeout", "2s", "get", "ippools")
 		return err
 	})
+}
+
+// datastoreWhere is where clients reach the datastore.
+func (l *Lab) datastoreWhere() string {
+	if l.State.Topology.Kubernetes() {
+		return l.kubeURL()
+	}
+	return l.State.EtcdEndpoint
 }
 
 // DatastoreStop stops one datastore member: SIGTERM, or SIGKILL with kill,
@@ -359,5 +377,16 @@ func (l *Lab) datastoreRows(ctx context.Context, w io.Writer) {
 			state += ", " + l.memberState(ctx, m)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", m.Name, addr, what, nsState(l.Netns("datastore")), state)
+	}
+	if t.Kubernetes() {
+		state := l.processState(KubeAPIServerID)
+		if l.daemonPID(KubeAPIServerID) != 0 {
+			if err := l.kubeReady(ctx); err != nil {
+				state += ", NOT READY: " + err.Error()
+			} else {
+				state += ", ready"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", KubeAPIServerID, t.Datastore.Address, "kube-apiserver at "+l.kubeURL()+", kubeconfig "+l.KubeconfigPath(), nsState(l.Netns("datastore")), state)
 	}
 }

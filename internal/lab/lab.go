@@ -265,7 +265,7 @@ func runIn(ctx context.Context, ns string, stdin []byte, argv ...string) ([]byte
 // namespace (the only place, with the hosts, that can reach it: the lab
 // never touches the real host's network). stdin may be nil.
 func (l *Lab) Servalctl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
-	argv := append([]string{l.bin("servalctl"), "--etcd-endpoints", l.State.EtcdEndpoint}, args...)
+	argv := append(append([]string{l.bin("servalctl")}, l.datastoreArgs()...), args...)
 	return runIn(ctx, l.Netns("datastore"), stdin, argv...)
 }
 

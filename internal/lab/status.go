@@ -121,7 +121,7 @@ func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 func (l *Lab) HostServalctl(ctx context.Context, host string, args ...string) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	argv := append([]string{l.bin("servalctl"), "--etcd-endpoints", l.State.EtcdEndpoint}, args...)
+	argv := append(append([]string{l.bin("servalctl")}, l.datastoreArgs()...), args...)
 	return runIn(cctx, l.Netns(host), nil, argv...)
 }
 

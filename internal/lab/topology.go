@@ -48,7 +48,9 @@ type Topology struct {
 
 // Datastore says where the lab's etcd runs.
 type Datastore struct {
-	// Kind is "embedded" (one etcd member, default) or "etcd-cluster".
+	// Kind is "embedded" (one etcd member, default), "etcd-cluster", or
+	// "kubernetes": a kube-apiserver (on one embedded etcd member) is the
+	// datastore, every workload a Pod (see kube.go).
 	Kind string `json:"kind,omitempty"`
 	// Members of an etcd-cluster (3 when unset).
 	Members int `json:"members,omitempty"`
@@ -125,6 +127,9 @@ var reservedNames = map[string]bool{"fabric": true, "datastore": true}
 var (
 	labNameRE    = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
 	memberNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$`)
+	// dnsLabelRE is a Kubernetes name of one DNS label (a Node's, a
+	// Namespace's).
+	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
 // LoadTopology reads and validates a topology file. Manifest paths become
@@ -424,8 +429,12 @@ func (t *Topology) validate() []string {
 		if d.Members < 1 || d.Members > 7 {
 			bad("datastore.members", "%d: an etcd cluster here has 1 to 7 members", d.Members)
 		}
+	case DatastoreKubernetes:
+		if d.Members != 0 && d.Members != 1 {
+			bad("datastore.members", "a kubernetes datastore has one etcd member")
+		}
 	default:
-		bad("datastore.kind", "%q is not a datastore kind (embedded or etcd-cluster)", d.Kind)
+		bad("datastore.kind", "%q is not a datastore kind (embedded, etcd-cluster or kubernetes)", d.Kind)
 	}
 	if d.Address != "" {
 		useAddr("datastore.address", d.Address)
@@ -444,8 +453,11 @@ func (t *Topology) validate() []string {
 	}
 
 	hosts := map[string]bool{}
-	for _, h := range t.Hosts {
+	for i, h := range t.Hosts {
 		hosts[h.Name] = true
+		if d.Kind == DatastoreKubernetes && !dnsLabelRE.MatchString(h.Name) {
+			bad(fmt.Sprintf("hosts[%d].name", i), "%q names a Kubernetes Node with a kubernetes datastore: lower case letters, digits and '-' only, starting and ending with a letter or digit", h.Name)
+		}
 	}
 	static := map[netip.Addr]string{}
 	for i := range t.Workloads {
@@ -461,6 +473,9 @@ func (t *Topology) validate() []string {
 		if w.Namespace == "" {
 			w.Namespace = "default"
 		}
+		if d.Kind == DatastoreKubernetes && !dnsLabelRE.MatchString(w.Namespace) {
+			bad(path+".namespace", "%q is not a Kubernetes namespace name (lower case letters, digits and '-')", w.Namespace)
+		}
 		if w.Address != "" {
 			a, err := netip.ParseAddr(w.Address)
 			if err != nil || !a.Is4() {
@@ -470,6 +485,9 @@ func (t *Topology) validate() []string {
 			} else {
 				static[a] = path
 			}
+		}
+		if d.Kind == DatastoreKubernetes && len(w.Profiles) > 0 {
+			bad(path+".profiles", "a pod's profiles are those of its namespace and service account (kns.<namespace>, ksa.<namespace>.<name>): a kubernetes datastore takes none from the topology")
 		}
 		for j, p := range w.Profiles {
 			if p == "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/kubeapi"
 )
 
 // DefaultPool is the IPPool a lab creates when no manifest defines one:
@@ -66,7 +67,7 @@ func Up(ctx context.Context, t *Topology, opts Options) (*Lab, error) {
 		fn   func(context.Context) error
 	}{
 		{"creating the fabric and the hosts", l.createFabric},
-		{"starting the datastore (" + t.Datastore.Kind + " etcd)", l.startDatastore},
+		{"starting the datastore (" + datastoreWhat(t) + ")", l.startDatastore},
 		{"applying the IP pool, nodes and manifests", l.applyResources},
 		{"starting the router", l.startRouter},
 		{"starting serval-node on every host", l.startAgents},
@@ -86,6 +87,13 @@ func Up(ctx context.Context, t *Topology, opts Options) (*Lab, error) {
 		return l, err
 	}
 	return l, nil
+}
+
+func datastoreWhat(t *Topology) string {
+	if t.Kubernetes() {
+		return "kube-apiserver on embedded etcd"
+	}
+	return t.Datastore.Kind + " etcd"
 }
 
 func dirExists(p string) bool {
@@ -118,6 +126,13 @@ func (l *Lab) preflight() error {
 		need("/usr/lib/frr/bgpd", "the FRR router; install the Debian package frr")
 		if _, err := exec.LookPath("vtysh"); err != nil {
 			missing = append(missing, "vtysh (the FRR router's CLI; install the Debian package frr)")
+		}
+	}
+	if t.Kubernetes() {
+		for _, b := range []string{"kube-apiserver", "kubectl"} {
+			if _, err := kubeapi.Binary("", b); err != nil {
+				missing = append(missing, err.Error())
+			}
 		}
 	}
 	if t.Datastore.Kind == "etcd-cluster" {
@@ -402,7 +417,15 @@ func (l *Lab) applyResources(ctx context.Context) error {
 	if !hasPool {
 		b.WriteString(DefaultPool)
 	}
-	b.WriteString(nodesYAML(t))
+	if t.Kubernetes() {
+		// The Serval Nodes are derived from Kubernetes Nodes.
+		if err := l.createKubeNodes(ctx); err != nil {
+			return err
+		}
+		b.WriteString(peerYAML(t))
+	} else {
+		b.WriteString(nodesYAML(t))
+	}
 	if _, err := l.Servalctl(ctx, []byte(b.String()), "apply", "-f", "-"); err != nil {
 		return err
 	}
@@ -428,6 +451,14 @@ func nodesYAML(t *Topology) string {
 			fmt.Fprintf(&b, "    asNumber: %d\n", h.ASNumber)
 		}
 	}
+	b.WriteString(peerYAML(t))
+	return b.String()
+}
+
+// peerYAML is, with a router, the BGPPeer that makes every host peer with
+// it.
+func peerYAML(t *Topology) string {
+	var b strings.Builder
 	if r := t.Router; r != nil && r.Kind != RouterStatic {
 		ra, _ := netip.ParsePrefix(r.Address)
 		fmt.Fprintf(&b, "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: lab-tor\nspec:\n  peerIP: %s\n  asNumber: %d\n", ra.Addr(), r.ASNumber)

@@ -50,6 +50,31 @@ func netConf(etcd, host, mtuFile string, ipv6 bool) ([]byte, error) {
 	if mtuFile != "" {
 		plugin["mtu"], plugin["mtu_file"] = 0, mtuFile
 	}
+	return netConfList(plugin)
+}
+
+// kubeNetConf is the CNI network configuration of a kubernetes lab's host:
+// Calico's Kubernetes mode (datastore_type kubernetes, the API server's
+// kubeconfig), as a Calico install writes it for the kubelet.
+func kubeNetConf(kubeconfig, host, mtuFile string, ipv6 bool) ([]byte, error) {
+	ipam := map[string]any{"type": "serval-ipam"}
+	if ipv6 {
+		ipam["assign_ipv6"] = "true"
+	}
+	plugin := map[string]any{
+		"type":           "serval",
+		"datastore_type": DatastoreKubernetes,
+		"kubernetes":     map[string]any{"kubeconfig": kubeconfig},
+		"nodename":       host,
+		"mtu":            0,
+		"mtu_file":       mtuFile,
+		"log_level":      "info",
+		"ipam":           ipam,
+	}
+	return netConfList(plugin)
+}
+
+func netConfList(plugin map[string]any) ([]byte, error) {
 	list := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       NetworkName,
@@ -79,6 +104,16 @@ func (l *Lab) runtimeConf(w *Workload) *libcni.RuntimeConf {
 		NetNS:       filepath.Join(netnsDir, l.Netns(w.Name)),
 		IfName:      "eth0",
 	}
+	if l.State.Topology.Kubernetes() {
+		// As a kubelet calls it: the pod says the rest (labels, address
+		// through its ipAddrs annotation).
+		rc.Args = [][2]string{
+			{"K8S_POD_NAMESPACE", w.Namespace},
+			{"K8S_POD_NAME", PodName(w.Name)},
+			{"K8S_POD_INFRA_CONTAINER_ID", rc.ContainerID},
+		}
+		return rc
+	}
 	if w.Address != "" {
 		// Calico's way to ask for a given address.
 		rc.Args = append(rc.Args, [2]string{"IP", w.Address})
@@ -102,7 +137,11 @@ func (l *Lab) runtimeConf(w *Workload) *libcni.RuntimeConf {
 }
 
 func (l *Lab) netConfList(w *Workload) (*libcni.NetworkConfigList, error) {
-	data, err := netConf(l.State.EtcdEndpoint, w.Host, MTUFile(l.AgentSocket(w.Host)), l.State.Topology.Host(w.Host).Address6 != "")
+	ipv6 := l.State.Topology.Host(w.Host).Address6 != ""
+	data, err := netConf(l.State.EtcdEndpoint, w.Host, MTUFile(l.AgentSocket(w.Host)), ipv6)
+	if l.State.Topology.Kubernetes() {
+		data, err = kubeNetConf(l.KubeconfigPath(), w.Host, MTUFile(l.AgentSocket(w.Host)), ipv6)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("building the CNI config of %s: %w", w.Name, err)
 	}
@@ -148,6 +187,11 @@ func (l *Lab) AddWorkload(ctx context.Context, w Workload) error {
 // namespace, as the container runtime on that host would: the plugin
 // creates the host end of the veth in the namespace it runs in.
 func (l *Lab) addWorkload(ctx context.Context, w *Workload) error {
+	if l.State.Topology.Kubernetes() {
+		if err := l.createPod(ctx, w); err != nil {
+			return err
+		}
+	}
 	ns := l.Netns(w.Name)
 	if err := runIP(ctx, "netns", "add", ns); err != nil {
 		return err
@@ -168,6 +212,9 @@ func (l *Lab) addWorkload(ctx context.Context, w *Workload) error {
 	})
 	if err != nil {
 		_ = runIP(ctx, "netns", "del", ns)
+		if l.State.Topology.Kubernetes() {
+			_ = l.deletePod(ctx, w)
+		}
 		return fmt.Errorf("CNI ADD of workload %s on %s: %w", w.Name, w.Host, err)
 	}
 	r, err := current.NewResultFromResult(res)
@@ -216,6 +263,11 @@ func (l *Lab) DeleteWorkload(ctx context.Context, name string) error {
 	}
 	if err := runIP(ctx, "netns", "del", l.Netns(name)); err != nil {
 		return err
+	}
+	if l.State.Topology.Kubernetes() {
+		if err := l.deletePod(ctx, &w); err != nil {
+			return err
+		}
 	}
 	l.State.Topology.Workloads = append(l.State.Topology.Workloads[:idx], l.State.Topology.Workloads[idx+1:]...)
 	delete(l.State.Workloads, name)

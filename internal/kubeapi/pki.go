@@ -1,4 +1,4 @@
-package kubetest
+package kubeapi
 
 import (
 	"crypto/ecdsa"
@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// pki is the key material of one test API server, written as files in its
+// pki is the key material of one API server, written as files in its
 // directory: a CA, the serving certificate it signs (for every loopback
 // name and the first addresses of the service ranges, as a cluster's
 // `kubernetes` Service would be reached), and the service-account key pair.
@@ -39,13 +39,14 @@ type pki struct {
 	clientGroups          []string
 }
 
-// newPKI generates the key material into dir.
-func newPKI(dir string, serviceIPs []net.IP) (*pki, error) {
+// newPKI generates the key material into dir; the serving certificate is
+// for the loopback names and addresses and ips.
+func newPKI(dir string, ips []net.IP) (*pki, error) {
 	p := &pki{
 		notBefore:             time.Now().Add(-time.Hour),
 		notAfter:              time.Now().Add(7 * 24 * time.Hour),
 		servingNames:          []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		servingIPs:            append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, serviceIPs...),
+		servingIPs:            append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...),
 		serviceAccountRSABits: 2048,
 		clientUser:            AdminUser,
 		clientGroups:          []string{"system:masters"},
@@ -78,7 +79,7 @@ func (p *pki) makeCA() error {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          p.serial(),
-		Subject:               pkix.Name{CommonName: "serval-kubetest-ca"},
+		Subject:               pkix.Name{CommonName: "serval-kube-ca"},
 		NotBefore:             p.notBefore,
 		NotAfter:              p.notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,

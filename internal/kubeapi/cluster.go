@@ -1,16 +1,12 @@
-package kubetest
+package kubeapi
 
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,8 +18,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/servalnet/serval/internal/datastore/embedetcd"
 )
@@ -96,6 +90,7 @@ type Cluster struct {
 	StartDuration time.Duration
 
 	binDir     string
+	files      *Files
 	caPEM      []byte
 	ownDir     bool
 	log        *slog.Logger
@@ -132,8 +127,12 @@ func (e *MissingBinaryError) Error() string {
 
 func (e *MissingBinaryError) Unwrap() error { return e.Err }
 
-// binary returns the path of name in dir, or a *MissingBinaryError.
-func binary(dir, name string) (string, error) {
+// Binary returns the path of the executable name in dir (BinDir() when
+// empty), or a *MissingBinaryError.
+func Binary(dir, name string) (string, error) {
+	if dir == "" {
+		dir = BinDir()
+	}
 	p := filepath.Join(dir, name)
 	st, err := os.Stat(p)
 	if err == nil && (st.IsDir() || st.Mode()&0o111 == 0) {
@@ -154,11 +153,11 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.BinDir == "" {
 		opts.BinDir = BinDir()
 	}
-	apiserver, err := binary(opts.BinDir, "kube-apiserver")
+	apiserver, err := Binary(opts.BinDir, "kube-apiserver")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := binary(opts.BinDir, "kubectl"); err != nil {
+	if _, err := Binary(opts.BinDir, "kubectl"); err != nil {
 		return nil, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -210,20 +209,13 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	c.EtcdURL = c.etcd.ClientURL()
 
-	pk, err := newPKI(c.Dir, []net.IP{net.ParseIP("10.96.0.1"), net.ParseIP("fd00:10:96::1")})
+	files, err := WriteFiles(c.Dir)
 	if err != nil {
 		return c, fmt.Errorf("test cluster: %w", err)
 	}
-	c.CAFile, c.caPEM = pk.caFile, pk.caPEM
-	c.AdminCertFile, c.AdminKeyFile = pk.clientCertFile, pk.clientKeyFile
-	if c.Token, err = randomToken(); err != nil {
-		return c, err
-	}
-	tokenFile := filepath.Join(c.Dir, "tokens.csv")
-	// token,user,uid,"group1,group2"
-	if err := os.WriteFile(tokenFile, fmt.Appendf(nil, "%s,%s,%s,\"system:masters\"\n", c.Token, AdminUser, AdminUser), 0o600); err != nil {
-		return c, fmt.Errorf("writing the API server's token file: %w", err)
-	}
+	c.files = files
+	c.CAFile, c.caPEM, c.Token = files.CAFile, files.CAPEM, files.Token
+	c.AdminCertFile, c.AdminKeyFile = files.AdminCertFile, files.AdminKeyFile
 	c.LogFile = filepath.Join(c.Dir, "kube-apiserver.log")
 	if c.logOut, err = os.OpenFile(c.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		return c, fmt.Errorf("opening the API server's log %s: %w", c.LogFile, err)
@@ -238,7 +230,7 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 			return c, err
 		}
 		c.URL = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := apiserverArgs(c, pk, tokenFile, port, opts.ExtraArgs)
+		args := files.Args(c.EtcdURL, net.IPv4(127, 0, 0, 1), port, opts.ExtraArgs)
 		log.Info("starting kube-apiserver", "url", c.URL, "etcd", c.EtcdURL, "log", c.LogFile)
 		if err := c.startProcess(apiserver, args); err != nil {
 			return c, err
@@ -259,33 +251,6 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 	c.StartDuration = time.Since(start)
 	log.Info("kube-apiserver ready", "url", c.URL, "took", c.StartDuration.Round(time.Millisecond))
 	return c, nil
-}
-
-func apiserverArgs(c *Cluster, pk *pki, tokenFile string, port int, extra []string) []string {
-	args := []string{
-		"--etcd-servers=" + c.EtcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(port),
-		"--tls-cert-file=" + pk.certFile,
-		"--tls-private-key-file=" + pk.keyFile,
-		"--client-ca-file=" + pk.caFile,
-		"--token-auth-file=" + tokenFile,
-		"--authorization-mode=RBAC",
-		"--anonymous-auth=false",
-		"--service-account-issuer=" + ServiceAccountIssuer,
-		"--service-account-key-file=" + pk.saPublicFile,
-		"--service-account-signing-key-file=" + pk.saPrivateFile,
-		"--service-cluster-ip-range=" + ServiceCIDRv4 + "," + ServiceCIDRv6,
-		"--allow-privileged=true",
-		// A loopback address is no valid endpoint of the `kubernetes`
-		// Service: keep the API server from trying to publish it.
-		"--endpoint-reconciler-type=none",
-		"--profiling=false",
-		"--cert-dir=" + filepath.Join(c.Dir, "certs"),
-		"--v=1",
-	}
-	return append(args, extra...)
 }
 
 // startProcess starts the API server, its output appended to the log
@@ -333,62 +298,26 @@ func (c *Cluster) processExited() bool {
 // waitReady polls /readyz until it answers ok, the process exits or ctx
 // is done.
 func (c *Cluster) waitReady(ctx context.Context) error {
-	hc, err := c.httpClient()
-	if err != nil {
-		return err
-	}
-	var last string
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/readyz", nil)
-		if err != nil {
-			return fmt.Errorf("readiness request to %s: %w", c.URL, err)
-		}
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-		resp, err := hc.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
+		last := c.files.Ready(ctx, c.URL, nil)
+		if last == nil {
+			return nil
 		}
 		select {
 		case <-c.exited:
 			return fmt.Errorf("kube-apiserver at %s exited before it was ready: %v", c.URL, c.waitErr)
 		case <-ctx.Done():
-			return fmt.Errorf("kube-apiserver at %s not ready (last /readyz: %s): %w", c.URL, last, ctx.Err())
+			return fmt.Errorf("kube-apiserver at %s not ready (%v): %w", c.URL, last, ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
-func (c *Cluster) httpClient() (*http.Client, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(c.caPEM) {
-		return nil, fmt.Errorf("test cluster: CA %s holds no certificate", c.CAFile)
-	}
-	return &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
-	}, nil
-}
-
 func (c *Cluster) writeKubeconfig() error {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["serval-kubetest"] = &clientcmdapi.Cluster{Server: c.URL, CertificateAuthorityData: c.caPEM}
-	cfg.AuthInfos[AdminUser] = &clientcmdapi.AuthInfo{Token: c.Token}
-	cfg.Contexts["serval-kubetest"] = &clientcmdapi.Context{Cluster: "serval-kubetest", AuthInfo: AdminUser, Namespace: "default"}
-	cfg.CurrentContext = "serval-kubetest"
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, c.Kubeconfig); err != nil {
-		return fmt.Errorf("writing the admin kubeconfig %s: %w", c.Kubeconfig, err)
-	}
-	return nil
+	return c.files.WriteKubeconfig(c.Kubeconfig, "serval-kubetest", c.URL)
 }
 
 // RESTConfig returns a new admin client configuration (user AdminUser, in
