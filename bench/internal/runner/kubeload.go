@@ -22,7 +22,7 @@ import (
 	"github.com/servalnet/serval/internal/datastore"
 	kubeds "github.com/servalnet/serval/internal/datastore/kubernetes"
 	"github.com/servalnet/serval/internal/k8sconv"
-	"github.com/servalnet/serval/internal/kubetest"
+	"github.com/servalnet/serval/internal/kubeapi"
 	"github.com/servalnet/serval/internal/netconst"
 	"github.com/servalnet/serval/internal/synthload"
 )
@@ -81,7 +81,7 @@ func kubePod(i int, node string) *corev1.Pod {
 
 // kubeLoad is a running kube-apiserver holding an agent load.
 type kubeLoad struct {
-	cluster *kubetest.Cluster
+	cluster *kubeapi.Cluster
 	ds      datastore.Interface // Serval's kinds on the API server
 	cfg     *rest.Config
 }
@@ -101,7 +101,7 @@ func (k *kubeLoad) close() {
 // writes, through the kubernetes datastore). It returns how long the
 // writing took, the API server's start excluded.
 func writeKubeLoad(ctx context.Context, a agentLoadSpec, node string, log *slog.Logger) (*kubeLoad, time.Duration, error) {
-	c, err := kubetest.New(ctx, kubetest.Options{Logger: log})
+	c, err := kubeapi.New(ctx, kubeapi.Options{Logger: log})
 	if err != nil {
 		return nil, 0, fmt.Errorf("starting kube-apiserver: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -83,4 +82,4 @@ func RunKubePolicyWriter(ctx context.Context, kubeconfig string, in io.Reader, o
 
 // labKubeconfig is the admin kubeconfig of a lab on the kubernetes
 // datastore (what `serval-lab kubeconfig` prints).
-func labKubeconfig(l *lab.Lab) string { return filepath.Join(l.Dir, "kubeconfig") }
+func labKubeconfig(l *lab.Lab) string { return l.KubeconfigPath() }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/servalnet/serval/internal/kubetest"
+	"github.com/servalnet/serval/internal/kubeapi"
 )
 
 // kubernetes: the agent on the kubernetes datastore beside the etcd one at
@@ -41,7 +41,7 @@ func (s *Suite) kubernetes(ctx context.Context) error {
 		// In a full run the control part has the etcd figure of this load.
 		s.Report.Ratio("k8s.agent.250local_100000remote_2000pol."+f, "agent.250local_100000remote_2000pol."+f)
 	}
-	s.Report.Note(part, "the agent loads run serval-node as in the control part (c), in a throwaway network namespace, once on an embedded etcd (WorkloadEndpoints and GlobalNetworkPolicies) and once on a kube-apiserver %s with its own embedded etcd (Pods with nodeName, labels and the cni.projectcalico.org/podIPs annotation, from which the agent derives the WorkloadEndpoints; the same 2,000 policies as GlobalNetworkPolicy custom resources of projectcalico.org/v3, no networking.k8s.io NetworkPolicies); cold start is process start → /readiness 200, change latency a policy update → the agent's \"dataplane committed\" line; ratios are kubernetes over etcd", kubetest.Version)
+	s.Report.Note(part, "the agent loads run serval-node as in the control part (c), in a throwaway network namespace, once on an embedded etcd (WorkloadEndpoints and GlobalNetworkPolicies) and once on a kube-apiserver %s with its own embedded etcd (Pods with nodeName, labels and the cni.projectcalico.org/podIPs annotation, from which the agent derives the WorkloadEndpoints; the same 2,000 policies as GlobalNetworkPolicy custom resources of projectcalico.org/v3, no networking.k8s.io NetworkPolicies); cold start is process start → /readiness 200, change latency a policy update → the agent's \"dataplane committed\" line; ratios are kubernetes over etcd", kubeapi.Version)
 	// Last: a lab of s.Hosts hosts on a kube-apiserver, each change a
 	// NetworkPolicy created with client-go.
 	prop := fmt.Sprintf("k8s.networkpolicy_propagation.%dhosts", s.Hosts)
