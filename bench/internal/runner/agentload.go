@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,8 +59,12 @@ type AgentLoadResult struct {
 	LoadSeconds float64   `json:"load_seconds"` // writing the objects into etcd
 	ColdStartMS []float64 `json:"cold_start_ms"`
 	ChangeMS    []float64 `json:"change_ms"`
-	PeakRSSMiB  float64   `json:"peak_rss_mib"`
-	Notes       []string  `json:"notes"`
+	// ListMS is, per start, the longest initial list of the agent's
+	// syncers (its "datastore listed ... took=" line): the part of the
+	// cold start spent reading the datastore.
+	ListMS     []float64 `json:"list_ms,omitempty"`
+	PeakRSSMiB float64   `json:"peak_rss_mib"`
+	Notes      []string  `json:"notes"`
 }
 
 // agentLoad runs the load in a throwaway namespace (this program again,
@@ -85,6 +90,9 @@ func (s *Suite) agentLoad(ctx context.Context, part string, a agentLoadSpec, tar
 	}
 	s.Report.Add(report.Figure{Part: part, Name: n + ".cold_start", Unit: "ms", Samples: r.ColdStartMS, Stat: fmt.Sprintf("median of %d starts", len(r.ColdStartMS))})
 	s.pcts(part, n+".change", "ms", r.ChangeMS, "changes")
+	if len(r.ListMS) > 0 {
+		s.Report.Add(report.Figure{Part: part, Name: n + ".cold_start.datastore_list", Unit: "ms", Samples: r.ListMS, Stat: fmt.Sprintf("median of %d starts: the agent's initial list of every kind, within the cold start", len(r.ListMS))})
+	}
 	s.Report.Add(report.Figure{Part: part, Name: n + ".peak_rss", Unit: "MiB", Value: r.PeakRSSMiB, Stat: "VmHWM after the changes"})
 	where := "the embedded etcd"
 	if a.Datastore == dsKubernetes {
@@ -183,6 +191,9 @@ func RunAgentLoad(ctx context.Context, specJSON, nodeBin string, out io.Writer) 
 			return err
 		}
 		res.ColdStartMS = append(res.ColdStartMS, ms(d))
+		ag.mu.Lock()
+		res.ListMS = append(res.ListMS, ms(ag.listed))
+		ag.mu.Unlock()
 		if i == 0 {
 			res.ChangeMS, err = ag.changes(ctx, ds, a)
 			if err != nil {
@@ -199,6 +210,9 @@ type agent struct {
 	cmd     *exec.Cmd
 	started time.Time
 	commits chan time.Time
+
+	mu     sync.Mutex
+	listed time.Duration // the longest "datastore listed" took= so far
 }
 
 func startAgent(ctx context.Context, bin string, dsArgs []string, dir string) (*agent, error) {
@@ -233,6 +247,13 @@ func startAgent(ctx context.Context, bin string, dsArgs []string, dir string) (*
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			fmt.Fprintf(logCopy, "%s %s\n", time.Now().Format("15:04:05.000"), sc.Text())
+			if strings.Contains(sc.Text(), `msg="datastore listed"`) {
+				if d, ok := tookOf(sc.Text()); ok {
+					ag.mu.Lock()
+					ag.listed = max(ag.listed, d)
+					ag.mu.Unlock()
+				}
+			}
 			if strings.Contains(sc.Text(), "dataplane committed") {
 				select {
 				case ag.commits <- time.Now():
@@ -283,6 +304,16 @@ func (ag *agent) changes(ctx context.Context, ds datastore.Interface, a agentLoa
 		time.Sleep(100 * time.Millisecond)
 	}
 	return out, nil
+}
+
+// tookOf reads the took= field of a log line.
+func tookOf(line string) (time.Duration, bool) {
+	_, after, ok := strings.Cut(line, " took=")
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(strings.Fields(after + " ")[0])
+	return d, err == nil
 }
 
 // peakRSS is the agent's VmHWM in MiB.
