@@ -279,3 +279,18 @@ func TestUnreachable(t *testing.T) {
 		}
 	}
 }
+
+func TestPodOfEndpoint(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{api.WorkloadEndpointName("node1", "k8s", "web", "eth0"), "web"},
+		{api.WorkloadEndpointName("node-1.example", "k8s", "web-0", "eth0"), "web-0"},
+		{api.WorkloadEndpointName("n", "k8s", "a--b", "eth0"), "a--b"},
+		{api.WorkloadEndpointName("node1", "openstack", "web", "eth0"), ""},
+		{"node1-k8s-web", ""},
+		{"", ""},
+	} {
+		if got := podOfEndpoint(c.name); got != c.want {
+			t.Errorf("podOfEndpoint(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
