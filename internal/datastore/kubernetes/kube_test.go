@@ -10,6 +10,12 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	k8s "k8s.io/client-go/kubernetes"
+
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/datastore/dstest"
@@ -87,6 +93,14 @@ func TestValidManifestsRoundTrip(t *testing.T) {
 				if key.Namespace != "" {
 					createNamespaces(t, c, key.Namespace)
 				}
+				if derivedName(key.Name) {
+					// Names Kubernetes objects stand for are not Serval's
+					// to write here, as in Calico's Kubernetes mode.
+					if _, err := s.Create(ctx, r); !errors.Is(err, kubernetes.ErrDerived) {
+						t.Errorf("Create of %s: %v, want ErrDerived", key, err)
+					}
+					return
+				}
 				if _, err := s.Delete(ctx, key, ""); err != nil && !errors.Is(err, datastore.ErrNotFound) {
 					t.Fatalf("removing what an earlier run left: %v", err)
 				}
@@ -116,6 +130,16 @@ func TestValidManifestsRoundTrip(t *testing.T) {
 			})
 		}
 	}
+}
+
+// derivedName: a name Kubernetes objects stand for.
+func derivedName(name string) bool {
+	for _, p := range []string{"kns.", "ksa.", "knp.default.", "kcnp."} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func jsonOf(t *testing.T, r api.Resource) string {
@@ -237,5 +261,145 @@ func TestServerErrors(t *testing.T) {
 	}
 	if _, err := closing.Get(ctx, api.Key{Kind: dstest.ThingKind, Name: "a"}); !errors.Is(err, datastore.ErrUnavailable) {
 		t.Errorf("Get after Close: %v", err)
+	}
+}
+
+// TestDerivedKinds: Profiles, policies, WorkloadEndpoints and Nodes that
+// Kubernetes objects stand for are read like stored ones, merged with
+// the stored ones, followed by watches, and refused to writers.
+func TestDerivedKinds(t *testing.T) {
+	c := kubetest.Shared(t)
+	installAllCRDs(t, c)
+	s, err := kubernetes.New(c.RESTConfig(), nil, kubernetes.WithDerivedWorkloadsAndNodes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs := k8s.NewForConfigOrDie(c.RESTConfig())
+	ns := c.Namespace(t, "derived")
+	if _, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"a"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "builder", Labels: map[string]string{"role": "ci"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	node := "kn-" + ns
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), node, metav1.DeleteOptions{}) })
+	if _, err := cs.NetworkingV1().NetworkPolicies(ns).Create(ctx, &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "np1"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := func(name, ips string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name},
+				Annotations: map[string]string{"cni.projectcalico.org/podIPs": ips}},
+			Spec: corev1.PodSpec{NodeName: node, ServiceAccountName: "builder",
+				Containers: []corev1.Container{{Name: "c", Image: "example.invalid/c"}}},
+		}
+	}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod("web", "10.65.0.5/32,fd00:65::5/128"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stored := &api.NetworkPolicy{TypeMeta: api.TypeMeta{Kind: "NetworkPolicy"},
+		ObjectMeta: api.ObjectMeta{Namespace: ns, Name: "default.mine"},
+		Spec:       api.NetworkPolicySpec{Selector: "all()"}}
+	if _, err := s.Create(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+
+	prof, err := s.Get(ctx, api.Key{Kind: "Profile", Name: "kns." + ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := prof.(*api.Profile).Spec.LabelsToApply; l["pcns.team"] != "a" {
+		t.Errorf("namespace profile labels %v", l)
+	}
+	sa, err := s.Get(ctx, api.Key{Kind: "Profile", Name: "ksa." + ns + ".builder"})
+	if err != nil || sa.(*api.Profile).Spec.LabelsToApply["pcsa.role"] != "ci" {
+		t.Errorf("service account profile: %v %v", sa, err)
+	}
+	names := func(kind, namespace string) string {
+		t.Helper()
+		res, err := s.List(ctx, datastore.ListOptions{Kind: kind, Namespace: namespace})
+		if err != nil {
+			t.Fatalf("List %s: %v", kind, err)
+		}
+		var out []string
+		for _, r := range res.Items {
+			out = append(out, r.GetObjectMeta().Name)
+		}
+		return strings.Join(out, ",")
+	}
+	if got, want := names("NetworkPolicy", ns), "default.mine,knp.default.np1"; got != want {
+		t.Errorf("policies of %s = %s, want %s", ns, got, want)
+	}
+	wepName := api.WorkloadEndpointName(node, "k8s", "web", "eth0")
+	if got := names("WorkloadEndpoint", ns); got != wepName {
+		t.Errorf("endpoints of %s = %s, want %s", ns, got, wepName)
+	}
+	wep, err := s.Get(ctx, api.Key{Kind: "WorkloadEndpoint", Namespace: ns, Name: wepName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := wep.(*api.WorkloadEndpoint); strings.Join(w.Spec.IPNetworks, ",") != "10.65.0.5/32,fd00:65::5/128" || w.Spec.Node != node ||
+		w.Labels["projectcalico.org/serviceaccount"] != "builder" {
+		t.Errorf("endpoint of the pod: %s", jsonOf(t, w))
+	}
+	if _, err := s.Get(ctx, api.Key{Kind: "Node", Name: node}); err != nil {
+		t.Errorf("Node from the Kubernetes Node: %v", err)
+	}
+
+	// Writers are told what to change instead.
+	prof.GetObjectMeta().Annotations = map[string]string{"x": "y"}
+	if _, err := s.Update(ctx, prof); !errors.Is(err, kubernetes.ErrDerived) || !strings.Contains(err.Error(), "derived from Namespaces; change the Namespace instead") {
+		t.Errorf("Update of a namespace profile: %v", err)
+	}
+	if _, err := s.Delete(ctx, api.KeyOf(wep), ""); !errors.Is(err, kubernetes.ErrDerived) || !strings.Contains(err.Error(), "change the Pod") {
+		t.Errorf("Delete of a pod's endpoint: %v", err)
+	}
+
+	// A watch follows the pods.
+	list, err := s.List(ctx, datastore.ListOptions{Kind: "WorkloadEndpoint", Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Watch(ctx, datastore.WatchOptions{Kind: "WorkloadEndpoint", Namespace: ns, Revision: list.Revision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod("db", "10.65.0.6/32"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, "web", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	// A bound pod's delete is two writes (its deletionTimestamp, then the
+	// delete itself): the endpoint is Modified, then Deleted.
+	var got []string
+	for len(got) < 3 {
+		select {
+		case ev := <-w.Events():
+			if ev.Type == datastore.Error {
+				t.Fatalf("watch: %v", ev.Err)
+			}
+			got = append(got, ev.Type.String()+" "+ev.Object.GetObjectMeta().Name)
+		case <-ctx.Done():
+			t.Fatalf("watch events so far: %v", got)
+		}
+	}
+	want := []string{"Added " + api.WorkloadEndpointName(node, "k8s", "db", "eth0"), "Modified " + wepName, "Deleted " + wepName}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("watch events = %v, want %v", got, want)
 	}
 }
