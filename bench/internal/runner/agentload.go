@@ -193,7 +193,15 @@ func RunAgentLoad(ctx context.Context, specJSON, nodeBin string, out io.Writer) 
 		res.ColdStartMS = append(res.ColdStartMS, ms(d))
 		ag.mu.Lock()
 		res.ListMS = append(res.ListMS, ms(ag.listed))
+		seen := ag.seen
 		ag.mu.Unlock()
+		// An agent that does not see the load measures nothing: on the
+		// kubernetes datastore, a backend that keeps WorkloadEndpoints as
+		// custom resources instead of deriving them from the Pods.
+		if want := a.Local + a.Remote + a.Policies; seen < want {
+			ag.stop()
+			return fmt.Errorf("serval-node listed %d objects, fewer than the load's %d endpoints and policies (on the kubernetes datastore: are WorkloadEndpoints derived from Pods?)", seen, want)
+		}
 		if i == 0 {
 			res.ChangeMS, err = ag.changes(ctx, ds, a)
 			if err != nil {
@@ -213,6 +221,7 @@ type agent struct {
 
 	mu     sync.Mutex
 	listed time.Duration // the longest "datastore listed" took= so far
+	seen   int           // the most changes= of a "datastore listed" line
 }
 
 func startAgent(ctx context.Context, bin string, dsArgs []string, dir string) (*agent, error) {
@@ -251,6 +260,7 @@ func startAgent(ctx context.Context, bin string, dsArgs []string, dir string) (*
 				if d, ok := tookOf(sc.Text()); ok {
 					ag.mu.Lock()
 					ag.listed = max(ag.listed, d)
+					ag.seen = max(ag.seen, changesOf(sc.Text()))
 					ag.mu.Unlock()
 				}
 			}
@@ -314,6 +324,16 @@ func tookOf(line string) (time.Duration, bool) {
 	}
 	d, err := time.ParseDuration(strings.Fields(after + " ")[0])
 	return d, err == nil
+}
+
+// changesOf reads the changes= field of a log line (0 without one).
+func changesOf(line string) int {
+	_, after, ok := strings.Cut(line, " changes=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.Fields(after + " ")[0])
+	return n
 }
 
 // peakRSS is the agent's VmHWM in MiB.

@@ -69,6 +69,9 @@ func TestTookOf(t *testing.T) {
 		{`msg="datastore listed" kinds=1`, 0, false},
 		{`took=soon`, 0, false},
 	} {
+		if n := changesOf(tc.line); tc.ok && strings.Contains(tc.line, "changes=12251") != (n == 12251) {
+			t.Errorf("changesOf(%q) = %d", tc.line, n)
+		}
 		got, ok := tookOf(tc.line)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("tookOf(%q) = %v, %v; want %v, %v", tc.line, got, ok, tc.want, tc.ok)
