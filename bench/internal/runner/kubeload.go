@@ -176,10 +176,12 @@ feed:
 		}
 	}
 	close(pods)
-	go func() {
-		for range pods { // a writer that failed leaves the rest to drain
-		}
-	}()
+	if werr != nil {
+		go func() {
+			for range pods { // what the writers left after a failure
+			}
+		}()
+	}
 	wg.Wait()
 	if werr == nil {
 		select {
