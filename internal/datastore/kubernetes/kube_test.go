@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -492,4 +493,61 @@ func TestSyncerOnDerivedKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("pod b's endpoint", func() bool { return has("WorkloadEndpoint", api.WorkloadEndpointName(node, "k8s", "b", "eth0")) })
+}
+
+// TestListPages: a list longer than a page is read a page at a time with
+// continue tokens, every page at the first one's revision, and a stored
+// kind merged with a derived one stays one snapshot.
+func TestListPages(t *testing.T) {
+	c := kubetest.Shared(t)
+	installCRDs(t, c, dstest.ThingKind, dstest.NSThingKind)
+	s, err := kubernetes.New(c.RESTConfig(), nil, kubernetes.WithListPageSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	emptyKinds(t, s, dstest.ThingKind)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var want []string
+	for i := range 7 {
+		name := fmt.Sprintf("p%d", i)
+		want = append(want, name)
+		if _, err := s.Create(ctx, dstest.NewThing(name, nil, dstest.ThingSpec{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var revs []int64
+	pages := 0
+	rev, err := s.ListPages(ctx, datastore.ListOptions{Kind: dstest.ThingKind}, func(items []api.Resource, r int64) error {
+		pages++
+		revs = append(revs, r)
+		for _, it := range items {
+			got = append(got, it.GetObjectMeta().Name)
+		}
+		// A write between pages is not in this snapshot.
+		if pages == 1 {
+			if _, err := s.Create(ctx, dstest.NewThing("late", nil, dstest.ThingSpec{})); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") || pages != 4 {
+		t.Errorf("pages %d, items %v; want 4 pages of %v", pages, got, want)
+	}
+	for _, r := range revs {
+		if r != rev {
+			t.Errorf("page at revision %d, list at %d", r, rev)
+		}
+	}
+	// An error from the consumer stops the listing and comes back as it is.
+	stop := errors.New("enough")
+	if _, err := s.ListPages(ctx, datastore.ListOptions{Kind: dstest.ThingKind}, func([]api.Resource, int64) error { return stop }); err != stop {
+		t.Errorf("ListPages with a failing consumer: %v", err)
+	}
 }
