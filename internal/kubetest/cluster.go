@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,8 +62,8 @@ type Options struct {
 	Dir string
 	// BinDir holds kube-apiserver and kubectl; BinDir() when empty.
 	BinDir string
-	// Logger receives the harness's progress and etcd's warnings; nil
-	// discards them.
+	// Logger receives the harness's progress; nil discards it. (etcd's
+	// warnings go to the file EtcdLogFile.)
 	Logger *slog.Logger
 	// ExtraArgs are appended to the API server's command line (a later
 	// flag overrides an earlier one).
@@ -80,24 +81,30 @@ type Cluster struct {
 	// Token is the admin's bearer token (user AdminUser, group
 	// system:masters).
 	Token string
-	// CAFile is the CA that signed the serving certificate.
+	// CAFile is the CA that signed the serving certificate and the admin's
+	// client certificate.
 	CAFile string
+	// AdminCertFile and AdminKeyFile are a client certificate of the admin,
+	// the other way to authenticate as AdminUser in system:masters.
+	AdminCertFile, AdminKeyFile string
 	// LogFile is where the API server writes its log.
 	LogFile string
-	// EtcdURL is the client URL of the embedded etcd.
-	EtcdURL string
+	// EtcdURL is the client URL of the embedded etcd, EtcdLogFile where
+	// it logs its warnings and errors.
+	EtcdURL, EtcdLogFile string
 	// StartDuration is how long New took until /readyz answered ok.
 	StartDuration time.Duration
 
-	binDir  string
-	caPEM   []byte
-	ownDir  bool
-	log     *slog.Logger
-	etcd    *embedetcd.Server
-	cmd     *exec.Cmd
-	logOut  *os.File
-	exited  chan struct{} // closed when the API server process has exited
-	waitErr error         // its exit status, valid once exited is closed
+	binDir     string
+	caPEM      []byte
+	ownDir     bool
+	log        *slog.Logger
+	etcd       *embedetcd.Server
+	cmd        *exec.Cmd
+	logOut     *os.File
+	etcdLogOut *os.File
+	exited     chan struct{} // closed when the API server process has exited
+	waitErr    error         // its exit status, valid once exited is closed
 
 	stopOnce sync.Once
 	stopErr  error
@@ -140,7 +147,9 @@ func binary(dir, name string) (string, error) {
 
 // New starts an embedded etcd and a kube-apiserver on loopback, waits until
 // the API server is ready, and writes an admin kubeconfig. The caller must
-// Stop it. The API server is killed if this process dies (Pdeathsig).
+// Stop it. The API server is killed if this process dies (Pdeathsig). When
+// it fails, everything it started is stopped, and the error holds the end
+// of the API server's log.
 func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.BinDir == "" {
 		opts.BinDir = BinDir()
@@ -164,24 +173,35 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 	start := time.Now()
 	c = &Cluster{Dir: opts.Dir, binDir: opts.BinDir, log: log}
 	if c.Dir == "" {
-		if c.Dir, err = os.MkdirTemp("", "serval-kubetest-"); err != nil {
+		removeStaleDirs(log)
+		if c.Dir, err = os.MkdirTemp("", tempDirPrefix); err != nil {
 			return nil, fmt.Errorf("making the test cluster's directory: %w", err)
 		}
 		c.ownDir = true
+		if err := os.WriteFile(filepath.Join(c.Dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			return c, fmt.Errorf("writing the test cluster's owner: %w", err)
+		}
 	} else if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("making the test cluster's directory %s: %w", c.Dir, err)
 	}
 	defer func() {
 		if err != nil {
 			c.Stop()
+			c = nil
 		}
 	}()
 
+	// etcd's warnings (and its complaints while closing) go to a file of
+	// their own, beside the API server's log.
+	c.EtcdLogFile = filepath.Join(c.Dir, "etcd.log")
+	if c.etcdLogOut, err = os.OpenFile(c.EtcdLogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return c, fmt.Errorf("opening etcd's log %s: %w", c.EtcdLogFile, err)
+	}
 	c.etcd, err = embedetcd.Start(ctx, embedetcd.Config{
 		DataDir:         filepath.Join(c.Dir, "etcd"),
 		ListenClientURL: "http://127.0.0.1:0",
 		ListenPeerURL:   "http://127.0.0.1:0",
-		Logger:          log.With("component", "etcd"),
+		Logger:          slog.New(slog.NewTextHandler(c.etcdLogOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		// The API server compacts etcd itself (every 5 minutes).
 		AutoCompactionRetention: "0",
 	})
@@ -195,6 +215,7 @@ func New(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, fmt.Errorf("test cluster: %w", err)
 	}
 	c.CAFile, c.caPEM = pk.caFile, pk.caPEM
+	c.AdminCertFile, c.AdminKeyFile = pk.clientCertFile, pk.clientKeyFile
 	if c.Token, err = randomToken(); err != nil {
 		return c, err
 	}
@@ -276,16 +297,27 @@ func (c *Cluster) startProcess(path string, args []string) error {
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + c.Dir}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	fmt.Fprintf(c.logOut, "=== %s %s\n", path, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", path, err)
-	}
-	c.cmd = cmd
+	// Pdeathsig follows the thread that started the process, not the
+	// process: if that thread ended (Go ends a thread whose goroutine exits
+	// while locked to it, as network-namespace code does), the API server
+	// would be killed under a running test. So a goroutine locked to its
+	// thread starts it and stays until it has exited.
 	exited := make(chan struct{})
-	c.exited = exited
+	started := make(chan error)
 	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		c.waitErr = cmd.Wait()
 		close(exited)
 	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("starting %s: %w", path, err)
+	}
+	c.cmd, c.exited = cmd, exited
 	return nil
 }
 
@@ -404,9 +436,12 @@ func (c *Cluster) stop() error {
 	if c.etcd != nil {
 		c.etcd.Close()
 	}
-	if c.logOut != nil {
-		if err := c.logOut.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing %s: %w", c.LogFile, err))
+	for _, f := range []*os.File{c.logOut, c.etcdLogOut} {
+		if f == nil {
+			continue
+		}
+		if err := f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing %s: %w", f.Name(), err))
 		}
 	}
 	if c.ownDir {
@@ -445,4 +480,31 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// A directory New makes is named tempDirPrefix*, and ownerFile in it holds
+// the pid of the process that made it.
+const (
+	tempDirPrefix = "serval-kubetest-"
+	ownerFile     = "owner.pid"
+)
+
+// removeStaleDirs removes the directories of test clusters whose process
+// died without stopping them (a test binary killed by its timeout, say):
+// their API servers died with it (Pdeathsig), their files stay behind.
+func removeStaleDirs(log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempDirPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue // not ours, or still being made
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			log.Warn("removing a dead test cluster's directory", "dir", dir, "err", err)
+		}
+	}
 }

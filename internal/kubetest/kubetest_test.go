@@ -7,7 +7,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -157,6 +160,33 @@ func TestNamespaceServiceAccountPod(t *testing.T) {
 	}
 }
 
+// TestAdminCredentials: the token and the client certificate both
+// authenticate as the admin, in system:masters.
+func TestAdminCredentials(t *testing.T) {
+	c := Shared(t)
+	byCert := c.RESTConfig()
+	byCert.BearerToken = ""
+	byCert.CertFile, byCert.KeyFile = c.AdminCertFile, c.AdminKeyFile
+	for _, tc := range []struct {
+		name string
+		cfg  *rest.Config
+	}{
+		{"token", c.RESTConfig()},
+		{"client certificate", byCert},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			review, err := clientset(t, tc.cfg).AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("self-subject review: %v", err)
+			}
+			u := review.Status.UserInfo
+			if u.Username != AdminUser || !slices.Contains(u.Groups, "system:masters") {
+				t.Errorf("authenticated as %q in %v, want %q in system:masters", u.Username, u.Groups, AdminUser)
+			}
+		})
+	}
+}
+
 // TestRBAC: the admin may do anything; another user only what RBAC grants.
 func TestRBAC(t *testing.T) {
 	c := Shared(t)
@@ -251,5 +281,63 @@ func TestStopEndsEverything(t *testing.T) {
 	}
 	if err := c.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)
+	}
+}
+
+// TestRemoveStaleDirs: a cluster directory whose process is gone is removed;
+// a living process's, or one without a readable owner, is left alone.
+func TestRemoveStaleDirs(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatalf("running true: %v", err)
+	}
+	cases := []struct {
+		dir   string
+		owner string // "" for no owner file
+		kept  bool
+	}{
+		{"dead-owner", strconv.Itoa(dead.Process.Pid), false},
+		{"living-owner", strconv.Itoa(os.Getpid()), true},
+		{"no-owner-file", "", true},
+		{"garbage-owner", "not-a-pid", true},
+	}
+	for _, tc := range cases {
+		dir := filepath.Join(tmp, tempDirPrefix+tc.dir)
+		if err := os.MkdirAll(filepath.Join(dir, "etcd"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if tc.owner != "" {
+			if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(tc.owner), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	removeStaleDirs(testLogger(t))
+	for _, tc := range cases {
+		_, err := os.Stat(filepath.Join(tmp, tempDirPrefix+tc.dir))
+		if kept := err == nil; kept != tc.kept {
+			t.Errorf("%s: directory kept %v, want %v (%v)", tc.dir, kept, tc.kept, err)
+		}
+	}
+}
+
+// TestStartFailureReportsTheLog: an API server that cannot start makes New
+// fail with the end of its log.
+func TestStartFailureReportsTheLog(t *testing.T) {
+	dir := t.TempDir()
+	c, err := New(t.Context(), Options{Dir: dir, Logger: testLogger(t), ExtraArgs: []string{"--no-such-flag=1"}})
+	if err == nil {
+		c.Stop()
+		t.Fatal("New succeeded with an unknown API server flag")
+	}
+	if c != nil {
+		t.Errorf("New returned a cluster with its error %v", err)
+	}
+	for _, want := range []string{"exited before it was ready", "unknown flag: --no-such-flag"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
 	}
 }

@@ -15,6 +15,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
 // kubectlTimeout bounds one kubectl command.
@@ -131,17 +135,22 @@ func Shared(t testing.TB) *Cluster {
 // reused). It returns the name.
 func (c *Cluster) Namespace(t testing.TB, prefix string) string {
 	t.Helper()
-	name := fmt.Sprintf("%s-%s", prefix, randomSuffix(t))
-	manifest := fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", name)
-	if _, err := c.KubectlStdin(strings.NewReader(manifest), "create", "-f", "-"); err != nil {
-		t.Fatalf("creating namespace %s: %v", name, err)
+	client, err := corev1client.NewForConfig(c.RESTConfig())
+	if err != nil {
+		t.Fatalf("client of %s: %v", c.URL, err)
+	}
+	ns, err := client.Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating a namespace %s-...: %v", prefix, err)
 	}
 	t.Cleanup(func() {
-		if _, err := c.Kubectl("delete", "namespace", name, "--wait=false"); err != nil {
-			t.Errorf("deleting namespace %s: %v", name, err)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := client.Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("deleting namespace %s: %v", ns.Name, err)
 		}
 	})
-	return name
+	return ns.Name
 }
 
 // KubectlPath is the path of the kubectl binary.
@@ -187,12 +196,4 @@ func randomToken() (string, error) {
 		return "", fmt.Errorf("generating the admin token: %w", err)
 	}
 	return hex.EncodeToString(b), nil
-}
-
-func randomSuffix(t testing.TB) string {
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatalf("generating a random name: %v", err)
-	}
-	return hex.EncodeToString(b)
 }
