@@ -364,40 +364,66 @@ func (s *Store) ListPages(ctx context.Context, opts datastore.ListOptions, page 
 }
 
 // listStream lists one resource a page at a time, at revision at (the
-// current one when 0), and returns the revision listed.
+// current one when 0), and returns the revision listed. The next page is
+// fetched while each digests this one: on a large kind, fetching and
+// decoding take about as long as the consumer.
 func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func([]json.RawMessage, int64) error) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type fetched struct {
+		page listPage
+		err  error
+	}
+	pages := make(chan fetched, 1)
+	go func() {
+		defer close(pages)
+		cont := ""
+		for {
+			r := st.request("GET").Param("limit", strconv.FormatInt(s.pageSize, 10))
+			switch {
+			case cont != "":
+				r = r.Param("continue", cont)
+			case at > 0:
+				r = r.Param("resourceVersion", strconv.FormatInt(at, 10)).Param("resourceVersionMatch", "Exact")
+			}
+			var f fetched
+			raw, err := s.do(ctx, api.Key{}, r)
+			if err != nil {
+				f.err = err
+			} else if err := json.Unmarshal(raw, &f.page); err != nil {
+				f.err = fmt.Errorf("decoding the API server's answer: %w", err)
+			}
+			select {
+			case pages <- f:
+			case <-ctx.Done():
+				return
+			}
+			if f.err != nil || f.page.Metadata.Continue == "" {
+				return
+			}
+			cont = f.page.Metadata.Continue
+		}
+	}()
 	var rev int64
-	cont := ""
-	for {
-		r := st.request("GET").Param("limit", strconv.FormatInt(s.pageSize, 10))
-		switch {
-		case cont != "":
-			r = r.Param("continue", cont)
-		case at > 0:
-			r = r.Param("resourceVersion", strconv.FormatInt(at, 10)).Param("resourceVersionMatch", "Exact")
-		}
-		raw, err := s.do(ctx, api.Key{}, r)
-		if err != nil {
-			return 0, err
-		}
-		var l listPage
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return 0, fmt.Errorf("decoding the API server's answer: %w", err)
+	for f := range pages {
+		if f.err != nil {
+			return 0, f.err
 		}
 		if rev == 0 {
-			rev, err = strconv.ParseInt(l.Metadata.ResourceVersion, 10, 64)
+			var err error
+			rev, err = strconv.ParseInt(f.page.Metadata.ResourceVersion, 10, 64)
 			if err != nil || rev <= 0 {
-				return 0, fmt.Errorf("the list's resourceVersion %q is not a revision", l.Metadata.ResourceVersion)
+				return 0, fmt.Errorf("the list's resourceVersion %q is not a revision", f.page.Metadata.ResourceVersion)
 			}
 		}
-		if err := each(l.Items, rev); err != nil {
+		if err := each(f.page.Items, rev); err != nil {
 			return 0, err
 		}
-		if l.Metadata.Continue == "" {
-			return rev, nil
-		}
-		cont = l.Metadata.Continue
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return rev, nil
 }
 
 // currentRevision is the API server's current revision: that of a

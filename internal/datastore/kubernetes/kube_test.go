@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -343,6 +344,30 @@ func TestDerivedKinds(t *testing.T) {
 	if got, want := names("NetworkPolicy", ns), "default.mine,knp.default.np1"; got != want {
 		t.Errorf("policies of %s = %s, want %s", ns, got, want)
 	}
+	// The test cluster does not serve ClusterNetworkPolicies (an add-on):
+	// the global policies are the stored ones, and a watch works too.
+	if _, err := s.List(ctx, datastore.ListOptions{Kind: "GlobalNetworkPolicy"}); err != nil {
+		t.Errorf("List GlobalNetworkPolicy without ClusterNetworkPolicies served: %v", err)
+	}
+	gw, err := s.Watch(ctx, datastore.WatchOptions{Kind: "GlobalNetworkPolicy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gnp := &api.GlobalNetworkPolicy{TypeMeta: api.TypeMeta{Kind: "GlobalNetworkPolicy"}, ObjectMeta: api.ObjectMeta{Name: "watched-" + ns}}
+	if _, err := s.Create(ctx, gnp); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = s.Delete(context.Background(), api.KeyOf(gnp), "") })
+	select {
+	case ev := <-gw.Events():
+		if ev.Type != datastore.Added || ev.Object.GetObjectMeta().Name != gnp.Name {
+			t.Errorf("GlobalNetworkPolicy watch: %v %v", ev.Type, ev.Err)
+		}
+	case <-ctx.Done():
+		t.Error("no GlobalNetworkPolicy watch event")
+	}
+	gw.Stop()
+
 	wepName := api.WorkloadEndpointName(node, "k8s", "web", "eth0")
 	if got := names("WorkloadEndpoint", ns); got != wepName {
 		t.Errorf("endpoints of %s = %s, want %s", ns, got, wepName)
@@ -401,5 +426,128 @@ func TestDerivedKinds(t *testing.T) {
 	want := []string{"Added " + api.WorkloadEndpointName(node, "k8s", "db", "eth0"), "Modified " + wepName, "Deleted " + wepName}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Errorf("watch events = %v, want %v", got, want)
+	}
+}
+
+// TestSyncerOnDerivedKinds: a Syncer (as serval-node runs one) lists and
+// follows the derived kinds: a namespace's profile and a pod's endpoint
+// arrive, and so do later pods.
+func TestSyncerOnDerivedKinds(t *testing.T) {
+	c := kubetest.Shared(t)
+	installAllCRDs(t, c)
+	s, err := kubernetes.New(c.RESTConfig(), nil, kubernetes.WithDerivedWorkloadsAndNodes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs := k8s.NewForConfigOrDie(c.RESTConfig())
+	ns := c.Namespace(t, "syncer")
+	// No controller manager makes the namespace's default account.
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	node := "kn-" + ns
+	pod := func(name, ip string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"cni.projectcalico.org/podIP": ip}},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "example.invalid/c"}}},
+		}
+	}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod("a", "10.66.0.1/32"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &dstest.Recorder{}
+	sy := datastore.NewSyncer(s, rec, datastore.SyncerConfig{Kinds: []string{"Profile", "WorkloadEndpoint"}, Namespace: ns})
+	sctx, scancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sy.Run(sctx) }()
+	defer func() {
+		scancel()
+		<-done
+	}()
+	has := func(kind, name string) bool {
+		for _, u := range rec.Updates() {
+			if u.Key.Kind == kind && u.Key.Name == name && u.Type != datastore.Deleted {
+				return true
+			}
+		}
+		return false
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("timed out waiting for %s; updates: %d, statuses %v", what, len(rec.Updates()), rec.Statuses())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	wait("the namespace's profile and pod a's endpoint", func() bool {
+		st := rec.Statuses()
+		return len(st) > 0 && st[len(st)-1] == datastore.InSync &&
+			has("Profile", "kns."+ns) && has("WorkloadEndpoint", api.WorkloadEndpointName(node, "k8s", "a", "eth0"))
+	})
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod("b", "10.66.0.2/32"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wait("pod b's endpoint", func() bool { return has("WorkloadEndpoint", api.WorkloadEndpointName(node, "k8s", "b", "eth0")) })
+}
+
+// TestListPages: a list longer than a page is read a page at a time with
+// continue tokens, every page at the first one's revision, and a stored
+// kind merged with a derived one stays one snapshot.
+func TestListPages(t *testing.T) {
+	c := kubetest.Shared(t)
+	installCRDs(t, c, dstest.ThingKind, dstest.NSThingKind)
+	s, err := kubernetes.New(c.RESTConfig(), nil, kubernetes.WithListPageSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	emptyKinds(t, s, dstest.ThingKind)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var want []string
+	for i := range 7 {
+		name := fmt.Sprintf("p%d", i)
+		want = append(want, name)
+		if _, err := s.Create(ctx, dstest.NewThing(name, nil, dstest.ThingSpec{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var revs []int64
+	pages := 0
+	rev, err := s.ListPages(ctx, datastore.ListOptions{Kind: dstest.ThingKind}, func(items []api.Resource, r int64) error {
+		pages++
+		revs = append(revs, r)
+		for _, it := range items {
+			got = append(got, it.GetObjectMeta().Name)
+		}
+		// A write between pages is not in this snapshot.
+		if pages == 1 {
+			if _, err := s.Create(ctx, dstest.NewThing("late", nil, dstest.ThingSpec{})); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") || pages != 4 {
+		t.Errorf("pages %d, items %v; want 4 pages of %v", pages, got, want)
+	}
+	for _, r := range revs {
+		if r != rev {
+			t.Errorf("page at revision %d, list at %d", r, rev)
+		}
+	}
+	// An error from the consumer stops the listing and comes back as it is.
+	stop := errors.New("enough")
+	if _, err := s.ListPages(ctx, datastore.ListOptions{Kind: dstest.ThingKind}, func([]api.Resource, int64) error { return stop }); err != stop {
+		t.Errorf("ListPages with a failing consumer: %v", err)
 	}
 }
