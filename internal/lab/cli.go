@@ -112,6 +112,44 @@ func (c *cliOpts) onLab(openFail int, run func(cmd *cobra.Command, l *Lab, args 
 	})
 }
 
+// passThrough is the RunE of a command that hands its arguments to
+// another program (DisableFlagParsing): cobra then parses none of its
+// flags, not even the persistent ones given before its name (serval-lab
+// --name x servalctl get nodes), so those are taken off the front of args
+// here.
+func (c *cliOpts) passThrough(run func(cmd *cobra.Command, l *Lab, args []string) error) runE {
+	return func(cmd *cobra.Command, args []string) error {
+		pf := cmd.Root().PersistentFlags()
+		for len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "--" {
+			name, value, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+			f := pf.Lookup(name)
+			if f == nil && len(name) == 1 {
+				f = pf.ShorthandLookup(name)
+			}
+			if f == nil {
+				break
+			}
+			args = args[1:]
+			if !hasValue {
+				if f.Value.Type() == "bool" {
+					value = "true"
+				} else if len(args) > 0 {
+					value, args = args[0], args[1:]
+				} else {
+					return &ExitError{Code: 2, Err: fmt.Errorf("flag --%s needs a value", f.Name)}
+				}
+			}
+			if err := pf.Set(f.Name, value); err != nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("flag --%s: %w", f.Name, err)}
+			}
+		}
+		if len(args) > 0 && args[0] == "--" {
+			args = args[1:]
+		}
+		return c.onLab(1, run)(cmd, args)
+	}
+}
+
 // execIn replaces this process with argv run in network namespace ns:
 // the command gets the terminal, the signals and the exit status, with
 // nothing in between. It returns only on failure.
@@ -436,7 +474,7 @@ func servalctlCmd(c *cliOpts) *cobra.Command {
 		Use:                "servalctl ARGS...",
 		Short:              "run servalctl against the lab's datastore (e.g. serval-lab servalctl apply -f policy.yaml)",
 		DisableFlagParsing: true,
-		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
+		RunE: c.passThrough(func(cmd *cobra.Command, l *Lab, args []string) error {
 			return execIn(l.Netns("datastore"), append(append([]string{l.bin("servalctl")}, l.datastoreArgs()...), args...)...)
 		}),
 	}
@@ -462,7 +500,7 @@ func kubectlCmd(c *cliOpts) *cobra.Command {
 		Use:                "kubectl ARGS...",
 		Short:              "run kubectl against a kubernetes lab's API server, from the datastore namespace (e.g. serval-lab kubectl get pods -A)",
 		DisableFlagParsing: true,
-		RunE: c.onLab(1, func(cmd *cobra.Command, l *Lab, args []string) error {
+		RunE: c.passThrough(func(cmd *cobra.Command, l *Lab, args []string) error {
 			if !l.State.Topology.Kubernetes() {
 				return fmt.Errorf("lab %s has no Kubernetes API server (its datastore is %s)", l.Name, l.State.Topology.Datastore.Kind)
 			}

@@ -143,6 +143,10 @@ func TestParseTopologyInvalid(t *testing.T) {
 		{"external address without external hosts", "router: {kind: bird, asNumber: 1, address: 10.0.0.2/24, externalAddress: 10.200.0.1/24}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{"router.externalAddress: set, but there are no externalHosts"}},
 		{"misspelt external host field", "router: {kind: bird, asNumber: 1, address: 10.0.0.2/24}\nhosts: [{name: h, address: 10.0.0.1/24}]\nexternalHosts: [{name: x, adress: 10.200.0.10/24}]", []string{"externalHosts[0].adress: unknown field"}},
 		{"datastore kind", "datastore: {kind: consul}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{`datastore.kind: "consul" is not a datastore kind`}},
+		{"kubernetes datastore with members", "datastore: {kind: kubernetes, members: 3}\nhosts: [{name: h, address: 10.0.0.1/24}]", []string{"datastore.members: a kubernetes datastore has one etcd member"}},
+		{"kubernetes node name", "datastore: {kind: kubernetes}\nhosts: [{name: Host_1, address: 10.0.0.1/24}]", []string{`hosts[0].name: "Host_1" names a Kubernetes Node`}},
+		{"kubernetes namespace name", "datastore: {kind: kubernetes}\nhosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: a, host: h, namespace: Prod}]", []string{`workloads[0].namespace: "Prod" is not a Kubernetes namespace name`}},
+		{"kubernetes workload profiles", "datastore: {kind: kubernetes}\nhosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: a, host: h, profiles: [p]}]", []string{"workloads[0].profiles: a pod's profiles are those of its namespace"}},
 		{"workload without host", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A}]", []string{"workloads[0].host: required"}},
 		{"workload on unknown host", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A, host: nope}]", []string{`workloads[0].host: "nope" is not one of the hosts`}},
 		{"workload address with prefix", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: A, host: h, address: 192.168.1.1/32}]", []string{`workloads[0].address: "192.168.1.1/32" is not an IPv4 address`}},
@@ -360,5 +364,73 @@ func TestNetConf(t *testing.T) {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("NetConf lacks %s:\n%s", want, data)
 		}
+	}
+}
+
+func TestKubernetesTopology(t *testing.T) {
+	topo, err := ParseTopology("k.yaml", []byte(`
+datastore: {kind: kubernetes}
+hosts:
+  - {name: h1, address: 172.30.8.101/24}
+workloads:
+  - {name: Web_1, host: h1, namespace: shop, address: 192.168.7.7, labels: {app: web}}
+  - {name: db, host: h1}
+`))
+	if err != nil {
+		t.Fatalf("ParseTopology: %v", err)
+	}
+	if !topo.Kubernetes() || topo.Datastore.Address != "172.30.8.254/24" {
+		t.Errorf("datastore %+v: want kind kubernetes at the highest free address", topo.Datastore)
+	}
+	l := &Lab{Name: "k", Dir: "/run/serval-lab/k", State: State{Topology: topo, EtcdEndpoint: EtcdEndpoints(topo)}}
+	if got, want := strings.Join(l.datastoreArgs(), " "), "--datastore-type kubernetes --kubeconfig /run/serval-lab/k/kubeconfig"; got != want {
+		t.Errorf("datastore flags %q, want %q", got, want)
+	}
+	if got, want := l.kubeURL(), "https://172.30.8.254:6443"; got != want {
+		t.Errorf("API server URL %q, want %q", got, want)
+	}
+	tests := []struct {
+		w                 Workload
+		name, ns, ipAddrs string
+	}{
+		{topo.Workloads[0], "web-1", "shop", `["192.168.7.7"]`},
+		{topo.Workloads[1], "db", "default", ""},
+	}
+	for _, tt := range tests {
+		p, err := podOf(&tt.w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Name != tt.name || p.Namespace != tt.ns || p.Spec.NodeName != "h1" || p.Annotations["cni.projectcalico.org/ipAddrs"] != tt.ipAddrs {
+			t.Errorf("pod of %s: %s/%s on %q, ipAddrs %q; want %s/%s on h1, ipAddrs %q", tt.w.Name, p.Namespace, p.Name, p.Spec.NodeName, p.Annotations["cni.projectcalico.org/ipAddrs"], tt.ns, tt.name, tt.ipAddrs)
+		}
+		if len(p.Spec.Containers) != 1 || p.Spec.Containers[0].Image == "" {
+			t.Errorf("pod of %s: containers %+v, want one with an image", tt.w.Name, p.Spec.Containers)
+		}
+		for k, v := range tt.w.Labels {
+			if p.Labels[k] != v {
+				t.Errorf("pod of %s: labels %v lack %s=%s", tt.w.Name, p.Labels, k, v)
+			}
+		}
+		rc := l.runtimeConf(&tt.w)
+		args := map[string]string{}
+		for _, a := range rc.Args {
+			args[a[0]] = a[1]
+		}
+		if args["K8S_POD_NAMESPACE"] != tt.ns || args["K8S_POD_NAME"] != tt.name || args["IP"] != "" {
+			t.Errorf("CNI args of %s: %v; want the pod's namespace and name, no IP", tt.w.Name, rc.Args)
+		}
+	}
+	data, err := kubeNetConf("/run/serval-lab/k/kubeconfig", "h1", "/x.mtu", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"datastore_type": "kubernetes"`, `"kubeconfig": "/run/serval-lab/k/kubeconfig"`, `"nodename": "h1"`, `"type": "serval-ipam"`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("kubernetes net conf lacks %s:\n%s", want, data)
+		}
+	}
+	if strings.Contains(string(data), "etcd_endpoints") {
+		t.Errorf("kubernetes net conf names etcd:\n%s", data)
 	}
 }
