@@ -69,7 +69,11 @@ func (s *Suite) labUp(ctx context.Context, part, topo string, manifests map[stri
 	if t.Wire() {
 		router = "one veth wire between the hosts, " + router
 	}
-	s.Report.Command(part, fmt.Sprintf("serval-lab up -f topology.yaml   # %d hosts, %d workloads, %s, embedded etcd", len(t.Hosts), len(t.Workloads), router))
+	store := "embedded etcd"
+	if t.Kubernetes() {
+		store = "kube-apiserver on embedded etcd (datastore kind kubernetes)"
+	}
+	s.Report.Command(part, fmt.Sprintf("serval-lab up -f topology.yaml   # %d hosts, %d workloads, %s, %s", len(t.Hosts), len(t.Workloads), router, store))
 	start := time.Now()
 	l, err := lab.Up(ctx, t, opts)
 	if err != nil {

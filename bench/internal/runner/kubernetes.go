@@ -22,9 +22,6 @@ func (s *Suite) kubernetes(ctx context.Context) error {
 	for _, load := range []agentLoadSpec{
 		{Local: 250, Remote: 10000, Policies: 2000, Changes: 10, Starts: 3, Label: "etcd"},
 		{Local: 250, Remote: 10000, Policies: 2000, Changes: 10, Starts: 3, Label: "k8s", Datastore: dsKubernetes},
-		// The backend's own cost without the Pods: the endpoints as
-		// WorkloadEndpoint custom resources.
-		{Local: 250, Remote: 10000, Policies: 2000, Changes: 10, Starts: 3, Label: "k8s_stored_weps", Datastore: dsKubernetes, StoredEndpoints: true},
 	} {
 		if err := s.agentLoad(ctx, part, load, false); err != nil {
 			errs = append(errs, err.Error())
@@ -32,7 +29,6 @@ func (s *Suite) kubernetes(ctx context.Context) error {
 	}
 	for _, f := range []string{"cold_start", "cold_start.datastore_list", "peak_rss", "change.p50", "change.p99"} {
 		s.Report.Ratio(kubeName+"."+f, etcdName+"."+f)
-		s.Report.Ratio("k8s_stored_weps.agent.250local_10000remote_2000pol."+f, etcdName+"."+f)
 	}
 	s.Report.Check(part, "agent on kubernetes, 250 local / 10,000 remote pods / 2,000 policies: cold start ≤ 1.5 × etcd's", kubeName+".cold_start", true, "<=", 1.5,
 		"the initial list (cold_start.datastore_list): 10,250 Pods in pages of 500, one request after another, as JSON (gzip-compressed by the API server), each page decoded as a list of raw objects, then each pod's metadata, then the whole Pod, before k8sconv converts it; the API server encodes every page from its watch cache; see the notes")
