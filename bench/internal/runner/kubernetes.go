@@ -37,6 +37,7 @@ func (s *Suite) kubernetes(ctx context.Context) error {
 	if err := s.agentLoad(ctx, part, big, false); err != nil {
 		errs = append(errs, err.Error())
 	}
+	s.Report.Note(part, "what limits the 100,000-pod start (hand-run profile, load ~5, bench/README.md): the initial list is ~90%% of it and CPU-bound: in its first 20 s serval-node used 17 s of CPU (8.8 s in encoding/json, 2.6 s GC, 2.3 s calc intake) and the kube-apiserver 12.8 s encoding the pages; peak RSS is the calc graph, nftables elements and overlay copies (142 MiB of Go heap) plus the decoded pages' garbage")
 	for _, f := range []string{"cold_start", "peak_rss"} {
 		// In a full run the control part has the etcd figure of this load.
 		s.Report.Ratio("k8s.agent.250local_100000remote_2000pol."+f, "agent.250local_100000remote_2000pol."+f)
