@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -251,6 +252,23 @@ func TestKubernetesDatastore(t *testing.T) {
 	labelNamespace(t, cs, "shop", nil)
 	labelNamespace(t, cs, "ops", map[string]string{"team": "frontend"})
 	waitMatrix(t, l, "the label moved from shop to ops", frontend("ops"), nil)
+
+	// The lab's other features work as on etcd: status shows the API
+	// server, and an agent killed and started again enforces the same.
+	var status bytes.Buffer
+	if err := l.Status(ctx, &status); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if !strings.Contains(status.String(), lab.KubeAPIServerID) || !strings.Contains(status.String(), "ready") {
+		t.Errorf("status does not show a ready kube-apiserver:\n%s", status.String())
+	}
+	if err := l.AgentStop("h1", true); err != nil {
+		t.Fatalf("killing serval-node on h1: %v", err)
+	}
+	if err := l.AgentStart(ctx, "h1"); err != nil {
+		t.Fatalf("starting serval-node on h1 again: %v", err)
+	}
+	waitMatrix(t, l, "after serval-node on h1 restarted", frontend("ops"), nil)
 
 	// The policies are visible, read-only, through servalctl, as Calico
 	// names them.
