@@ -297,4 +297,23 @@ func TestKubernetesDatastore(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("shop").Get(ctx, "web2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("pod shop/web2 after deletion: %v, want NotFound", err)
 	}
+
+	// A workload added to the running lab is a pod of a new namespace
+	// (made for it), enforced as the others; deleted through the lab (CNI
+	// DEL, then the pod), it is gone from the API and from servalctl.
+	if err := l.AddWorkload(ctx, lab.Workload{Name: "new1", Host: "h1", Namespace: "fresh", Labels: map[string]string{"app": "web"}}); err != nil {
+		t.Fatalf("add-workload new1: %v", err)
+	}
+	ns["new1"] = "fresh"
+	waitEndpoints(t, l, append(append([]string(nil), rest...), "fresh/new1@h1"))
+	waitMatrix(t, l, "new1 added in namespace fresh", func(from, to string) bool {
+		return to != "web2" && frontend("ops")(from, to)
+	}, func(from, to string) bool { return from == "web2" })
+	if err := l.DeleteWorkload(ctx, "new1"); err != nil {
+		t.Fatalf("delete-workload new1: %v", err)
+	}
+	if _, err := cs.CoreV1().Pods("fresh").Get(ctx, "new1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("pod fresh/new1 after delete-workload: %v, want NotFound", err)
+	}
+	waitEndpoints(t, l, rest)
 }
