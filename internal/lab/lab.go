@@ -294,6 +294,11 @@ func Down(ctx context.Context, name string, opts Options) error {
 
 	// Graceful first: etcd and BIRD like a SIGTERM.
 	pidfiles, _ := filepath.Glob(filepath.Join(dir, "pids", "*.pid"))
+	// kube-apiserver before the etcd under it, which would otherwise
+	// wait for its clients until it is killed.
+	sort.SliceStable(pidfiles, func(i, j int) bool {
+		return filepath.Base(pidfiles[i]) == KubeAPIServerID+".pid" && filepath.Base(pidfiles[j]) != KubeAPIServerID+".pid"
+	})
 	for _, pf := range pidfiles {
 		if pid := readPID(pf); alive(pid) {
 			log.Info("stopping", "process", strings.TrimSuffix(filepath.Base(pf), ".pid"), "pid", pid)

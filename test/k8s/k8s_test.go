@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -252,6 +253,23 @@ func TestKubernetesDatastore(t *testing.T) {
 	labelNamespace(t, cs, "ops", map[string]string{"team": "frontend"})
 	waitMatrix(t, l, "the label moved from shop to ops", frontend("ops"), nil)
 
+	// The lab's other features work as on etcd: status shows the API
+	// server, and an agent killed and started again enforces the same.
+	var status bytes.Buffer
+	if err := l.Status(ctx, &status); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if !strings.Contains(status.String(), lab.KubeAPIServerID) || !strings.Contains(status.String(), "ready") {
+		t.Errorf("status does not show a ready kube-apiserver:\n%s", status.String())
+	}
+	if err := l.AgentStop("h1", true); err != nil {
+		t.Fatalf("killing serval-node on h1: %v", err)
+	}
+	if err := l.AgentStart(ctx, "h1"); err != nil {
+		t.Fatalf("starting serval-node on h1 again: %v", err)
+	}
+	waitMatrix(t, l, "after serval-node on h1 restarted", frontend("ops"), nil)
+
 	// The policies are visible, read-only, through servalctl, as Calico
 	// names them.
 	out2, err := l.Servalctl(ctx, nil, "get", "networkpolicies", "-n", "data", "-o", "name")
@@ -279,4 +297,23 @@ func TestKubernetesDatastore(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("shop").Get(ctx, "web2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("pod shop/web2 after deletion: %v, want NotFound", err)
 	}
+
+	// A workload added to the running lab is a pod of a new namespace
+	// (made for it), enforced as the others; deleted through the lab (CNI
+	// DEL, then the pod), it is gone from the API and from servalctl.
+	if err := l.AddWorkload(ctx, lab.Workload{Name: "new1", Host: "h1", Namespace: "fresh", Labels: map[string]string{"app": "web"}}); err != nil {
+		t.Fatalf("add-workload new1: %v", err)
+	}
+	ns["new1"] = "fresh"
+	waitEndpoints(t, l, append(append([]string(nil), rest...), "fresh/new1@h1"))
+	waitMatrix(t, l, "new1 added in namespace fresh", func(from, to string) bool {
+		return to != "web2" && frontend("ops")(from, to)
+	}, func(from, to string) bool { return from == "web2" })
+	if err := l.DeleteWorkload(ctx, "new1"); err != nil {
+		t.Fatalf("delete-workload new1: %v", err)
+	}
+	if _, err := cs.CoreV1().Pods("fresh").Get(ctx, "new1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("pod fresh/new1 after delete-workload: %v, want NotFound", err)
+	}
+	waitEndpoints(t, l, rest)
 }
