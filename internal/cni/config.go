@@ -59,11 +59,11 @@ type NetConf struct {
 	EtcdPassword   string `json:"etcd_password"`
 	// DatastoreTimeout is in seconds (Serval's own key).
 	DatastoreTimeout float64 `json:"datastore_timeout"`
-	// DatastoreType is "etcdv3" (the default) or "kubernetes", as in
-	// Calico's configuration; SERVAL_DATASTORE_TYPE is read when it is
-	// empty.
+	// DatastoreType is "etcdv3" or "kubernetes" (Calico's key); when
+	// empty, SERVAL_DATASTORE_TYPE, else etcdv3.
 	DatastoreType string `json:"datastore_type"`
-	// Kubernetes says how to reach the API server in kubernetes mode.
+	// Kubernetes says how to reach the API server with datastore_type
+	// kubernetes (Calico's key).
 	Kubernetes KubernetesConf `json:"kubernetes"`
 
 	// Nodename is the name of this host's Node (the host name when empty).
@@ -102,28 +102,19 @@ type NetConf struct {
 
 // KubernetesConf is the "kubernetes" section.
 type KubernetesConf struct {
-	// Kubeconfig is the kubeconfig file; empty takes $KUBECONFIG, then
-	// the in-cluster service account.
+	// Kubeconfig is the API server's kubeconfig file; when empty,
+	// $KUBECONFIG, else the in-cluster service account.
 	Kubeconfig string `json:"kubeconfig"`
 }
 
-// Datastore types of datastore_type.
-const (
-	DatastoreEtcd       = "etcdv3"
-	DatastoreKubernetes = "kubernetes"
-	// EnvDatastoreType is read when datastore_type is empty.
-	EnvDatastoreType = "SERVAL_DATASTORE_TYPE"
-)
-
-// Datastore is the datastore type in effect: datastore_type, else
-// SERVAL_DATASTORE_TYPE, else etcdv3.
-func (c *NetConf) Datastore() string {
-	for _, t := range []string{c.DatastoreType, os.Getenv(EnvDatastoreType)} {
-		if t != "" {
-			return t
-		}
+// DatastoreTypeOf is the datastore type the configuration names:
+// datastore_type, else SERVAL_DATASTORE_TYPE, else etcdv3.
+func (c *NetConf) DatastoreTypeOf() (string, error) {
+	t := c.DatastoreType
+	if t == "" {
+		t = os.Getenv(datastore.EnvType)
 	}
-	return DatastoreEtcd
+	return datastore.ParseType(t)
 }
 
 // IPAMConf is the "ipam" section.
@@ -277,6 +268,9 @@ func (c *NetConf) check() error {
 	if c.DatastoreTimeout < 0 {
 		return confErr("datastore_timeout", "%v is negative", c.DatastoreTimeout)
 	}
+	if _, err := c.DatastoreTypeOf(); err != nil {
+		return confErr("datastore_type", "%v (read from $%s when the key is empty)", err, datastore.EnvType)
+	}
 	if c.Nodename != "" {
 		if msg := api.CheckDNS1123Subdomain(c.Nodename); msg != "" {
 			return confErr("nodename", "%q is not a valid node name: %s", c.Nodename, msg)
@@ -305,16 +299,6 @@ func (c *NetConf) check() error {
 	for i, s := range c.RuntimeConfig.IPs {
 		if _, err := parseAddr(s); err != nil {
 			return confErr(fmt.Sprintf("runtimeConfig.ips[%d]", i), "%q is not an IP address or CIDR", s)
-		}
-	}
-	switch t := c.Datastore(); t {
-	case DatastoreEtcd, DatastoreKubernetes:
-	default:
-		return confErr("datastore_type", "%q is not a datastore type (etcdv3 or kubernetes; from $%s when the key is empty)", t, EnvDatastoreType)
-	}
-	if k := c.Kubernetes.Kubeconfig; k != "" {
-		if _, err := os.Stat(k); err != nil {
-			return confErr("kubernetes.kubeconfig", "cannot read %q: %v", k, err)
 		}
 	}
 	for i, ep := range c.etcdEndpointList() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,7 +59,23 @@ func (ExecDelegate) Check(ctx context.Context, plugin string, stdin []byte) erro
 	return invoke.DelegateCheck(ctx, plugin, stdin, nil)
 }
 
-// OpenEtcd opens the datastore the configuration names.
+// OpenDatastore opens the etcd datastore the configuration names, and
+// refuses datastore_type kubernetes: this package cannot link the
+// Kubernetes backend (whose derived kinds use package k8sconv, whose
+// tests use this package), so the plugin commands set
+// Plugin.OpenDatastore to cniopen.Open, which opens either.
+func OpenDatastore(conf *NetConf, log *slog.Logger) (datastore.Interface, error) {
+	typ, err := conf.DatastoreTypeOf()
+	if err != nil {
+		return nil, err
+	}
+	if typ == datastore.TypeKubernetes {
+		return nil, errors.New("datastore_type kubernetes: this build of the plugin has no Kubernetes datastore (set Plugin.OpenDatastore to cniopen.Open)")
+	}
+	return OpenEtcd(conf, log)
+}
+
+// OpenEtcd opens the etcd datastore the configuration names.
 func OpenEtcd(conf *NetConf, log *slog.Logger) (datastore.Interface, error) {
 	cfg := conf.EtcdConfig()
 	cfg.Logger = log
@@ -79,7 +96,8 @@ type Plugin struct {
 	// Stdout receives results (os.Stdout when nil); Stderr is where logs
 	// go without log_file_path (os.Stderr when nil).
 	Stdout, Stderr io.Writer
-	// OpenDatastore connects to the datastore (OpenEtcd when nil).
+	// OpenDatastore connects to the datastore (the package's
+	// OpenDatastore when nil).
 	OpenDatastore func(conf *NetConf, log *slog.Logger) (datastore.Interface, error)
 	// IPAM, when set, runs every IPAM plugin (tests). When nil, an
 	// ipam.type of "serval-ipam" runs in this process with NewIPAM (see
@@ -156,7 +174,7 @@ func begin(a *skel.CmdArgs, plugin string, log *slog.Logger, stderr io.Writer, o
 		c.log = c.log.With("container", a.ContainerID, "endpoint", c.id.EndpointName)
 	}
 	if open.datastore == nil {
-		open.datastore = OpenEtcd
+		open.datastore = OpenDatastore
 	}
 	c.ds, err = open.datastore(conf, c.log)
 	if err != nil {
@@ -166,7 +184,7 @@ func begin(a *skel.CmdArgs, plugin string, log *slog.Logger, stderr io.Writer, o
 	inner := c.done
 	c.done = func() { _ = c.ds.Close(); inner() }
 	c.endpoints = datastoreEndpoints{c.ds}
-	if conf.Datastore() == DatastoreKubernetes && a.ContainerID != "" {
+	if typ, _ := conf.DatastoreTypeOf(); typ == datastore.TypeKubernetes && a.ContainerID != "" {
 		// The endpoint is the pod: without the pod's name there is
 		// nothing to derive it from.
 		if c.args.PodName == "" || c.args.PodNamespace == "" {
