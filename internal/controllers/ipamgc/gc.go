@@ -51,7 +51,7 @@ type Config struct {
 	// Workers run releases in parallel (default 2).
 	Workers int
 	// Clock is the time the collector goes by (default: real time).
-	Clock clock.WithTicker
+	Clock  clock.WithTicker
 	Logger *slog.Logger
 	// Metrics receives the collector's figures (nil: fresh, unregistered).
 	Metrics *Metrics
