@@ -34,7 +34,10 @@ func podOf(attrs map[string]string) (podRef, bool) {
 		return podRef{}, false
 	}
 	prefix := api.WorkloadEndpointName(r.Node, api.OrchestratorKubernetes, r.Name, "")
-	if !strings.HasPrefix(attrs[ipam.AttrEndpoint], prefix) {
+	iface, found := strings.CutPrefix(attrs[ipam.AttrEndpoint], prefix)
+	// The rest is the interface, its dashes doubled: a single dash means
+	// the name was another pod's ("web-2" after "web").
+	if !found || iface == "" || strings.Contains(strings.ReplaceAll(iface, "--", ""), "-") {
 		return podRef{}, false
 	}
 	return r, true
