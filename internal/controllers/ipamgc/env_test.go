@@ -218,3 +218,11 @@ func (e *env) blocksOf(node string) []netip.Prefix {
 	}
 	return out
 }
+
+var (
+	createOpts = metav1.CreateOptions{}
+	updateOpts = metav1.UpdateOptions{}
+	deleteOpts = metav1.DeleteOptions{}
+)
+
+func typesUID(s string) types.UID { return types.UID(s) }
