@@ -27,7 +27,7 @@ RACE_EXEMPT = github.com/servalnet/serval/internal/routing
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
 LAB_PKGS = $(shell $(GO) list ./test/...)
 
-.PHONY: all build test deps demo bench fmt vet clean fuzz root
+.PHONY: all build test deps k8s-binaries demo bench fmt vet clean fuzz root
 
 all: build
 
@@ -38,6 +38,11 @@ build:
 ## deps: install what the tests need (apt packages, Go modules) when missing.
 deps:
 	@scripts/install-deps.sh
+
+## k8s-binaries: build kube-apiserver and kubectl (the version internal/kubetest runs) into
+## ${SERVAL_K8S_CACHE:-/root/.cache/serval/k8s}, outside the repository, unless they are there.
+k8s-binaries:
+	@scripts/k8s-binaries.sh
 
 ## root: fails at once unless run as root. Without root every network
 ## namespace, nftables and lab test would fail (they never skip), so say why

@@ -38,3 +38,9 @@ if ! command -v go >/dev/null; then
 fi
 cd "$(dirname "$0")/.."
 go mod download
+
+# kube-apiserver and kubectl for the tests that run a real Kubernetes API
+# server (internal/kubetest), built from the k8s.io/kubernetes module into a
+# cache outside the repository (${SERVAL_K8S_CACHE:-/root/.cache/serval/k8s}).
+# Nothing to do when they are there; the first build takes a while.
+scripts/k8s-binaries.sh

@@ -93,6 +93,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ec.ClusterState = embed.ClusterStateFlagNew
 	ec.AutoCompactionMode = cfg.AutoCompactionMode
 	ec.AutoCompactionRetention = cfg.AutoCompactionRetention
+	// embed.NewConfig leaves this at 0 (only etcd's flags default it), and
+	// at 0 every request is "expensive": a warning per request.
+	ec.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	// No metrics listener of its own and no v2 discovery: serval-node
 	// exports its own metrics.
 	ec.Metrics = "basic"
