@@ -27,13 +27,17 @@ RACE_EXEMPT = github.com/servalnet/serval/internal/routing
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
 LAB_PKGS = $(shell $(GO) list ./test/...)
 
-.PHONY: all build test deps k8s-binaries demo bench fmt vet clean fuzz root
+.PHONY: all build test deps k8s-binaries demo bench fmt vet clean fuzz root crds
 
 all: build
 
 build:
 	@mkdir -p bin
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+## crds: regenerate manifests/crds (the CRDs of Serval's kinds) from internal/api's Go types.
+crds:
+	$(GO) run ./internal/crd/gen -out manifests/crds
 
 ## deps: install what the tests need (apt packages, Go modules) when missing.
 deps:

@@ -30,6 +30,7 @@ import (
 
 	"github.com/servalnet/serval/internal/dataplane"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/datastore/kubernetes"
 	"github.com/servalnet/serval/internal/ipam"
 	"github.com/servalnet/serval/internal/netconst"
 	"github.com/servalnet/serval/internal/node"
@@ -47,7 +48,7 @@ func run() int {
 	host, _ := os.Hostname()
 	var cfg node.Config
 	var etcd datastore.EtcdConfig
-	var endpoints, logLevel, secretsDir, pprofListen, memoryLimit string
+	var dsType, kubeconfig, endpoints, logLevel, secretsDir, pprofListen, memoryLimit string
 	var showVersion, programOutsidePools, overlayOn bool
 	var mtuFile string
 	bgpDefault, err := envBool(os.LookupEnv, "SERVAL_BGP", true)
@@ -73,6 +74,8 @@ func run() int {
 	var maxPrefixes string
 	fs := flag.NewFlagSet("serval-node", flag.ContinueOnError)
 	fs.StringVar(&cfg.NodeName, "nodename", env("SERVAL_NODENAME", host), "this host's Node name [$SERVAL_NODENAME]")
+	fs.StringVar(&dsType, "datastore-type", env(datastore.EnvType, datastore.TypeEtcdV3), "etcdv3 or kubernetes [$"+datastore.EnvType+"]")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the Kubernetes API server, with --datastore-type kubernetes (default: $KUBECONFIG, else the in-cluster service account)")
 	fs.StringVar(&endpoints, "etcd-endpoints", env("SERVAL_ETCD_ENDPOINTS", "http://127.0.0.1:2379"), "etcd endpoints, comma-separated [$SERVAL_ETCD_ENDPOINTS]")
 	fs.StringVar(&etcd.CertFile, "etcd-cert-file", env("SERVAL_ETCD_CERT_FILE", ""), "etcd client certificate [$SERVAL_ETCD_CERT_FILE]")
 	fs.StringVar(&etcd.KeyFile, "etcd-key-file", env("SERVAL_ETCD_KEY_FILE", ""), "etcd client key [$SERVAL_ETCD_KEY_FILE]")
@@ -142,13 +145,27 @@ func run() int {
 		}()
 	}
 
-	etcd.Endpoints = strings.Split(endpoints, ",")
-	etcd.DialTimeout = 5 * time.Second
-	etcd.Logger = log
-	ds, err := datastore.NewEtcd(etcd)
+	typ, err := datastore.ParseType(dsType)
 	if err != nil {
-		log.Error("connecting to the datastore", "endpoints", endpoints, "err", err)
-		return 1
+		fmt.Fprintf(os.Stderr, "serval-node: --datastore-type: %v\n", err)
+		return 2
+	}
+	var ds datastore.Interface
+	if typ == datastore.TypeKubernetes {
+		ds, err = kubernetes.Open(kubeconfig, "serval-node", log)
+		if err != nil {
+			log.Error("connecting to the Kubernetes datastore", "err", err)
+			return 1
+		}
+	} else {
+		etcd.Endpoints = strings.Split(endpoints, ",")
+		etcd.DialTimeout = 5 * time.Second
+		etcd.Logger = log
+		ds, err = datastore.NewEtcd(etcd)
+		if err != nil {
+			log.Error("connecting to the datastore", "endpoints", endpoints, "err", err)
+			return 1
+		}
 	}
 	defer ds.Close()
 

@@ -13,8 +13,10 @@ var (
 	// A NetworkPolicy name is a DNS label, two labels joined by one dot, or
 	// a name Calico derives from another API ("knp.default.*", "ossg.default.*").
 	networkPolicyNameRE = newLazyRegexp(`^((` + labelFmt + `)(\.` + labelFmt + `)?|((knp|ossg)\.default\.` + labelFmt + `(\.` + labelFmt + `)*))$`)
-	// A GlobalNetworkPolicy name is a DNS label or two labels joined by one dot.
-	globalNetworkPolicyNameRE = newLazyRegexp(`^(` + labelFmt + `\.)?` + labelFmt + `$`)
+	// A GlobalNetworkPolicy name is a DNS label, two labels joined by one
+	// dot, or the name Calico gives a Kubernetes ClusterNetworkPolicy
+	// ("kcnp.kube-admin.*", "kcnp.kube-baseline.*").
+	globalNetworkPolicyNameRE = newLazyRegexp(`^((` + labelFmt + `\.)?` + labelFmt + `|kcnp\.kube-(admin|baseline)\.` + labelFmt + `(\.` + labelFmt + `)*)$`)
 )
 
 // checkPolicyName applies the stricter naming rule of policies. Calico

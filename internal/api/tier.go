@@ -25,12 +25,21 @@ const (
 	AdminNetworkPolicyTierOrder         = 1_000
 	BaselineAdminNetworkPolicyTierName  = "baselineadminnetworkpolicy"
 	BaselineAdminNetworkPolicyTierOrder = 10_000_000
+	// The tiers of Kubernetes ClusterNetworkPolicy (Calico 3.31+): its
+	// Admin tier before every other, its Baseline tier after the default
+	// tier; both have the default action Pass.
+	KubeAdminTierName     = "kube-admin"
+	KubeAdminTierOrder    = 1_000
+	KubeBaselineTierName  = "kube-baseline"
+	KubeBaselineTierOrder = 10_000_000
 )
 
 var fixedTierOrders = map[string]float64{
 	DefaultTierName:                    DefaultTierOrder,
 	AdminNetworkPolicyTierName:         AdminNetworkPolicyTierOrder,
 	BaselineAdminNetworkPolicyTierName: BaselineAdminNetworkPolicyTierOrder,
+	KubeAdminTierName:                  KubeAdminTierOrder,
+	KubeBaselineTierName:               KubeBaselineTierOrder,
 }
 
 func init() {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/datastore/kubernetes"
 )
 
 // Streams are where a command reads and writes; tests replace them.
@@ -62,9 +63,11 @@ func Main(ctx context.Context, args []string, s Streams) int {
 
 // globalOptions are the flags every command shares: how to reach the datastore.
 type globalOptions struct {
-	etcd    datastore.EtcdConfig
-	timeout time.Duration
-	streams Streams
+	dsType     string
+	etcd       datastore.EtcdConfig
+	kubeconfig string
+	timeout    time.Duration
+	streams    Streams
 }
 
 // NewRootCommand builds the servalctl command tree.
@@ -83,7 +86,10 @@ StagedKubernetesNetworkPolicy, which 'servalctl why --staged' previews.
 
 The datastore is etcd v3, given by --etcd-endpoints or SERVAL_ETCD_ENDPOINTS
 (default http://127.0.0.1:2379). On a single machine, start one with
-'servalctl datastore serve --data-dir DIR'.`,
+'servalctl datastore serve --data-dir DIR'. With --datastore-type kubernetes
+(or SERVAL_DATASTORE_TYPE=kubernetes) it is the Kubernetes API server that
+--kubeconfig, $KUBECONFIG or the in-cluster service account names, with
+Serval's CustomResourceDefinitions installed.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -92,6 +98,10 @@ The datastore is etcd v3, given by --etcd-endpoints or SERVAL_ETCD_ENDPOINTS
 	root.SetErr(s.Err)
 
 	f := root.PersistentFlags()
+	f.StringVar(&g.dsType, "datastore-type", os.Getenv(datastore.EnvType),
+		"etcdv3 (the default) or kubernetes [$"+datastore.EnvType+"]")
+	f.StringVar(&g.kubeconfig, "kubeconfig", "",
+		"kubeconfig of the Kubernetes API server, with --datastore-type kubernetes (default: $KUBECONFIG, else the in-cluster service account)")
 	f.StringSliceVar(&g.etcd.Endpoints, "etcd-endpoints", envList("SERVAL_ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
 		"etcd endpoints, comma-separated [$SERVAL_ETCD_ENDPOINTS]")
 	f.StringVar(&g.etcd.CertFile, "etcd-cert-file", os.Getenv("SERVAL_ETCD_CERT_FILE"), "client certificate for etcd TLS [$SERVAL_ETCD_CERT_FILE]")
@@ -131,6 +141,13 @@ func envList(name, def string) []string {
 // openDatastore connects to etcd and checks that it answers, so that a
 // command fails with one clear message before it has done anything.
 func (g *globalOptions) openDatastore(ctx context.Context) (datastore.Interface, error) {
+	typ, err := datastore.ParseType(g.dsType)
+	if err != nil {
+		return nil, err
+	}
+	if typ == datastore.TypeKubernetes {
+		return g.openKubernetes(ctx)
+	}
 	cfg := g.etcd
 	cfg.DialTimeout = g.timeout
 	ds, err := datastore.NewEtcd(cfg)
@@ -142,6 +159,22 @@ func (g *globalOptions) openDatastore(ctx context.Context) (datastore.Interface,
 	if err := ds.Check(ctx); err != nil {
 		ds.Close()
 		return nil, g.unreachable(err)
+	}
+	return ds, nil
+}
+
+// openKubernetes connects to the Kubernetes API server and checks that it
+// serves Serval's kinds.
+func (g *globalOptions) openKubernetes(ctx context.Context) (datastore.Interface, error) {
+	ds, err := kubernetes.Open(g.kubeconfig, "servalctl", nil, kubernetes.WithRequestTimeout(g.timeout))
+	if err != nil {
+		return nil, fmt.Errorf("cannot use the Kubernetes datastore: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	if err := ds.Check(ctx); err != nil {
+		ds.Close()
+		return nil, fmt.Errorf("cannot use the Kubernetes datastore: %w", err)
 	}
 	return ds, nil
 }

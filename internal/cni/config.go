@@ -59,6 +59,12 @@ type NetConf struct {
 	EtcdPassword   string `json:"etcd_password"`
 	// DatastoreTimeout is in seconds (Serval's own key).
 	DatastoreTimeout float64 `json:"datastore_timeout"`
+	// DatastoreType is "etcdv3" or "kubernetes" (Calico's key); when
+	// empty, SERVAL_DATASTORE_TYPE, else etcdv3.
+	DatastoreType string `json:"datastore_type"`
+	// Kubernetes says how to reach the API server with datastore_type
+	// kubernetes (Calico's key).
+	Kubernetes KubernetesConf `json:"kubernetes"`
 
 	// Nodename is the name of this host's Node (the host name when empty).
 	Nodename string `json:"nodename"`
@@ -92,6 +98,23 @@ type NetConf struct {
 
 	// RawPrevResult is the result of ADD, given to CHECK and DEL.
 	RawPrevResult map[string]any `json:"prevResult,omitempty"`
+}
+
+// KubernetesConf is the "kubernetes" section.
+type KubernetesConf struct {
+	// Kubeconfig is the API server's kubeconfig file; when empty,
+	// $KUBECONFIG, else the in-cluster service account.
+	Kubeconfig string `json:"kubeconfig"`
+}
+
+// DatastoreTypeOf is the datastore type the configuration names:
+// datastore_type, else SERVAL_DATASTORE_TYPE, else etcdv3.
+func (c *NetConf) DatastoreTypeOf() (string, error) {
+	t := c.DatastoreType
+	if t == "" {
+		t = os.Getenv(datastore.EnvType)
+	}
+	return datastore.ParseType(t)
 }
 
 // IPAMConf is the "ipam" section.
@@ -241,6 +264,11 @@ func (c *NetConf) check() error {
 	}
 	if c.DatastoreTimeout < 0 {
 		return confErr("datastore_timeout", "%v is negative", c.DatastoreTimeout)
+	}
+	if c.DatastoreType != "" {
+		if _, err := datastore.ParseType(c.DatastoreType); err != nil {
+			return confErr("datastore_type", "%v", err)
+		}
 	}
 	if c.Nodename != "" {
 		if msg := api.CheckDNS1123Subdomain(c.Nodename); msg != "" {

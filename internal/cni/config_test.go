@@ -36,6 +36,8 @@ func TestLoadNetConf(t *testing.T) {
 		{"bad endpoint", `{` + base + `,"etcd_endpoints":"127.0.0.1:2379","ipam":{"type":"serval-ipam"}}`, "etcd_endpoints", "not an http"},
 		{"missing ca file", `{` + base + `,"etcd_ca_cert_file":"/nonexistent/ca.pem","ipam":{"type":"serval-ipam"}}`, "etcd_ca_cert_file", "cannot read"},
 		{"bad nodename", `{` + base + `,"nodename":"Host_1","ipam":{"type":"serval-ipam"}}`, "nodename", "not a valid node name"},
+		{"calico kubernetes datastore", `{` + base + `,"datastore_type":"kubernetes","kubernetes":{"kubeconfig":"/etc/cni/net.d/calico-kubeconfig"},"ipam":{"type":"serval-ipam"}}`, "", ""},
+		{"bad datastore type", `{` + base + `,"datastore_type":"consul","ipam":{"type":"serval-ipam"}}`, "datastore_type", "want etcdv3 or kubernetes"},
 		{"long prefix", `{` + base + `,"interface_prefix":"toolong","ipam":{"type":"serval-ipam"}}`, "interface_prefix", "1-4 characters"},
 	}
 	for _, tt := range tests {

@@ -1,8 +1,6 @@
 package cni
 
 import (
-	"crypto/sha1"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/ipam"
+	"github.com/servalnet/serval/internal/netconst"
 )
 
 // Orchestrator names written into WorkloadEndpoints.
@@ -153,10 +152,7 @@ func NewIdentity(conf *NetConf, node, containerID, ifName string, args *Args) *I
 // VethName is prefix + the first 11 hex digits of the SHA-1 of key: at
 // most 15 characters, the kernel's limit. With key "namespace.pod" it is
 // the name Calico gives the pod's veth.
-func VethName(prefix, key string) string {
-	sum := sha1.Sum([]byte(key))
-	return prefix + hex.EncodeToString(sum[:])[:11]
-}
+func VethName(prefix, key string) string { return netconst.VethName(prefix, key) }
 
 // IPAMAttrs are the attributes stored with the addresses, so that
 // `servalctl ipam show` can say who holds one.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/datastore/kubernetes"
 	"github.com/servalnet/serval/internal/ipam"
 )
 
@@ -59,7 +60,28 @@ func (ExecDelegate) Check(ctx context.Context, plugin string, stdin []byte) erro
 	return invoke.DelegateCheck(ctx, plugin, stdin, nil)
 }
 
-// OpenEtcd opens the datastore the configuration names.
+// OpenDatastore opens the datastore the configuration names: etcd
+// (OpenEtcd) or the Kubernetes API server (OpenKubernetes).
+func OpenDatastore(conf *NetConf, log *slog.Logger) (datastore.Interface, error) {
+	typ, err := conf.DatastoreTypeOf()
+	if err != nil {
+		return nil, err
+	}
+	if typ == datastore.TypeKubernetes {
+		return OpenKubernetes(conf, log)
+	}
+	return OpenEtcd(conf, log)
+}
+
+// OpenKubernetes opens the Kubernetes datastore: the API server of
+// kubernetes.kubeconfig, else of $KUBECONFIG, else the in-cluster service
+// account, each request bounded by datastore_timeout.
+func OpenKubernetes(conf *NetConf, log *slog.Logger) (datastore.Interface, error) {
+	timeout := conf.EtcdConfig().RequestTimeout
+	return kubernetes.Open(conf.Kubernetes.Kubeconfig, "serval-cni", log, kubernetes.WithRequestTimeout(timeout))
+}
+
+// OpenEtcd opens the etcd datastore the configuration names.
 func OpenEtcd(conf *NetConf, log *slog.Logger) (datastore.Interface, error) {
 	cfg := conf.EtcdConfig()
 	cfg.Logger = log
@@ -80,7 +102,8 @@ type Plugin struct {
 	// Stdout receives results (os.Stdout when nil); Stderr is where logs
 	// go without log_file_path (os.Stderr when nil).
 	Stdout, Stderr io.Writer
-	// OpenDatastore connects to the datastore (OpenEtcd when nil).
+	// OpenDatastore connects to the datastore (the package's
+	// OpenDatastore when nil).
 	OpenDatastore func(conf *NetConf, log *slog.Logger) (datastore.Interface, error)
 	// IPAM, when set, runs every IPAM plugin (tests). When nil, an
 	// ipam.type of "serval-ipam" runs in this process with NewIPAM (see
@@ -145,7 +168,7 @@ func begin(a *skel.CmdArgs, plugin string, log *slog.Logger, stderr io.Writer,
 		c.log = c.log.With("container", a.ContainerID, "endpoint", c.id.EndpointName)
 	}
 	if open == nil {
-		open = OpenEtcd
+		open = OpenDatastore
 	}
 	c.ds, err = open(conf, c.log)
 	if err != nil {

@@ -1,6 +1,10 @@
 package netconst
 
-import "unicode"
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"unicode"
+)
 
 // IFNAMSIZ is the size of the kernel's interface name buffer, terminating
 // NUL included: a name has at most IFNAMSIZ-1 (15) bytes.
@@ -22,4 +26,13 @@ func ValidInterfaceName(name string) bool {
 		}
 	}
 	return true
+}
+
+// VethName is prefix + the first 11 hex digits of the SHA-1 of key: at
+// most 15 characters, the kernel's limit. With key "<namespace>.<pod>" it
+// is the name Calico gives a pod's veth, so the CNI plugin (which creates
+// it) and whoever derives the pod's endpoint from the Kubernetes API agree.
+func VethName(prefix, key string) string {
+	sum := sha1.Sum([]byte(key))
+	return prefix + hex.EncodeToString(sum[:])[:11]
 }

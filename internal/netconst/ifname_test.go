@@ -29,3 +29,14 @@ func TestValidInterfaceName(t *testing.T) {
 		}
 	}
 }
+
+func TestVethName(t *testing.T) {
+	for _, tc := range []struct{ prefix, key, want string }{
+		{"cali", "default.nginx", "calic440f455693"}, // Calico's name of pod default/nginx
+		{"tap", "abc123", "tap6367c48dd19"},
+	} {
+		if got := VethName(tc.prefix, tc.key); got != tc.want || !ValidInterfaceName(got) {
+			t.Errorf("VethName(%q, %q) = %q, want %q", tc.prefix, tc.key, got, tc.want)
+		}
+	}
+}

@@ -24,7 +24,9 @@ import (
 	"github.com/servalnet/serval/internal/cli"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/datastore/embedetcd"
+	"github.com/servalnet/serval/internal/datastore/kubernetes"
 	"github.com/servalnet/serval/internal/ipam"
+	"github.com/servalnet/serval/internal/kubetest"
 	"github.com/servalnet/serval/internal/testbin"
 )
 
@@ -44,14 +46,32 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// The Kubernetes API server of the kubernetes backend's tests starts
+	// only when one of them asks for it.
+	kubetest.Main(m)
+}
+
+// backend says where a datastore is, to a worker and to servalctl.
+type backend struct {
+	env  []string // for a worker process
+	args []string // for servalctl
+}
+
+// openDatastore is a worker's datastore: the Kubernetes API server of
+// $KUBECONFIG when SERVAL_DATASTORE_TYPE is kubernetes, else the etcd of
+// SERVAL_ETCD_ENDPOINTS.
+func openDatastore() (datastore.Interface, error) {
+	if os.Getenv(datastore.EnvType) == datastore.TypeKubernetes {
+		return kubernetes.Open("", "serval-ipam-test", nil)
+	}
+	return datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{os.Getenv(envEndpoint)}})
 }
 
 // child is one worker process: it says "ready", waits for "go" on stdin
 // (so that all workers start together), then allocates (one handle per
 // simulated workload) or releases, printing each address it got.
 func child(mode string) error {
-	ds, err := datastore.NewEtcd(datastore.EtcdConfig{Endpoints: []string{os.Getenv(envEndpoint)}})
+	ds, err := openDatastore()
 	if err != nil {
 		return err
 	}
@@ -96,13 +116,14 @@ type worker struct {
 
 // startWorkers starts procs workers, two per host, and returns once all
 // are ready.
-func startWorkers(t *testing.T, endpoint, mode string, procs, each int) []worker {
+func startWorkers(t *testing.T, b backend, mode string, procs, each int) []worker {
 	t.Helper()
 	var ws []worker
 	for i := range procs {
 		host := fmt.Sprintf("host%d", i/2)
-		ws = append(ws, worker{testbin.StartWorker(t, envChild+"="+mode, envEndpoint+"="+endpoint, envHost+"="+host,
-			envProc+"="+strconv.Itoa(i), envCount+"="+strconv.Itoa(each)), host})
+		env := append([]string{envChild + "=" + mode, envHost + "=" + host,
+			envProc + "=" + strconv.Itoa(i), envCount + "=" + strconv.Itoa(each)}, b.env...)
+		ws = append(ws, worker{testbin.StartWorker(t, env...), host})
 	}
 	for i, w := range ws {
 		if err := w.WaitReady(); err != nil {
@@ -135,9 +156,9 @@ func run(t *testing.T, ws []worker) [][]string {
 }
 
 // startCluster starts an etcd for t, with an IP pool of cidr in /26
-// blocks and a Node for each host, and returns its client endpoint and a
+// blocks and a Node for each host, and returns where it is and a
 // datastore on it. Both are closed when t ends.
-func startCluster(t *testing.T, ctx context.Context, cidr string, hosts ...string) (string, *datastore.Etcd) {
+func startCluster(t *testing.T, ctx context.Context, cidr string, hosts ...string) (backend, datastore.Interface) {
 	t.Helper()
 	srv, err := embedetcd.Start(ctx, embedetcd.Config{DataDir: t.TempDir(),
 		ListenClientURL: "http://127.0.0.1:0", ListenPeerURL: "http://127.0.0.1:0"})
@@ -150,6 +171,18 @@ func startCluster(t *testing.T, ctx context.Context, cidr string, hosts ...strin
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ds.Close() })
+	b := backend{
+		env:  []string{datastore.EnvType + "=" + datastore.TypeEtcdV3, envEndpoint + "=" + srv.ClientURL()},
+		args: []string{"--datastore-type", datastore.TypeEtcdV3, "--etcd-endpoints", srv.ClientURL()},
+	}
+	populate(t, ctx, ds, cidr, hosts...)
+	return b, ds
+}
+
+// populate writes an IP pool of cidr in /26 blocks and a Node for each
+// host.
+func populate(t *testing.T, ctx context.Context, ds datastore.Interface, cidr string, hosts ...string) {
+	t.Helper()
 	if _, err := ds.Create(ctx, &api.IPPool{TypeMeta: api.TypeMeta{Kind: "IPPool"}, ObjectMeta: api.ObjectMeta{Name: "pool1"},
 		Spec: api.IPPoolSpec{CIDR: cidr, BlockSize: 26}}); err != nil {
 		t.Fatal(err)
@@ -159,21 +192,20 @@ func startCluster(t *testing.T, ctx context.Context, cidr string, hosts ...strin
 			t.Fatal(err)
 		}
 	}
-	return srv.ClientURL(), ds
 }
 
-func servalctl(t *testing.T, endpoint string, args ...string) (string, int) {
+func servalctl(t *testing.T, b backend, args ...string) (string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := cli.Main(context.Background(), append(args, "--etcd-endpoints", endpoint), cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
+	code := cli.Main(context.Background(), append(args, b.args...), cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
 	return out.String() + errOut.String(), code
 }
 
 var poolLine = regexp.MustCompile(`(?m)^IP Pool\s+10\.65\.0\.0/16\s+65536\s+(\d+) \(`)
 
-func inUse(t *testing.T, endpoint string) int {
+func inUse(t *testing.T, b backend) int {
 	t.Helper()
-	out, code := servalctl(t, endpoint, "ipam", "show")
+	out, code := servalctl(t, b, "ipam", "show")
 	m := poolLine.FindStringSubmatch(out)
 	if code != 0 || m == nil {
 		t.Fatalf("ipam show: exit %d, output:\n%s", code, out)
@@ -185,15 +217,19 @@ func inUse(t *testing.T, endpoint string) int {
 // TestConcurrentProcesses: 8 processes on 4 hosts allocate 250 addresses
 // each, all at once, from one /16 pool in /26 blocks.
 func TestConcurrentProcesses(t *testing.T) {
+	testConcurrentProcesses(t, 60*time.Second, startCluster)
+}
+
+func testConcurrentProcesses(t *testing.T, timeout time.Duration, newCluster func(*testing.T, context.Context, string, ...string) (backend, datastore.Interface)) {
 	const procs, each = 8, 250
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	pool := netip.MustParsePrefix("10.65.0.0/16")
 	var hosts []string
 	for h := range procs / 2 {
 		hosts = append(hosts, fmt.Sprint("host", h))
 	}
-	endpoint, ds := startCluster(t, ctx, pool.String(), hosts...)
+	endpoint, ds := newCluster(t, ctx, pool.String(), hosts...)
 
 	ws := startWorkers(t, endpoint, "alloc", procs, each)
 	start := time.Now()

@@ -1,0 +1,281 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/datastore/dstest"
+)
+
+// These tests use a scripted HTTP server in place of the API server, for
+// what a real one does only under conditions a test cannot produce on
+// demand (a stream ended by the server, a bookmark, an error event); the
+// conformance suite runs against a real kube-apiserver.
+
+func thingEvent(typ, name string, rev int) string {
+	return fmt.Sprintf(`{"type":%q,"object":{"apiVersion":"projectcalico.org/v3","kind":"TestThing","metadata":{"name":%q,"uid":"u-%s","resourceVersion":"%d","creationTimestamp":"2026-01-02T03:04:05Z"},"spec":{"mode":"Auto"}}}`+"\n", typ, name, name, rev)
+}
+
+// script serves one scripted answer per watch request, in order, and
+// records the resourceVersion each asked for.
+type script struct {
+	mu      sync.Mutex
+	answers []func(w http.ResponseWriter)
+	asked   []string
+}
+
+func (s *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("watch") != "true" {
+		http.Error(w, "only watches are scripted", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.asked = append(s.asked, r.URL.Query().Get("resourceVersion"))
+	var answer func(http.ResponseWriter)
+	if len(s.answers) > 0 {
+		answer, s.answers = s.answers[0], s.answers[1:]
+	}
+	s.mu.Unlock()
+	if answer == nil {
+		// Out of script: hold the stream open until the client leaves.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return
+	}
+	answer(w)
+}
+
+func (s *script) askedFor() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.asked...)
+}
+
+func stream(lines ...string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		for _, l := range lines {
+			_, _ = w.Write([]byte(l))
+		}
+	}
+}
+
+func statusAnswer(code int, reason string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"scripted %s","reason":%q,"code":%d}`, reason, reason, code)
+	}
+}
+
+func collect(t *testing.T, w datastore.Watcher, n int) []datastore.Event {
+	t.Helper()
+	var out []datastore.Event
+	for len(out) < n {
+		select {
+		case ev, ok := <-w.Events():
+			if !ok {
+				t.Fatalf("watcher closed after %d events, want %d", len(out), n)
+			}
+			out = append(out, ev)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("got %d events, want %d", len(out), n)
+		}
+	}
+	return out
+}
+
+func waitClosed(t *testing.T, w datastore.Watcher) {
+	t.Helper()
+	select {
+	case ev, ok := <-w.Events():
+		if ok {
+			t.Fatalf("event %v (%v) after the last expected one", ev.Type, ev.Err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("watcher not closed")
+	}
+}
+
+func TestWatchScripted(t *testing.T) {
+	cases := []struct {
+		name    string
+		answers []func(http.ResponseWriter)
+		// want: one line per event, "Added a 11" or "Error <sentinel>".
+		want   []string
+		asked  []string // resourceVersions of the watch requests
+		closes bool
+	}{
+		{
+			name: "stream ended by the server is resumed from the last event, without duplicates",
+			answers: []func(http.ResponseWriter){
+				stream(thingEvent("ADDED", "a", 11), thingEvent("MODIFIED", "a", 12)),
+				stream(thingEvent("MODIFIED", "a", 12), thingEvent("DELETED", "a", 13)),
+			},
+			want:  []string{"Added a 11", "Modified a 12", "Deleted a 13"},
+			asked: []string{"10", "12", "13"},
+		},
+		{
+			name: "a bookmark moves the resume point",
+			answers: []func(http.ResponseWriter){
+				stream(thingEvent("ADDED", "a", 11), `{"type":"BOOKMARK","object":{"kind":"TestThing","apiVersion":"projectcalico.org/v3","metadata":{"resourceVersion":"40"}}}`+"\n"),
+				stream(thingEvent("ADDED", "b", 41)),
+			},
+			want:  []string{"Added a 11", "Added b 41"},
+			asked: []string{"10", "40", "41"},
+		},
+		{
+			name: "410 on connecting is ErrCompacted",
+			answers: []func(http.ResponseWriter){
+				statusAnswer(http.StatusGone, "Expired"),
+			},
+			want:   []string{"Error compacted"},
+			asked:  []string{"10"},
+			closes: true,
+		},
+		{
+			name: "410 as an error event is ErrCompacted",
+			answers: []func(http.ResponseWriter){
+				stream(thingEvent("ADDED", "a", 11), `{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 11 (20)","reason":"Expired","code":410}}`+"\n"),
+			},
+			want:   []string{"Added a 11", "Error compacted"},
+			asked:  []string{"10"},
+			closes: true,
+		},
+		{
+			name: "a server that keeps failing is ErrUnavailable",
+			answers: []func(http.ResponseWriter){
+				statusAnswer(http.StatusServiceUnavailable, "ServiceUnavailable"),
+				statusAnswer(http.StatusServiceUnavailable, "ServiceUnavailable"),
+				statusAnswer(http.StatusServiceUnavailable, "ServiceUnavailable"),
+				statusAnswer(http.StatusServiceUnavailable, "ServiceUnavailable"),
+				statusAnswer(http.StatusServiceUnavailable, "ServiceUnavailable"),
+				statusAnswer(http.StatusServiceUnavailable, "ServiceUnavailable"),
+			},
+			want:   []string{"Error unavailable"},
+			asked:  []string{"10", "10", "10", "10", "10", "10"},
+			closes: true,
+		},
+		{
+			name: "a forbidden watch fails at once",
+			answers: []func(http.ResponseWriter){
+				statusAnswer(http.StatusForbidden, "Forbidden"),
+			},
+			want:   []string{"Error other"},
+			asked:  []string{"10"},
+			closes: true,
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sc := &script{answers: c.answers}
+			srv := httptest.NewServer(sc)
+			defer srv.Close()
+			s, err := New(&rest.Config{Host: srv.URL}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			w, err := s.Watch(context.Background(), datastore.WatchOptions{Kind: dstest.ThingKind, Revision: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			var got []string
+			for _, ev := range collect(t, w, len(c.want)) {
+				if ev.Type == datastore.Error {
+					kind := "other"
+					switch {
+					case errors.Is(ev.Err, datastore.ErrCompacted):
+						kind = "compacted"
+					case errors.Is(ev.Err, datastore.ErrUnavailable):
+						kind = "unavailable"
+					}
+					got = append(got, "Error "+kind)
+					continue
+				}
+				got = append(got, fmt.Sprintf("%v %s %d", ev.Type, ev.Object.GetObjectMeta().Name, ev.Revision))
+			}
+			if strings.Join(got, "; ") != strings.Join(c.want, "; ") {
+				t.Errorf("events = %q\nwant     %q", got, c.want)
+			}
+			if c.closes {
+				waitClosed(t, w)
+			} else {
+				// The watcher resumed and waits on the held stream.
+				deadline := time.Now().Add(20 * time.Second)
+				for len(sc.askedFor()) < len(c.asked) && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			if got := sc.askedFor(); strings.Join(got, ",") != strings.Join(c.asked, ",") {
+				t.Errorf("watch requests from revisions %v, want %v", got, c.asked)
+			}
+		})
+	}
+}
+
+// TestUnreachable: a server that does not answer is ErrUnavailable, for
+// every operation, naming the server.
+func TestUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	host := "http://" + addr
+	s, err := New(&rest.Config{Host: host}, nil, WithRequestTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	key := api.Key{Kind: dstest.ThingKind, Name: "a"}
+	for name, op := range map[string]func() error{
+		"Get": func() error {
+			_, err := s.Get(ctx, key)
+			return err
+		},
+		"Update": func() error {
+			_, err := s.Update(ctx, dstest.NewThing("a", nil, dstest.ThingSpec{}))
+			return err
+		},
+		"Delete": func() error {
+			_, err := s.Delete(ctx, key, "")
+			return err
+		},
+		"Create": func() error {
+			_, err := s.Create(ctx, dstest.NewThing("a", nil, dstest.ThingSpec{}))
+			return err
+		},
+		"List": func() error {
+			_, err := s.List(ctx, datastore.ListOptions{Kind: dstest.ThingKind})
+			return err
+		},
+		"Watch": func() error {
+			_, err := s.Watch(ctx, datastore.WatchOptions{Kind: dstest.ThingKind})
+			return err
+		},
+	} {
+		err := op()
+		if !errors.Is(err, datastore.ErrUnavailable) || !strings.Contains(err.Error(), addr) {
+			t.Errorf("%s: %v, want ErrUnavailable naming %s", name, err, addr)
+		}
+	}
+}
