@@ -16,11 +16,13 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	clientset "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/servalnet/serval/internal/controllers"
 	"github.com/servalnet/serval/internal/controllers/ipamgc"
 	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/datastore/kubernetes"
 	"github.com/servalnet/serval/internal/ipam"
 	"github.com/servalnet/serval/internal/kube"
 	"github.com/servalnet/serval/internal/version"
@@ -42,7 +44,7 @@ func run(args []string) int {
 	var dsType, endpoints, kubeconfig, logLevel string
 	var showVersion bool
 	fs := flag.NewFlagSet("serval-controllers", flag.ContinueOnError)
-	fs.StringVar(&dsType, "datastore-type", env("SERVAL_DATASTORE_TYPE", "etcd"), "where IPAM state lives: etcd [$SERVAL_DATASTORE_TYPE]")
+	fs.StringVar(&dsType, "datastore-type", env(datastore.EnvType, datastore.TypeEtcdV3), "where IPAM state lives: etcdv3 or kubernetes (the API server of --kubeconfig) [$"+datastore.EnvType+"]")
 	fs.StringVar(&endpoints, "etcd-endpoints", env("SERVAL_ETCD_ENDPOINTS", "http://127.0.0.1:2379"), "etcd endpoints, comma-separated [$SERVAL_ETCD_ENDPOINTS]")
 	fs.StringVar(&etcd.CertFile, "etcd-cert-file", os.Getenv("SERVAL_ETCD_CERT_FILE"), "etcd client certificate [$SERVAL_ETCD_CERT_FILE]")
 	fs.StringVar(&etcd.KeyFile, "etcd-key-file", os.Getenv("SERVAL_ETCD_KEY_FILE"), "etcd client key [$SERVAL_ETCD_KEY_FILE]")
@@ -71,6 +73,11 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "serval-controllers: --log-level %q: %v\n", logLevel, err)
 		return 2
 	}
+	typ, err := datastore.ParseType(dsType)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "serval-controllers: --datastore-type: %v\n", err)
+		return 2
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.Logger = log
 
@@ -82,18 +89,27 @@ func run(args []string) int {
 		log.Error("Kubernetes client", "err", err)
 		return 1
 	}
-	// Pods, Nodes and Leases in protobuf: smaller and faster to decode.
+	// The datastore's custom resources are JSON; Pods, Nodes and Leases
+	// go in protobuf: smaller and faster to decode.
+	dsCfg := rest.CopyConfig(cfg)
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	o.Kube, err = kubernetes.NewForConfig(cfg)
+	o.Kube, err = clientset.NewForConfig(cfg)
 	if err != nil {
 		log.Error("Kubernetes client", "err", err)
 		return 1
 	}
 
 	var ds datastore.Interface
-	switch dsType {
-	case "etcd":
+	switch typ {
+	case datastore.TypeKubernetes:
+		k, err := kubernetes.New(dsCfg, log)
+		if err != nil {
+			log.Error("connecting to the Kubernetes datastore", "err", err)
+			return 1
+		}
+		ds = k
+	default:
 		etcd.Endpoints = strings.Split(endpoints, ",")
 		etcd.DialTimeout = 5 * time.Second
 		etcd.Logger = log
@@ -103,9 +119,6 @@ func run(args []string) int {
 			return 1
 		}
 		ds = e
-	default:
-		log.Error("unsupported --datastore-type", "type", dsType, "supported", "etcd")
-		return 2
 	}
 	defer ds.Close()
 	o.IPAM = ipam.New(ds, ipam.Config{Logger: log})
