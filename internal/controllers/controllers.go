@@ -96,7 +96,7 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if o.MetricsAddr != "" {
-		srv, err := serveMetrics(o.MetricsAddr, o.Registry, log, &wg)
+		srv, _, err := serveMetrics(o.MetricsAddr, o.Registry, log, &wg)
 		if err != nil {
 			return err
 		}
@@ -175,10 +175,12 @@ func runControllers(ctx context.Context, o Options, m *ipamgc.Metrics, log *slog
 	}
 }
 
-func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, wg *sync.WaitGroup) (*http.Server, error) {
+// serveMetrics serves /metrics at addr and returns the server and the
+// address it listens on.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, wg *sync.WaitGroup) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("serval-controllers: metrics address %s: %w", addr, err)
+		return nil, "", fmt.Errorf("serval-controllers: metrics address %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -189,5 +191,5 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, wg *s
 		}
 	})
 	log.Info("serving metrics", "addr", ln.Addr().String())
-	return srv, nil
+	return srv, ln.Addr().String(), nil
 }

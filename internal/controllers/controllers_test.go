@@ -2,6 +2,10 @@ package controllers
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,5 +145,39 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := ipamgc.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Reclaimed.WithLabelValues("address").Add(3)
+	var wg sync.WaitGroup
+	srv, addr, err := serveMetrics("127.0.0.1:0", reg, slog.New(slog.DiscardHandler), &wg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wg.Wait()
+	defer srv.Close()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s, %v", resp.Status, err)
+	}
+	for _, want := range []string{`serval_ipam_gc_reclaimed_total{kind="address"} 3`, `serval_ipam_gc_candidates{kind="block"} 0`,
+		"serval_ipam_gc_scans_total 0"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+	if _, err := ipamgc.NewMetrics(reg); err == nil {
+		t.Error("registering the metrics twice succeeded")
 	}
 }

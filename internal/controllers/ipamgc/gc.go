@@ -180,16 +180,35 @@ func (c *Controller) Run(ctx context.Context) error {
 	t := c.cfg.Clock.NewTicker(c.cfg.ScanInterval)
 	defer t.Stop()
 	c.log.Info("collecting", "grace", c.cfg.GracePeriod, "interval", c.cfg.ScanInterval)
+	// A deletion starts a scan early, but no sooner than a quarter of the
+	// interval after the last: under churn, scans (each a read of every
+	// block) stay bounded.
+	gap := c.cfg.ScanInterval / 4
 	for {
+		last := c.cfg.Clock.Now()
 		if err := c.scan(ctx); err != nil && ctx.Err() == nil {
 			c.m.Errors.WithLabelValues("scan").Inc()
 			c.log.Warn("scan failed", "err", err)
 		}
+		if !c.wait(ctx, t.C(), last, gap) {
+			return nil
+		}
+	}
+}
+
+// wait returns at the next tick, or at a kick gap after last; false when
+// ctx ends.
+func (c *Controller) wait(ctx context.Context, tick <-chan time.Time, last time.Time, gap time.Duration) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C():
+			return false
+		case <-tick:
+			return true
 		case <-c.kick:
+			if c.cfg.Clock.Since(last) >= gap {
+				return true
+			}
 		}
 	}
 }
