@@ -169,7 +169,7 @@ func TestRaceOnKubernetesDatastore(t *testing.T) {
 // attachPod creates a pod bound to p.node and allocates its addresses as
 // the CNI plugin in Kubernetes mode does; with report, its status lists
 // them.
-func attachPod(ctx context.Context, cs clientset.Interface, client *ipam.Client, ns string, p *testPod, report bool) error {
+func attachPod(ctx context.Context, cs clientset.Interface, client assigner, ns string, p *testPod, report bool) error {
 	pod, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.name},
 		Spec: corev1.PodSpec{NodeName: p.node, Containers: []corev1.Container{{Name: "c", Image: "example.invalid/c:1"}}}},
 		metav1.CreateOptions{})
@@ -194,6 +194,11 @@ func attachPod(ctx context.Context, cs clientset.Interface, client *ipam.Client,
 		return fmt.Errorf("reporting the addresses of pod %s: %w", p.name, err)
 	}
 	return nil
+}
+
+// assigner is the part of IPAM attachPod uses.
+type assigner interface {
+	AutoAssign(ctx context.Context, args ipam.AutoAssignArgs) (*ipam.AssignResult, error)
 }
 
 // installCRDs installs the CRD of every Serval kind and waits until the
