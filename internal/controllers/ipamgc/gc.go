@@ -258,14 +258,16 @@ func (c *Controller) scan(ctx context.Context) error {
 
 	// Addresses.
 	seen := map[addrKey]bool{}
+	busy := map[string]bool{} // nodes whose blocks hold an address a pod may be using
 	for _, a := range st.Allocations {
 		ref, ok := podOf(a.Attrs)
 		if !ok {
-			continue
+			continue // not a pod's (a tunnel address stays allocated through ReleaseNode)
 		}
 		k := addrKey{a.IP, a.Handle}
 		v := judge(ref, a.IP, c.cachedPod(ref))
 		if !v.Leaked {
+			busy[a.BlockNode] = true
 			if _, was := c.addrs[k]; was {
 				c.log.Info("address no longer a candidate", "ip", a.IP, "handle", a.Handle, "pod", ref, "why", v.Reason)
 			}
@@ -356,7 +358,10 @@ func (c *Controller) scan(ctx context.Context) error {
 			c.gone[n] = now
 			c.log.Info("node without a Kubernetes Node holds IPAM blocks: candidate for release", "node", n, "grace", c.cfg.GracePeriod)
 		}
-		if now.Sub(since) >= c.cfg.GracePeriod {
+		// Not while its blocks hold an address in use: a host whose
+		// Serval node name is not its Kubernetes Node's name would
+		// otherwise lose its blocks while its pods run.
+		if now.Sub(since) >= c.cfg.GracePeriod && !busy[n] {
 			due = append(due, item{kind: kindNode, node: n})
 		}
 	}

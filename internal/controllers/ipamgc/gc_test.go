@@ -284,3 +284,37 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestNodeNameMismatch: a host whose Serval node name ("host-7") is not
+// its Kubernetes Node's name ("n1") holds blocks for a node Kubernetes
+// does not know, and no pod is bound to that name; its blocks are kept
+// while a live pod uses an address in them.
+func TestNodeNameMismatch(t *testing.T) {
+	e := newEnv(t, 26, 122, "n1")
+	p := &pod{ns: "default", name: "web", node: "n1", handle: "k8s-pod-network.ctr-web"}
+	e.createPod(p, corev1.PodPending)
+	attrs := podAttrs(&pod{ns: "default", name: "web", node: "host-7"})
+	res, err := e.ipam.AutoAssign(e.ctx, ipam.AutoAssignArgs{Num4: 1, Num6: 1, Handle: p.handle, Node: "host-7", Attrs: attrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ips = append(res.IPv4, res.IPv6...)
+	e.setStatus(p, corev1.PodRunning, p.ips...)
+	for range 4 {
+		e.pass(grace)
+	}
+	if got := e.blocksOf("host-7"); len(got) != 2 || !e.held(p) {
+		t.Errorf("host-7 has blocks %v and the pod's addresses held %v; want its 2 blocks, held", got, e.held(p))
+	}
+	if got := e.reclaimed(kindNode); got != 0 {
+		t.Errorf("reclaimed nodes = %d, want 0", got)
+	}
+	// Once the pod is gone, the unknown node is cleaned up.
+	e.deletePod(p)
+	for range 4 {
+		e.pass(grace)
+	}
+	if got := e.blocksOf("host-7"); len(got) != 0 || e.held(p) {
+		t.Errorf("after the pod went: host-7 has blocks %v, the pod's addresses held %v; want none", got, e.held(p))
+	}
+}
