@@ -32,7 +32,8 @@ import (
 // too (the kubernetes datastore, Serval's CRDs). Pods are created and
 // given addresses on two nodes while others are force-deleted (their node
 // was down: no CNI DEL) and the collector runs with a 1 s grace period.
-// Every deleted pod's addresses are released, no live pod's ever is.
+// Every deleted pod's addresses are released, no live pod's ever is. The
+// collector runs as its service account with the RBAC of its manifest.
 func TestRaceOnKubernetesDatastore(t *testing.T) {
 	c := kubetest.Shared(t)
 	ns := c.Namespace(t, "ipamgc-race")
@@ -78,14 +79,32 @@ func TestRaceOnKubernetesDatastore(t *testing.T) {
 		}
 	}
 	client := ipam.New(ds, ipam.Config{})
-	rec := &replicaIPAM{Client: client, released: map[string]int{}}
+
+	// The collector runs as its service account, with the RBAC of
+	// manifests/serval-controllers-rbac.yaml and nothing more.
+	c.MustKubectl(t, "apply", "-f", "../../manifests/serval-controllers-rbac.yaml")
+	saCfg := c.UserConfig("system:serviceaccount:kube-system:serval-controllers",
+		"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated")
+	saKube, err := clientset.NewForConfig(saCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saDS, err := kubernetes.New(saCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer saDS.Close()
+	rec := &replicaIPAM{Client: ipam.New(saDS, ipam.Config{}), released: map[string]int{}}
+	if _, err := saKube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("the service account may list secrets (%v): the test does not run with its RBAC alone", err)
+	}
 
 	rctx, rcancel := context.WithCancel(ctx)
 	var running sync.WaitGroup
 	defer running.Wait()
 	defer rcancel()
 	running.Go(func() {
-		if err := controllers.Run(rctx, controllers.Options{Kube: cs, IPAM: rec, Identity: "solo", LeaseNamespace: ns,
+		if err := controllers.Run(rctx, controllers.Options{Kube: saKube, IPAM: rec, Identity: "solo", LeaseName: ns,
 			Registry: prometheus.NewRegistry(), Logger: kubetestLogger(t, "solo"),
 			GC: ipamgc.Config{GracePeriod: time.Second, ScanInterval: 100 * time.Millisecond, Workers: 3}}); err != nil {
 			t.Errorf("Run: %v", err)
