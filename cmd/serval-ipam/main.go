@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/servalnet/serval/internal/cni"
+	"github.com/servalnet/serval/internal/cni/cniopen"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/ipam"
 	"github.com/servalnet/serval/internal/version"
@@ -19,6 +20,7 @@ import (
 func main() {
 	cni.TuneGC()
 	p := &cni.IPAMPlugin{
+		OpenDatastore: cniopen.Open,
 		NewIPAM: func(ds datastore.Interface, log *slog.Logger) (ipam.Interface, error) {
 			return ipam.New(ds, ipam.Config{Logger: log}), nil
 		},

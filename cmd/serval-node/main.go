@@ -150,22 +150,13 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "serval-node: --datastore-type: %v\n", err)
 		return 2
 	}
-	var ds datastore.Interface
-	if typ == datastore.TypeKubernetes {
-		ds, err = kubernetes.Open(kubeconfig, "serval-node", log)
-		if err != nil {
-			log.Error("connecting to the Kubernetes datastore", "err", err)
-			return 1
-		}
-	} else {
-		etcd.Endpoints = strings.Split(endpoints, ",")
-		etcd.DialTimeout = 5 * time.Second
-		etcd.Logger = log
-		ds, err = datastore.NewEtcd(etcd)
-		if err != nil {
-			log.Error("connecting to the datastore", "endpoints", endpoints, "err", err)
-			return 1
-		}
+	etcd.Endpoints = strings.Split(endpoints, ",")
+	etcd.DialTimeout = 5 * time.Second
+	etcd.Logger = log
+	ds, err := openDatastore(typ, kubeconfig, etcd, log)
+	if err != nil {
+		log.Error("connecting to the datastore", "type", typ, "err", err)
+		return 1
 	}
 	defer ds.Close()
 
@@ -224,4 +215,14 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// openDatastore opens the datastore of the given type: the Kubernetes API
+// server of kubeconfig ($KUBECONFIG, else the in-cluster service
+// account), or etcd.
+func openDatastore(typ, kubeconfig string, etcd datastore.EtcdConfig, log *slog.Logger) (datastore.Interface, error) {
+	if typ == datastore.TypeKubernetes {
+		return kubernetes.Open(kubeconfig, "serval-node", log)
+	}
+	return datastore.NewEtcd(etcd)
 }

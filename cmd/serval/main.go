@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/servalnet/serval/internal/cni"
+	"github.com/servalnet/serval/internal/cni/cniopen"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/ipam"
 	"github.com/servalnet/serval/internal/version"
@@ -19,6 +20,7 @@ import (
 func main() {
 	cni.TuneGC()
 	p := &cni.Plugin{
+		OpenDatastore: cniopen.Open,
 		// serval-ipam runs in this process (no second exec); other IPAM
 		// types are delegated.
 		NewIPAM: func(ds datastore.Interface, log *slog.Logger) (ipam.Interface, error) {

@@ -21,7 +21,6 @@ import (
 
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/datastore"
-	"github.com/servalnet/serval/internal/datastore/kubernetes"
 	"github.com/servalnet/serval/internal/ipam"
 )
 
@@ -60,25 +59,20 @@ func (ExecDelegate) Check(ctx context.Context, plugin string, stdin []byte) erro
 	return invoke.DelegateCheck(ctx, plugin, stdin, nil)
 }
 
-// OpenDatastore opens the datastore the configuration names: etcd
-// (OpenEtcd) or the Kubernetes API server (OpenKubernetes).
+// OpenDatastore opens the etcd datastore the configuration names, and
+// refuses datastore_type kubernetes: this package cannot link the
+// Kubernetes backend (whose derived kinds use package k8sconv, whose
+// tests use this package), so the plugin commands set
+// Plugin.OpenDatastore to cniopen.Open, which opens either.
 func OpenDatastore(conf *NetConf, log *slog.Logger) (datastore.Interface, error) {
 	typ, err := conf.DatastoreTypeOf()
 	if err != nil {
 		return nil, err
 	}
 	if typ == datastore.TypeKubernetes {
-		return OpenKubernetes(conf, log)
+		return nil, errors.New("datastore_type kubernetes: this build of the plugin has no Kubernetes datastore (set Plugin.OpenDatastore to cniopen.Open)")
 	}
 	return OpenEtcd(conf, log)
-}
-
-// OpenKubernetes opens the Kubernetes datastore: the API server of
-// kubernetes.kubeconfig, else of $KUBECONFIG, else the in-cluster service
-// account, each request bounded by datastore_timeout.
-func OpenKubernetes(conf *NetConf, log *slog.Logger) (datastore.Interface, error) {
-	timeout := conf.EtcdConfig().RequestTimeout
-	return kubernetes.Open(conf.Kubernetes.Kubeconfig, "serval-cni", log, kubernetes.WithRequestTimeout(timeout))
 }
 
 // OpenEtcd opens the etcd datastore the configuration names.

@@ -192,7 +192,8 @@ func TestSchemaPaths(t *testing.T) {
 		{"BGPPeer", "spec.ttlSecurity", Schema{Type: "integer", Format: "int32", Minimum: i64(0), Maximum: i64(255)}},
 		{"BGPConfiguration", "spec.listenPort", Schema{Type: "integer", Format: "int32", Minimum: i64(0), Maximum: i64(65535)}},
 		{"BGPConfiguration", "spec.nodeMeshPassword.secretKeyRef", Schema{Type: "object", Required: []string{"key"}}},
-		{"HostEndpoint", "spec.ports[*]", Schema{Type: "object", Required: []string{"name", "port", "protocol"}}},
+		{"HostEndpoint", "spec.ports[*]", Schema{Type: "object", Required: []string{"name", "protocol"}}},
+		{"IPAMConfiguration", "spec", Schema{Type: "object"}}, // strictAffinity: a missing boolean is false
 		{"FelixConfiguration", "spec.bpfLogLevel", Schema{Type: "string", Enum: []string{"", "Off", "Info", "Debug"}}},
 		{"FelixConfiguration", "spec.iptablesBackend", Schema{Type: "string"}}, // enumfold: case-insensitive, no enum
 		{"FelixConfiguration", "spec.logSeverityScreen", Schema{Type: "string", Enum: []string{"", "Trace", "Debug", "Info", "Warning", "Error", "Fatal"}}},
@@ -210,6 +211,7 @@ func TestSchemaPaths(t *testing.T) {
 		{"BlockAffinity", "spec", Schema{Type: "object", Required: []string{"cidr", "node", "state"}}},
 		{"Node", "status.podCIDRs[*]", Schema{Type: "string"}},
 		{"Node", "metadata", Schema{Type: "object"}},
+		{"Tier", "spec.defaultAction", Schema{Type: "string", Enum: []string{"Deny", "Pass"}}},
 		{dstest.ThingKind, "spec.count", Schema{Type: "integer", Format: "int64"}},
 		{dstest.NSThingKind, "spec.tags[*]", Schema{Type: "string"}},
 	}
@@ -233,11 +235,15 @@ func TestCELRules(t *testing.T) {
 	}{
 		{"IPPool", "spec", "has(self.ipipMode)"},
 		{"FelixConfiguration", "spec", "has(self.routeTableRanges)"},
+		{"BGPPeer", "spec", "has(self.nodeSelector)"},
+		{"GlobalNetworkPolicy", "spec.ingress[*].icmp", "!has(self.code) || has(self.type)"},
+		{"NetworkPolicy", "spec.egress[*].notICMP", "!has(self.code) || has(self.type)"},
+		{"Profile", "spec.ingress[*].http.paths[*]", "self.exact != ''"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.kind, func(t *testing.T) {
+		t.Run(tc.kind+"/"+tc.path, func(t *testing.T) {
 			s := at(t, mustFor(t, tc.kind).Spec.Versions[0].Schema.OpenAPIV3Schema, tc.path)
-			if len(s.XValidations) != 1 || !strings.Contains(s.XValidations[0].Rule, tc.contains) || s.XValidations[0].Message == "" {
+			if len(s.XValidations) == 0 || !strings.Contains(s.XValidations[0].Rule, tc.contains) || s.XValidations[0].Message == "" {
 				t.Errorf("rules %+v", s.XValidations)
 			}
 		})
@@ -363,7 +369,7 @@ func TestInvalidManifestsCaught(t *testing.T) {
 		{"ippool.yaml", 18, []string{`spec.assignmentMode: "Auto" is not one of`}},
 		{"ippool.yaml", 19, []string{`spec.blockSize: expected an integer`}},
 		{"ippool.yaml", 20, []string{`spec: unknown field "blocksize"`}},
-		{"others.yaml", 8, []string{`spec.ports[0]: required field "name"`, `spec.ports[2]: required field "port"`, `spec.ports[2]: required field "protocol"`}},
+		{"others.yaml", 8, []string{`spec.ports[0]: required field "name"`, `spec.ports[2]: required field "protocol"`}},
 		{"others.yaml", 9, []string{`spec.ports[0].port: 65536 is more than the maximum 65535`}},
 		{"others.yaml", 16, []string{`spec.bpfLogLevel: "off"`, `spec.defaultEndpointToHostAction: "ACCEPT"`,
 			`spec.logSeverityScreen: "Verbose"`, `spec.vxlanVNI: 16777216 is more than`, `spec.wireguardListeningPort: 0 is less than the minimum 1`}},
@@ -460,4 +466,53 @@ type badAny struct {
 	Spec struct {
 		V any `json:"v"`
 	} `json:"spec"`
+}
+
+// TestRequiredIsServalsRule checks that a field the schema requires is one
+// Serval requires too: in every valid manifest of internal/api's tests,
+// leaving out any one required field that is there makes api.Load refuse
+// the document. (The schema must not refuse what servalctl accepts.)
+func TestRequiredIsServalsRule(t *testing.T) {
+	files, _ := filepath.Glob("../api/testdata/valid/*.yaml")
+	checked := 0
+	for _, file := range files {
+		for i, doc := range rawDocuments(t, file) {
+			kind, _ := doc["kind"].(string)
+			var walk func(v any, s *Schema, path string)
+			walk = func(v any, s *Schema, path string) {
+				switch x := v.(type) {
+				case map[string]any:
+					for _, r := range s.Required {
+						val, ok := x[r]
+						if !ok {
+							continue
+						}
+						delete(x, r)
+						js, _ := json.Marshal(doc)
+						if _, err := api.Load(file, js, nil); err == nil {
+							t.Errorf("%s document %d: without %s.%s the document still loads, but the schema requires the field", filepath.Base(file), i+1, orTop(path), r)
+						}
+						x[r] = val
+						checked++
+					}
+					for k, e := range x {
+						switch {
+						case s.AdditionalProperties != nil:
+							walk(e, s.AdditionalProperties, path+"."+k)
+						case s.Properties[k] != nil && !(path == "" && k == "metadata"):
+							walk(e, s.Properties[k], path+"."+k)
+						}
+					}
+				case []any:
+					for j, e := range x {
+						walk(e, s.Items, fmt.Sprintf("%s[%d]", path, j))
+					}
+				}
+			}
+			walk(doc, schemaOf(t, kind), "")
+		}
+	}
+	if checked < 10 {
+		t.Errorf("only %d required fields checked", checked)
+	}
 }

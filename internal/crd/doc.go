@@ -10,9 +10,11 @@
 // over the kind's Go type and its json tags:
 //
 //   - a struct is an object with its json fields as properties; a field
-//     without omitempty/omitzero that is a string, number or boolean is
-//     required (as Calico's own CRDs have it); a slice, map or pointer
-//     written without omitempty may be null (encoding/json writes nil so);
+//     without omitempty/omitzero that is a string (or a port, protocol or
+//     duration) is required, as in Calico's own CRDs, but a number or a
+//     boolean is not (Serval takes a missing one as zero); a slice, map or
+//     pointer written without omitempty may be null (encoding/json writes
+//     nil so);
 //   - slices are arrays with items, maps objects with additionalProperties;
 //   - the types that marshal themselves (protocols, ports and AS numbers,
 //     which are a number or a string; durations, which are strings) have a
@@ -23,7 +25,7 @@
 //     typed string constants (actions, policy types, encapsulation modes,
 //     ...) become enums and bounds;
 //   - a few rules that tie two fields together are CEL
-//     x-kubernetes-validations (rules.go);
+//     x-kubernetes-validations (rules.go), each exactly Serval's rule;
 //   - metadata is `type: object`: the API server knows ObjectMeta.
 //
 // The schema is looser than Serval's validation, never stricter: a resource

@@ -35,9 +35,26 @@ var enums = map[reflect.Type][]string{
 	reflect.TypeOf(api.AffinityState("")):    {"pending", "confirmed", "pendingDeletion"},
 }
 
+// fieldEnums narrow the enum of one field of a struct: a Tier's default
+// action is an Action, but only Deny or Pass.
+var fieldEnums = map[reflect.Type]map[string][]string{
+	reflect.TypeOf(api.TierSpec{}): {"defaultAction": {"Deny", "Pass"}},
+}
+
+// set is a CEL test that a string field is present and not empty: Serval
+// takes "" as unset.
+func set(field string) string { return "(has(self." + field + ") && self." + field + " != '')" }
+
+// notBoth is a rule that two string fields are not both set.
+func notBoth(a, b, message string) ValidationRule {
+	return ValidationRule{Rule: "!(" + set(a) + " && " + set(b) + ")", Message: message}
+}
+
 // celRules are the CEL rules of a struct's schema: checks that tie two of
-// its fields together and fit one simple expression. Only structs met once
-// per object get rules, so that the API server's cost estimate stays small.
+// its fields together and fit one simple expression, each exactly Serval's
+// rule (never stricter). The API server estimates their cost from the
+// largest lists a request could hold; rules on structs inside lists stay
+// within its budget because each is a constant-time test.
 var celRules = map[reflect.Type][]ValidationRule{
 	reflect.TypeOf(api.IPPoolSpec{}): {{
 		Rule: "!(has(self.ipipMode) && self.ipipMode in ['Always', 'CrossSubnet'] && " +
@@ -47,5 +64,17 @@ var celRules = map[reflect.Type][]ValidationRule{
 	reflect.TypeOf(api.FelixConfigurationSpec{}): {{
 		Rule:    "!(has(self.routeTableRange) && has(self.routeTableRanges))",
 		Message: "routeTableRange must not be set together with routeTableRanges",
+	}},
+	reflect.TypeOf(api.BGPPeerSpec{}): {
+		notBoth("node", "nodeSelector", "node must not be set together with nodeSelector"),
+		notBoth("peerIP", "peerSelector", "peerIP must not be set together with peerSelector"),
+	},
+	reflect.TypeOf(api.ICMPFields{}): {{
+		Rule:    "!has(self.code) || has(self.type)",
+		Message: "code needs type to be set too",
+	}},
+	reflect.TypeOf(api.HTTPPath{}): {{
+		Rule:    set("exact") + " != " + set("prefix"),
+		Message: "must set exactly one of exact and prefix",
 	}},
 }

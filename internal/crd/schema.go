@@ -95,8 +95,14 @@ func (w *walker) object(t reflect.Type, path string) (*Schema, error) {
 		if err != nil {
 			return nil, err
 		}
+		if e, ok := fieldEnums[t][f.name]; ok {
+			if fs.Type != "string" {
+				return nil, fmt.Errorf("%s: an enum for a %s field", orTop(fp), fs.Type)
+			}
+			fs.Enum = append([]string(nil), e...)
+		}
 		s.Properties[f.name] = fs
-		if !f.omitEmpty && isScalar(f.typ) {
+		if !f.omitEmpty && requiredKind(f.typ) {
 			s.Required = append(s.Required, f.name)
 		}
 	}
@@ -112,19 +118,15 @@ func orTop(path string) string {
 	return strings.TrimPrefix(path, ".")
 }
 
-// isScalar reports whether a field of type t is always written by
-// encoding/json as a string, number or boolean (never null): such a field
-// without omitempty is required.
-func isScalar(t reflect.Type) bool {
+// requiredKind reports whether a field of type t without omitempty is
+// required: a string, or a value that encodes itself as a number or a
+// string (a protocol, a port, a duration). Numbers and booleans are not:
+// Serval, like Calico, takes a missing one as its zero value.
+func requiredKind(t reflect.Type) bool {
 	if _, special := selfMarshalled[t]; special {
 		return true
 	}
-	switch t.Kind() {
-	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		return true
-	}
-	return false
+	return t.Kind() == reflect.String
 }
 
 // fieldSchema is the schema of one field: its type's, with what the field's

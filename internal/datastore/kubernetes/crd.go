@@ -63,6 +63,13 @@ func (s *Store) Get(ctx context.Context, key api.Key) (api.Resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	if d := s.deriverOf(key); d != nil {
+		obj, err := s.getDerived(ctx, d, key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		return obj, nil
+	}
 	obj, _, err := s.get(ctx, info, key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -88,6 +95,9 @@ func (s *Store) Create(ctx context.Context, r api.Resource) (api.Resource, error
 	info, err := checkKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.refuseDerived(op, key); err != nil {
+		return nil, err
 	}
 	body, err := encode(obj, "", "")
 	if err != nil {
@@ -122,6 +132,9 @@ func (s *Store) Update(ctx context.Context, r api.Resource) (api.Resource, error
 	info, err := checkKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.refuseDerived(op, key); err != nil {
+		return nil, err
 	}
 	m := obj.GetObjectMeta()
 	want, err := parseRV(m.ResourceVersion)
@@ -189,6 +202,9 @@ func (s *Store) Delete(ctx context.Context, key api.Key, resourceVersion string)
 	info, err := checkKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.refuseDerived(op, key); err != nil {
+		return nil, err
 	}
 	want, err := parseRV(resourceVersion)
 	if err != nil {
@@ -285,67 +301,135 @@ func (s *Store) ListPages(ctx context.Context, opts datastore.ListOptions, page 
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}
+	keep := func(obj api.Resource) (bool, error) {
+		if labels != nil && !labels.Evaluate(obj.GetObjectMeta().Labels) {
+			return false, nil
+		}
+		if len(fields) > 0 {
+			return fields.Matches(obj)
+		}
+		return true, nil
+	}
+	// Every resource the kind is read from, at the revision of the first.
 	var rev int64
-	cont := ""
-	for {
-		r := s.request("GET", info, opts.Namespace, "").Param("limit", strconv.FormatInt(s.pageSize, 10))
-		if cont != "" {
-			r = r.Param("continue", cont)
-		}
-		raw, err := s.do(ctx, api.Key{}, r)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", op, err)
-		}
-		var l listPage
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return 0, fmt.Errorf("%s: decoding the API server's answer: %w", op, err)
-		}
-		if rev == 0 {
-			rev, err = strconv.ParseInt(l.Metadata.ResourceVersion, 10, 64)
-			if err != nil || rev <= 0 {
-				return 0, fmt.Errorf("%s: the list's resourceVersion %q is not a revision", op, l.Metadata.ResourceVersion)
-			}
-		}
-		items := make([]api.Resource, 0, len(l.Items))
-		for _, it := range l.Items {
-			obj, _, err := decode(info.Kind, it)
-			if err != nil {
-				// One undecodable object must not hide every other of its
-				// kind (a node would then tear down all its workloads).
-				s.log.Warn("skipping undecodable object", "kind", info.Kind, "err", err)
-				continue
-			}
-			if labels != nil && !labels.Evaluate(obj.GetObjectMeta().Labels) {
-				continue
-			}
-			if len(fields) > 0 {
-				ok, err := fields.Matches(obj)
+	for _, st := range s.streams(info, opts.Namespace) {
+		var pageErr error
+		r, err := s.listStream(ctx, st, rev, func(raws []json.RawMessage, listRev int64) error {
+			items := make([]api.Resource, 0, len(raws))
+			for _, raw := range raws {
+				obj, _, err := st.event(raw)
 				if err != nil {
-					return 0, fmt.Errorf("%s: %w", op, err)
-				}
-				if !ok {
+					// One undecodable object must not hide every other of
+					// its kind (a node would then tear down all its
+					// workloads).
+					s.log.Warn("skipping undecodable object", "kind", info.Kind, "from", st.what, "err", err)
 					continue
 				}
+				if obj == nil {
+					continue
+				}
+				ok, err := keep(obj)
+				if err != nil {
+					return err
+				}
+				if ok {
+					items = append(items, obj)
+				}
 			}
-			items = append(items, obj)
-		}
-		l.Items = nil
-		if len(items) > 0 {
-			if err := page(items, rev); err != nil {
-				return 0, err
+			if len(items) == 0 {
+				return nil
 			}
+			if err := page(items, listRev); err != nil {
+				pageErr = err
+				return err
+			}
+			return nil
+		})
+		switch {
+		case pageErr != nil:
+			return 0, pageErr
+		case errors.Is(err, errCRDMissing) && st.derived:
+			// A cluster without the resource (ClusterNetworkPolicies are
+			// an add-on) derives nothing from it.
+			s.log.Debug("API server does not serve a resource a kind is derived from", "kind", info.Kind, "from", st.what)
+			continue
+		case err != nil:
+			return 0, fmt.Errorf("%s: %w", op, err)
 		}
-		if l.Metadata.Continue == "" {
-			return rev, nil
+		if rev == 0 {
+			rev = r
 		}
-		cont = l.Metadata.Continue
 	}
+	return rev, nil
 }
 
-// currentRevision is the API server's current revision for a kind: that
-// of an empty-as-possible consistent list.
-func (s *Store) currentRevision(ctx context.Context, info api.KindInfo, namespace string) (int64, error) {
-	raw, err := s.do(ctx, api.Key{}, s.request("GET", info, namespace, "").Param("limit", "1"))
+// listStream lists one resource a page at a time, at revision at (the
+// current one when 0), and returns the revision listed. The next page is
+// fetched while each digests this one: on a large kind, fetching and
+// decoding take about as long as the consumer.
+func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func([]json.RawMessage, int64) error) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type fetched struct {
+		page listPage
+		err  error
+	}
+	pages := make(chan fetched, 1)
+	go func() {
+		defer close(pages)
+		cont := ""
+		for {
+			r := st.request("GET").Param("limit", strconv.FormatInt(s.pageSize, 10))
+			switch {
+			case cont != "":
+				r = r.Param("continue", cont)
+			case at > 0:
+				r = r.Param("resourceVersion", strconv.FormatInt(at, 10)).Param("resourceVersionMatch", "Exact")
+			}
+			var f fetched
+			raw, err := s.do(ctx, api.Key{}, r)
+			if err != nil {
+				f.err = err
+			} else if err := json.Unmarshal(raw, &f.page); err != nil {
+				f.err = fmt.Errorf("decoding the API server's answer: %w", err)
+			}
+			select {
+			case pages <- f:
+			case <-ctx.Done():
+				return
+			}
+			if f.err != nil || f.page.Metadata.Continue == "" {
+				return
+			}
+			cont = f.page.Metadata.Continue
+		}
+	}()
+	var rev int64
+	for f := range pages {
+		if f.err != nil {
+			return 0, f.err
+		}
+		if rev == 0 {
+			var err error
+			rev, err = strconv.ParseInt(f.page.Metadata.ResourceVersion, 10, 64)
+			if err != nil || rev <= 0 {
+				return 0, fmt.Errorf("the list's resourceVersion %q is not a revision", f.page.Metadata.ResourceVersion)
+			}
+		}
+		if err := each(f.page.Items, rev); err != nil {
+			return 0, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return rev, nil
+}
+
+// currentRevision is the API server's current revision: that of a
+// consistent list of at most one object.
+func (s *Store) currentRevision(ctx context.Context, st *stream) (int64, error) {
+	raw, err := s.do(ctx, api.Key{}, st.request("GET").Param("limit", "1"))
 	if err != nil {
 		return 0, err
 	}

@@ -3,14 +3,30 @@
 // served as custom resources of the API group projectcalico.org, version
 // v3, so that the objects servalctl writes are the ones kubectl shows.
 //
-// Each kind is served by a source. The stored source keeps a kind as a
+// A kind is stored, derived, or both. A stored kind is a
 // CustomResourceDefinition's objects (resource = the kind's registry
-// plural), read and written as JSON over a plain REST client: the
-// stored JSON is Serval's own (apiVersion projectcalico.org/v3, kind,
-// metadata, spec), and UID, creationTimestamp, generation and
-// resourceVersion come from the API server. A derived source (a
-// WorkloadEndpoint from a Pod, say) is read-only: writes to it fail and
-// say which Kubernetes object to change instead.
+// plural; the CRDs are package crd's), read and written as JSON over a
+// plain REST client: the stored JSON is Serval's own (apiVersion
+// projectcalico.org/v3, kind, metadata, spec), and UID,
+// creationTimestamp, generation and resourceVersion come from the API
+// server. A kind with a status (Node) has it written through the status
+// subresource after the object. A derived resource is what a Kubernetes
+// object stands for (package k8sconv), read-only: a write fails with
+// ErrDerived, saying what to change instead ("derived from Namespaces;
+// change the Namespace instead").
+//
+//	Profile kns.<ns>, ksa.<ns>.<sa>   Namespaces, ServiceAccounts (and stored Profiles)
+//	NetworkPolicy knp.default.<name>  networking.k8s.io NetworkPolicies (and stored ones)
+//	GlobalNetworkPolicy kcnp.*        ClusterNetworkPolicies, when the cluster serves
+//	                                  them (and stored ones)
+//	WorkloadEndpoint, Node            Pods, Kubernetes Nodes: only with
+//	                                  WithDerivedWorkloadsAndNodes, until the CNI
+//	                                  plugin and serval-node write Pods' and Nodes'
+//	                                  annotations in Kubernetes mode; stored otherwise
+//
+// A kind read from several resources is listed from all of them at the
+// revision of the first (resourceVersionMatch=Exact), and watched on all
+// of them. The client needs RBAC read access to each.
 //
 // The datastore's semantics map onto Kubernetes as follows.
 //

@@ -46,8 +46,9 @@ const maxUpdateAttempts = 64
 type Option func(*options)
 
 type options struct {
-	requestTimeout time.Duration
-	pageSize       int64
+	requestTimeout          time.Duration
+	pageSize                int64
+	deriveWorkloadsAndNodes bool
 }
 
 // WithRequestTimeout bounds each request other than a watch
@@ -65,8 +66,10 @@ func WithListPageSize(n int) Option {
 // Store is the Kubernetes backend. It implements datastore.Interface and
 // datastore.Pager.
 type Store struct {
-	rc       rest.Interface
-	host     string
+	rc   rest.Interface
+	host string
+	// derivers are the kinds derived from Kubernetes objects.
+	derivers map[string][]*deriver
 	log      *slog.Logger
 	timeout  time.Duration
 	pageSize int64
@@ -122,8 +125,13 @@ func New(cfg *rest.Config, log *slog.Logger, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes datastore at %s: %w", cfg.Host, err)
 	}
-	return &Store{rc: rc, host: cfg.Host, log: log, timeout: o.requestTimeout,
-		pageSize: o.pageSize, closed: make(chan struct{})}, nil
+	s := &Store{rc: rc, host: cfg.Host, log: log, timeout: o.requestTimeout,
+		pageSize: o.pageSize, closed: make(chan struct{}), derivers: defaultDerivers()}
+	if o.deriveWorkloadsAndNodes {
+		s.derivers["WorkloadEndpoint"] = []*deriver{podEndpoints}
+		s.derivers["Node"] = []*deriver{kubeNodes}
+	}
+	return s, nil
 }
 
 // statusCodecs decodes what the client needs to understand of the API

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/datastore"
@@ -34,6 +35,20 @@ const (
 	maxResumeAttempts = 5
 )
 
+// stream is one Kubernetes resource a watch follows: a stored kind's
+// custom resources, or the objects a derived kind comes from.
+type stream struct {
+	what    string                          // for messages: "TestThing", "Pods"
+	request func(verb string) *rest.Request // the resource, in the namespace watched
+	// event turns one object of a watch event into the datastore's
+	// resource; nil without error when the object stands for none.
+	event func(raw []byte) (api.Resource, int64, error)
+	last  int64 // the revision of the last event or bookmark taken
+	// derived: a resource the API server may not serve (an add-on's),
+	// which then stands for nothing rather than failing the watch.
+	derived bool
+}
+
 // Watch implements datastore.Interface. With Revision 0 it first reads
 // the current revision, so that every change after Watch returns is
 // seen (a Kubernetes watch "from now" would start with the whole kind).
@@ -51,23 +66,26 @@ func (s *Store) Watch(ctx context.Context, opts datastore.WatchOptions) (datasto
 	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("watching %s: %w", opts.Kind, err)
 	}
+	streams := s.streams(info, opts.Namespace)
 	from := opts.Revision
 	if from == 0 {
-		from, err = s.currentRevision(ctx, info, opts.Namespace)
+		from, err = s.currentRevision(ctx, streams[0])
 		if err != nil {
 			return nil, fmt.Errorf("watching %s: reading the current revision: %w", opts.Kind, err)
 		}
 	}
+	for _, st := range streams {
+		st.last = from
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	w := &watcher{
-		s:         s,
-		info:      info,
-		namespace: opts.Namespace,
-		from:      from,
-		last:      from,
-		out:       make(chan datastore.Event, watchBuffer),
-		cancel:    cancel,
-		done:      make(chan struct{}),
+		s:       s,
+		kind:    info.Kind,
+		from:    from,
+		streams: streams,
+		out:     make(chan datastore.Event, watchBuffer),
+		cancel:  cancel,
+		done:    make(chan struct{}),
 	}
 	s.watches.Add(1)
 	go func() {
@@ -77,15 +95,43 @@ func (s *Store) Watch(ctx context.Context, opts datastore.WatchOptions) (datasto
 	return w, nil
 }
 
-// watcher follows one kind through the API server's watch streams.
+// streams are the resources a kind is read from: its custom resources
+// when it is stored, and those it is derived from.
+func (s *Store) streams(info api.KindInfo, namespace string) []*stream {
+	var out []*stream
+	ds := s.derivers[info.Kind]
+	if !info.Namespaced {
+		namespace = ""
+	}
+	if len(ds) == 0 || storedToo[info.Kind] {
+		out = append(out, &stream{
+			what:    info.Kind,
+			request: func(verb string) *rest.Request { return s.request(verb, info, namespace, "") },
+			event:   func(raw []byte) (api.Resource, int64, error) { return decode(info.Kind, raw) },
+		})
+	}
+	for _, d := range ds {
+		out = append(out, &stream{
+			what:    d.from,
+			request: func(verb string) *rest.Request { return s.derivedRequest(verb, d, namespace, "") },
+			event:   func(raw []byte) (api.Resource, int64, error) { return d.decode(s.log, raw) },
+			derived: true,
+		})
+	}
+	return out
+}
+
+// watcher follows one kind through the API server's watch streams of
+// each resource it is read from.
 type watcher struct {
-	s         *Store
-	info      api.KindInfo
-	namespace string
-	from      int64 // the revision asked for
-	last      int64 // the revision of the last event or bookmark taken
+	s       *Store
+	kind    string
+	from    int64 // the revision asked for
+	streams []*stream
 
 	out    chan datastore.Event
+	sendMu sync.Mutex // one stream's error is the last event
+	ended  bool
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -119,62 +165,97 @@ func (w *watcher) run(ctx, callerCtx context.Context) {
 		case <-ctx.Done():
 		}
 	}()
-	send := func(ev datastore.Event) bool {
-		select {
-		case w.out <- ev:
-			return true
-		case <-ctx.Done():
-			return false
-		}
+	var wg sync.WaitGroup
+	for _, st := range w.streams {
+		wg.Go(func() {
+			err := w.follow(ctx, st)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			if st.derived && errors.Is(err, errCRDMissing) {
+				w.s.log.Debug("API server does not serve a resource a kind is derived from", "kind", w.kind, "from", st.what)
+				return
+			}
+			w.fail(ctx, fmt.Errorf("watching %s from revision %d: %w", w.kind, w.from, err))
+			w.cancel()
+		})
 	}
-	fail := func(err error) {
-		// The caller's cancellation or Stop is no failure; Close is one.
-		if storeClosed.Load() && callerCtx.Err() == nil {
-			err = fmt.Errorf("%w: the kubernetes datastore was closed", datastore.ErrUnavailable)
+	wg.Wait()
+	// The caller's cancellation or Stop is no failure; Close is one.
+	if storeClosed.Load() && callerCtx.Err() == nil {
+		err := fmt.Errorf("watching %s: %w: the kubernetes datastore was closed", w.kind, datastore.ErrUnavailable)
+		w.sendMu.Lock()
+		defer w.sendMu.Unlock()
+		if !w.ended {
+			w.ended = true
 			select {
-			case w.out <- datastore.Event{Type: datastore.Error, Err: fmt.Errorf("watching %s: %w", w.info.Kind, err)}:
+			case w.out <- datastore.Event{Type: datastore.Error, Err: err}:
 			case <-time.After(time.Second):
 			}
-			return
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		send(datastore.Event{Type: datastore.Error, Err: fmt.Errorf("watching %s from revision %d: %w", w.info.Kind, w.from, err)})
 	}
+}
+
+// send delivers one event unless the watch has ended.
+func (w *watcher) send(ctx context.Context, ev datastore.Event) bool {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	if w.ended {
+		return false
+	}
+	select {
+	case w.out <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fail delivers the watch's one Error event.
+func (w *watcher) fail(ctx context.Context, err error) {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	if w.ended {
+		return
+	}
+	w.ended = true
+	select {
+	case w.out <- datastore.Event{Type: datastore.Error, Err: err}:
+	case <-ctx.Done():
+	}
+}
+
+// follow reads one resource's watch streams, resuming each that the
+// server ends, until ctx is done (nil) or the watch must end (its error).
+func (w *watcher) follow(ctx context.Context, st *stream) error {
 	failures := 0
 	for {
-		body, err := w.open(ctx)
+		body, err := w.open(ctx, st)
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
-				fail(ctx.Err())
-				return
+				return nil
 			case errors.Is(err, datastore.ErrCompacted):
-				fail(err)
-				return
+				return err
 			case errors.Is(err, datastore.ErrUnavailable) && failures < maxResumeAttempts:
 				// An API server whose watch cache has not caught up with
 				// the revision asked for answers "too large resource
 				// version" (a 504): try again shortly.
 				failures++
 			default:
-				fail(err)
-				return
+				return err
 			}
 		} else {
-			end := w.read(ctx, body, send)
+			end := w.read(ctx, st, body)
 			body.Close()
 			if ctx.Err() != nil {
-				fail(ctx.Err())
-				return
+				return nil
 			}
 			if errors.Is(end.err, datastore.ErrCompacted) {
-				fail(end.err)
-				return
+				return end.err
 			}
 			if end.err != nil {
-				w.s.log.Debug("watch stream ended; resuming", "kind", w.info.Kind, "revision", w.last, "err", end.err)
+				w.s.log.Debug("watch stream ended; resuming", "kind", w.kind, "from", st.what, "revision", st.last, "err", end.err)
 			}
 			if end.delivered {
 				failures = 0
@@ -186,8 +267,7 @@ func (w *watcher) run(ctx, callerCtx context.Context) {
 				if err == nil {
 					err = errors.New("the server keeps ending the stream at once")
 				}
-				fail(fmt.Errorf("%w: %v", datastore.ErrUnavailable, err))
-				return
+				return fmt.Errorf("%w: %v", datastore.ErrUnavailable, err)
 			}
 		}
 		if failures > 0 {
@@ -195,23 +275,22 @@ func (w *watcher) run(ctx, callerCtx context.Context) {
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
-				fail(ctx.Err())
-				return
+				return nil
 			}
 		}
 	}
 }
 
 // open starts a watch stream from the last revision taken.
-func (w *watcher) open(ctx context.Context) (io.ReadCloser, error) {
+func (w *watcher) open(ctx context.Context, st *stream) (io.ReadCloser, error) {
 	if err := w.s.checkOpen(); err != nil {
 		return nil, err
 	}
-	r := w.s.request("GET", w.info, w.namespace, "").
+	body, err := st.request("GET").
 		Param("watch", "true").
-		Param("resourceVersion", strconv.FormatInt(w.last, 10)).
-		Param("allowWatchBookmarks", "true")
-	body, err := r.Stream(ctx)
+		Param("resourceVersion", strconv.FormatInt(st.last, 10)).
+		Param("allowWatchBookmarks", "true").
+		Stream(ctx)
 	if err != nil {
 		return nil, w.s.mapError(ctx, api.Key{}, err)
 	}
@@ -225,7 +304,7 @@ type wireEvent struct {
 }
 
 // read delivers the events of one stream until it ends.
-func (w *watcher) read(ctx context.Context, body io.Reader, send func(datastore.Event) bool) streamEnd {
+func (w *watcher) read(ctx context.Context, st *stream, body io.Reader) streamEnd {
 	var end streamEnd
 	dec := json.NewDecoder(body)
 	for {
@@ -239,16 +318,19 @@ func (w *watcher) read(ctx context.Context, body io.Reader, send func(datastore.
 		}
 		switch we.Type {
 		case "ADDED", "MODIFIED", "DELETED":
-			obj, rev, err := decode(w.info.Kind, we.Object)
+			obj, rev, err := st.event(we.Object)
 			if err != nil {
-				w.s.log.Warn("skipping undecodable watch event", "kind", w.info.Kind, "err", err)
+				w.s.log.Warn("skipping undecodable watch event", "kind", w.kind, "from", st.what, "err", err)
 				continue
 			}
 			end.delivered = true
-			if rev <= w.last {
+			if rev <= st.last {
 				continue // seen before the stream was resumed
 			}
-			w.last = rev
+			st.last = rev
+			if obj == nil {
+				continue // an object that stands for no resource
+			}
 			ev := datastore.Event{Object: obj, Revision: rev}
 			switch we.Type {
 			case "ADDED":
@@ -258,7 +340,7 @@ func (w *watcher) read(ctx context.Context, body io.Reader, send func(datastore.
 			default:
 				ev.Type = datastore.Deleted
 			}
-			if !send(ev) {
+			if !w.send(ctx, ev) {
 				return end
 			}
 		case "BOOKMARK":
@@ -268,26 +350,26 @@ func (w *watcher) read(ctx context.Context, body io.Reader, send func(datastore.
 				} `json:"metadata"`
 			}
 			if json.Unmarshal(we.Object, &b) == nil {
-				if rev, err := strconv.ParseInt(b.Metadata.ResourceVersion, 10, 64); err == nil && rev > w.last {
-					w.last = rev
+				if rev, err := strconv.ParseInt(b.Metadata.ResourceVersion, 10, 64); err == nil && rev > st.last {
+					st.last = rev
 				}
 			}
 			end.delivered = true
 		case "ERROR":
-			var st metav1.Status
-			if err := json.Unmarshal(we.Object, &st); err != nil {
+			var s metav1.Status
+			if err := json.Unmarshal(we.Object, &s); err != nil {
 				end.err = fmt.Errorf("undecodable error event: %w", err)
 				return end
 			}
-			err := statusError(&st)
+			err := statusError(&s)
 			if isExpired(err) {
-				end.err = fmt.Errorf("%w: %s", datastore.ErrCompacted, st.Message)
+				end.err = fmt.Errorf("%w: %s", datastore.ErrCompacted, s.Message)
 			} else {
 				end.err = fmt.Errorf("the API server ended the watch: %w", err)
 			}
 			return end
 		default:
-			w.s.log.Warn("skipping watch event of unknown type", "kind", w.info.Kind, "type", we.Type)
+			w.s.log.Warn("skipping watch event of unknown type", "kind", w.kind, "type", we.Type)
 		}
 	}
 }

@@ -65,7 +65,7 @@ func (s *script) askedFor() []string {
 	return append([]string(nil), s.asked...)
 }
 
-func stream(lines ...string) func(http.ResponseWriter) {
+func streamed(lines ...string) func(http.ResponseWriter) {
 	return func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
@@ -124,8 +124,8 @@ func TestWatchScripted(t *testing.T) {
 		{
 			name: "stream ended by the server is resumed from the last event, without duplicates",
 			answers: []func(http.ResponseWriter){
-				stream(thingEvent("ADDED", "a", 11), thingEvent("MODIFIED", "a", 12)),
-				stream(thingEvent("MODIFIED", "a", 12), thingEvent("DELETED", "a", 13)),
+				streamed(thingEvent("ADDED", "a", 11), thingEvent("MODIFIED", "a", 12)),
+				streamed(thingEvent("MODIFIED", "a", 12), thingEvent("DELETED", "a", 13)),
 			},
 			want:  []string{"Added a 11", "Modified a 12", "Deleted a 13"},
 			asked: []string{"10", "12", "13"},
@@ -133,8 +133,8 @@ func TestWatchScripted(t *testing.T) {
 		{
 			name: "a bookmark moves the resume point",
 			answers: []func(http.ResponseWriter){
-				stream(thingEvent("ADDED", "a", 11), `{"type":"BOOKMARK","object":{"kind":"TestThing","apiVersion":"projectcalico.org/v3","metadata":{"resourceVersion":"40"}}}`+"\n"),
-				stream(thingEvent("ADDED", "b", 41)),
+				streamed(thingEvent("ADDED", "a", 11), `{"type":"BOOKMARK","object":{"kind":"TestThing","apiVersion":"projectcalico.org/v3","metadata":{"resourceVersion":"40"}}}`+"\n"),
+				streamed(thingEvent("ADDED", "b", 41)),
 			},
 			want:  []string{"Added a 11", "Added b 41"},
 			asked: []string{"10", "40", "41"},
@@ -151,7 +151,7 @@ func TestWatchScripted(t *testing.T) {
 		{
 			name: "410 as an error event is ErrCompacted",
 			answers: []func(http.ResponseWriter){
-				stream(thingEvent("ADDED", "a", 11), `{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 11 (20)","reason":"Expired","code":410}}`+"\n"),
+				streamed(thingEvent("ADDED", "a", 11), `{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 11 (20)","reason":"Expired","code":410}}`+"\n"),
 			},
 			want:   []string{"Added a 11", "Error compacted"},
 			asked:  []string{"10"},
@@ -276,6 +276,21 @@ func TestUnreachable(t *testing.T) {
 		err := op()
 		if !errors.Is(err, datastore.ErrUnavailable) || !strings.Contains(err.Error(), addr) {
 			t.Errorf("%s: %v, want ErrUnavailable naming %s", name, err, addr)
+		}
+	}
+}
+
+func TestPodOfEndpoint(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{api.WorkloadEndpointName("node1", "k8s", "web", "eth0"), "web"},
+		{api.WorkloadEndpointName("node-1.example", "k8s", "web-0", "eth0"), "web-0"},
+		{api.WorkloadEndpointName("n", "k8s", "a--b", "eth0"), "a--b"},
+		{api.WorkloadEndpointName("node1", "openstack", "web", "eth0"), ""},
+		{"node1-k8s-web", ""},
+		{"", ""},
+	} {
+		if got := podOfEndpoint(c.name); got != c.want {
+			t.Errorf("podOfEndpoint(%q) = %q, want %q", c.name, got, c.want)
 		}
 	}
 }

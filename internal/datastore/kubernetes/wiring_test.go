@@ -11,6 +11,7 @@ import (
 
 	"github.com/servalnet/serval/internal/cli"
 	"github.com/servalnet/serval/internal/cni"
+	"github.com/servalnet/serval/internal/cni/cniopen"
 	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/datastore/kubernetes"
 	"github.com/servalnet/serval/internal/kubetest"
@@ -86,7 +87,7 @@ func TestCNIOpensKubernetes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, err := cni.OpenDatastore(conf, nil)
+	ds, err := cniopen.Open(conf, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

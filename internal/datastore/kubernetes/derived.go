@@ -1,0 +1,281 @@
+package kubernetes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/client-go/rest"
+	cnpv1 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
+
+	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/datastore"
+	"github.com/servalnet/serval/internal/k8sconv"
+)
+
+// ErrDerived is wrapped by a write to a resource that Kubernetes objects
+// stand for: the error says which object to change instead.
+var ErrDerived = errors.New("the resource is derived from a Kubernetes object and cannot be written")
+
+// A deriver maps one Kubernetes resource onto a Serval kind (package
+// k8sconv), read-only. A kind may have several (Profiles come from
+// Namespaces and ServiceAccounts) and may also be stored (a
+// NetworkPolicy is either a stored one or "knp.default.<name>" from a
+// Kubernetes NetworkPolicy): its lists merge them all at one revision,
+// its watches follow them all.
+type deriver struct {
+	kind       string // Serval kind
+	from       string // "Pods": what the resources come from
+	change     string // "the Pod": what to change instead
+	apiPath    string // "/api/v1"
+	resource   string // "pods"
+	namespaced bool   // the Kubernetes resource is
+	// owns says whether a Serval name of the kind belongs to this deriver.
+	owns func(name string) bool
+	// source names the Kubernetes object behind a key (name "" when
+	// none).
+	source func(key api.Key) (namespace, name string)
+	// convert derives the resource of one Kubernetes object; nil when it
+	// stands for none. An error with a resource is a report (what could
+	// not be translated was left out, failing closed), logged.
+	convert func(raw []byte) (api.Resource, error)
+}
+
+// decode is a stream's event function for the deriver.
+func (d *deriver) decode(log *slog.Logger, raw []byte) (api.Resource, int64, error) {
+	var meta struct {
+		Metadata struct {
+			Namespace       string `json:"namespace"`
+			Name            string `json:"name"`
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return nil, 0, fmt.Errorf("decoding one of %s: %w", d.from, err)
+	}
+	m := meta.Metadata
+	rev, err := strconv.ParseInt(m.ResourceVersion, 10, 64)
+	if err != nil || rev <= 0 {
+		return nil, 0, fmt.Errorf("%s %s/%s: resourceVersion %q is not a revision", d.from, m.Namespace, m.Name, m.ResourceVersion)
+	}
+	obj, err := d.convert(raw)
+	if err != nil {
+		if obj == nil {
+			return nil, 0, err
+		}
+		log.Warn("Kubernetes object translated in part (what was left out denies)", "kind", d.kind, "from", d.from, "err", err)
+	}
+	if obj == nil {
+		return nil, rev, nil
+	}
+	*obj.GetTypeMeta() = api.TypeMeta{Kind: d.kind, APIVersion: api.APIVersion}
+	obj.GetObjectMeta().ResourceVersion = m.ResourceVersion
+	return obj, rev, nil
+}
+
+// convertJSON decodes a Kubernetes object of type T and converts it.
+func convertJSON[T any](conv func(*T) (api.Resource, error)) func([]byte) (api.Resource, error) {
+	return func(raw []byte) (api.Resource, error) {
+		var o T
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return nil, fmt.Errorf("decoding a %T: %w", o, err)
+		}
+		return conv(&o)
+	}
+}
+
+// Kubernetes object names behind Serval names.
+func prefixed(prefix string) func(string) bool {
+	return func(name string) bool { return strings.HasPrefix(name, prefix) }
+}
+
+var (
+	namespaceProfiles = &deriver{
+		kind: "Profile", from: "Namespaces", change: "the Namespace",
+		apiPath: "/api/v1", resource: "namespaces",
+		owns: prefixed(k8sconv.NamespaceProfilePrefix),
+		source: func(k api.Key) (string, string) {
+			return "", strings.TrimPrefix(k.Name, k8sconv.NamespaceProfilePrefix)
+		},
+		convert: convertJSON(func(ns *corev1.Namespace) (api.Resource, error) {
+			return k8sconv.NamespaceToProfile(ns), nil
+		}),
+	}
+	serviceAccountProfiles = &deriver{
+		kind: "Profile", from: "ServiceAccounts", change: "the ServiceAccount",
+		apiPath: "/api/v1", resource: "serviceaccounts", namespaced: true,
+		owns: prefixed(k8sconv.SAProfilePrefix),
+		// ksa.<namespace>.<account>: a namespace holds no '.'.
+		source: func(k api.Key) (string, string) {
+			ns, sa, _ := strings.Cut(strings.TrimPrefix(k.Name, k8sconv.SAProfilePrefix), ".")
+			return ns, sa
+		},
+		convert: convertJSON(func(sa *corev1.ServiceAccount) (api.Resource, error) {
+			return k8sconv.ServiceAccountToProfile(sa), nil
+		}),
+	}
+	networkPolicies = &deriver{
+		kind: "NetworkPolicy", from: "Kubernetes NetworkPolicies", change: "the Kubernetes NetworkPolicy",
+		apiPath: "/apis/networking.k8s.io/v1", resource: "networkpolicies", namespaced: true,
+		owns:   prefixed(knpPrefix),
+		source: func(k api.Key) (string, string) { return k.Namespace, strings.TrimPrefix(k.Name, knpPrefix) },
+		convert: convertJSON(func(np *networkingv1.NetworkPolicy) (api.Resource, error) {
+			p, err := k8sconv.NetworkPolicyToPolicy(np)
+			if p == nil {
+				return nil, err
+			}
+			return p, err
+		}),
+	}
+	clusterNetworkPolicies = &deriver{
+		kind: "GlobalNetworkPolicy", from: "ClusterNetworkPolicies", change: "the ClusterNetworkPolicy",
+		apiPath: "/apis/policy.networking.k8s.io/v1alpha2", resource: "clusternetworkpolicies",
+		owns: func(name string) bool {
+			return strings.HasPrefix(name, k8sconv.CNPAdminPrefix) || strings.HasPrefix(name, k8sconv.CNPBaselinePrefix)
+		},
+		source: func(k api.Key) (string, string) {
+			return "", strings.TrimPrefix(strings.TrimPrefix(k.Name, k8sconv.CNPAdminPrefix), k8sconv.CNPBaselinePrefix)
+		},
+		convert: convertJSON(func(cnp *cnpv1.ClusterNetworkPolicy) (api.Resource, error) {
+			p, err := k8sconv.ClusterNetworkPolicyToPolicy(cnp)
+			if p == nil {
+				return nil, err
+			}
+			return p, err
+		}),
+	}
+	podEndpoints = &deriver{
+		kind: "WorkloadEndpoint", from: "Pods", change: "the Pod",
+		apiPath: "/api/v1", resource: "pods", namespaced: true,
+		owns:   func(string) bool { return true },
+		source: func(k api.Key) (string, string) { return k.Namespace, podOfEndpoint(k.Name) },
+		convert: convertJSON(func(pod *corev1.Pod) (api.Resource, error) {
+			w, ok, err := k8sconv.PodToWorkloadEndpoint(pod)
+			if !ok || w == nil {
+				return nil, err
+			}
+			return w, err
+		}),
+	}
+	kubeNodes = &deriver{
+		kind: "Node", from: "Kubernetes Nodes", change: "the Kubernetes Node",
+		apiPath: "/api/v1", resource: "nodes",
+		owns:   func(string) bool { return true },
+		source: func(k api.Key) (string, string) { return "", k.Name },
+		convert: convertJSON(func(n *corev1.Node) (api.Resource, error) {
+			node, err := k8sconv.NodeToNode(n)
+			if node == nil {
+				return nil, err
+			}
+			return node, err
+		}),
+	}
+)
+
+// knpPrefix names the policies derived from Kubernetes NetworkPolicies.
+const knpPrefix = "knp.default."
+
+// podOfEndpoint is the pod name in a WorkloadEndpoint name
+// <node>-k8s-<pod>-eth0, where each part has its '-' doubled; "" when the
+// name is not of that form.
+func podOfEndpoint(name string) string {
+	var parts []string
+	var cur strings.Builder
+	for i := 0; i < len(name); i++ {
+		if name[i] != '-' {
+			cur.WriteByte(name[i])
+			continue
+		}
+		if i+1 < len(name) && name[i+1] == '-' {
+			cur.WriteByte('-')
+			i++
+			continue
+		}
+		parts = append(parts, cur.String())
+		cur.Reset()
+	}
+	parts = append(parts, cur.String())
+	if len(parts) != 4 || parts[1] != api.OrchestratorKubernetes {
+		return ""
+	}
+	return parts[2]
+}
+
+// derivedKinds are the kinds a store derives by default: policies and
+// profiles from what Kubernetes has of them, beside the stored ones.
+func defaultDerivers() map[string][]*deriver {
+	return map[string][]*deriver{
+		"Profile":             {namespaceProfiles, serviceAccountProfiles},
+		"NetworkPolicy":       {networkPolicies},
+		"GlobalNetworkPolicy": {clusterNetworkPolicies},
+	}
+}
+
+// storedToo are the derived kinds that are also stored.
+var storedToo = map[string]bool{"Profile": true, "NetworkPolicy": true, "GlobalNetworkPolicy": true}
+
+// WithDerivedWorkloadsAndNodes makes WorkloadEndpoints (from Pods) and
+// Nodes (from Kubernetes Nodes) derived and read-only, as in Calico's
+// Kubernetes mode. Until the CNI plugin and serval-node write Pods' and
+// Nodes' annotations in that mode, both stay stored custom resources
+// unless this is given.
+func WithDerivedWorkloadsAndNodes() Option {
+	return func(o *options) { o.deriveWorkloadsAndNodes = true }
+}
+
+// deriverOf is the deriver a key belongs to, nil for a stored resource.
+func (s *Store) deriverOf(key api.Key) *deriver {
+	for _, d := range s.derivers[key.Kind] {
+		if d.owns(key.Name) {
+			return d
+		}
+	}
+	return nil
+}
+
+// refuseDerived fails a write to a derived resource.
+func (s *Store) refuseDerived(op string, key api.Key) error {
+	d := s.deriverOf(key)
+	if d == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: %s %q is derived from %s; change %s instead", op, ErrDerived, key.Kind, key.Name, d.from, d.change)
+}
+
+// derivedRequest starts a request on a deriver's Kubernetes resource.
+func (s *Store) derivedRequest(verb string, d *deriver, namespace, name string) *rest.Request {
+	r := s.rc.Verb(verb).AbsPath(d.apiPath).Resource(d.resource)
+	if d.namespaced && namespace != "" {
+		r = r.Namespace(namespace)
+	}
+	if name != "" {
+		r = r.Name(name)
+	}
+	return r
+}
+
+// getDerived reads the Kubernetes object behind key and derives it.
+func (s *Store) getDerived(ctx context.Context, d *deriver, key api.Key) (api.Resource, error) {
+	ns, name := d.source(key)
+	if name == "" || (d.namespaced && ns == "") {
+		return nil, fmt.Errorf("%w: no %s stands for it", datastore.ErrNotFound, strings.TrimSuffix(d.from, "s"))
+	}
+	raw, err := s.do(ctx, api.Key{Name: name}, s.derivedRequest("GET", d, ns, name))
+	if err != nil {
+		return nil, err
+	}
+	obj, _, err := d.decode(s.log, raw)
+	if err != nil {
+		return nil, err
+	}
+	if obj == nil || api.KeyOf(obj) != key {
+		return nil, fmt.Errorf("%w: %s %s/%s stands for no %s %q", datastore.ErrNotFound, d.from, ns, name, key.Kind, key.Name)
+	}
+	return obj, nil
+}
