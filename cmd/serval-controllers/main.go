@@ -73,6 +73,11 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "serval-controllers: --log-level %q: %v\n", logLevel, err)
 		return 2
 	}
+	if o.GC.GracePeriod <= 0 || o.GC.ScanInterval <= 0 || o.GC.Workers <= 0 {
+		fmt.Fprintf(os.Stderr, "serval-controllers: --ipam-gc-grace-period (%s), --ipam-gc-interval (%s) and --ipam-gc-workers (%d) must be positive\n",
+			o.GC.GracePeriod, o.GC.ScanInterval, o.GC.Workers)
+		return 2
+	}
 	typ, err := datastore.ParseType(dsType)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "serval-controllers: --datastore-type: %v\n", err)
