@@ -18,6 +18,7 @@ import (
 
 	clientset "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
 	"github.com/servalnet/serval/internal/controllers"
 	"github.com/servalnet/serval/internal/controllers/ipamgc"
@@ -85,6 +86,9 @@ func run(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.Logger = log
+	// client-go (informers, leader election) logs through klog: into the
+	// same handler.
+	klog.SetSlogLogger(log.With("source", "client-go"))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
