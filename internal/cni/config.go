@@ -107,25 +107,6 @@ type KubernetesConf struct {
 	Kubeconfig string `json:"kubeconfig"`
 }
 
-// Datastore types of datastore_type.
-const (
-	DatastoreEtcd       = "etcdv3"
-	DatastoreKubernetes = "kubernetes"
-	// EnvDatastoreType is read when datastore_type is empty.
-	EnvDatastoreType = "SERVAL_DATASTORE_TYPE"
-)
-
-// Datastore is the datastore type in effect: datastore_type, else
-// SERVAL_DATASTORE_TYPE, else etcdv3.
-func (c *NetConf) Datastore() string {
-	for _, t := range []string{c.DatastoreType, os.Getenv(EnvDatastoreType)} {
-		if t != "" {
-			return t
-		}
-	}
-	return DatastoreEtcd
-}
-
 // DatastoreTypeOf is the datastore type the configuration names:
 // datastore_type, else SERVAL_DATASTORE_TYPE, else etcdv3.
 func (c *NetConf) DatastoreTypeOf() (string, error) {
@@ -287,10 +268,8 @@ func (c *NetConf) check() error {
 	if c.DatastoreTimeout < 0 {
 		return confErr("datastore_timeout", "%v is negative", c.DatastoreTimeout)
 	}
-	if c.DatastoreType != "" {
-		if _, err := datastore.ParseType(c.DatastoreType); err != nil {
-			return confErr("datastore_type", "%v", err)
-		}
+	if _, err := c.DatastoreTypeOf(); err != nil {
+		return confErr("datastore_type", "%v (read from $%s when the key is empty)", err, datastore.EnvType)
 	}
 	if c.Nodename != "" {
 		if msg := api.CheckDNS1123Subdomain(c.Nodename); msg != "" {
@@ -320,16 +299,6 @@ func (c *NetConf) check() error {
 	for i, s := range c.RuntimeConfig.IPs {
 		if _, err := parseAddr(s); err != nil {
 			return confErr(fmt.Sprintf("runtimeConfig.ips[%d]", i), "%q is not an IP address or CIDR", s)
-		}
-	}
-	switch t := c.Datastore(); t {
-	case DatastoreEtcd, DatastoreKubernetes:
-	default:
-		return confErr("datastore_type", "%q is not a datastore type (etcdv3 or kubernetes; from $%s when the key is empty)", t, EnvDatastoreType)
-	}
-	if k := c.Kubernetes.Kubeconfig; k != "" {
-		if _, err := os.Stat(k); err != nil {
-			return confErr("kubernetes.kubeconfig", "cannot read %q: %v", k, err)
 		}
 	}
 	for i, ep := range c.etcdEndpointList() {

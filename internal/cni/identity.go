@@ -37,6 +37,7 @@ const DefaultNamespace = "default"
 type Args struct {
 	PodNamespace string // K8S_POD_NAMESPACE
 	PodName      string // K8S_POD_NAME
+	PodUID       string // K8S_POD_UID (kubelet passes it)
 	// IP asks for specific addresses (comma-separated), as Calico's IP arg.
 	IPs []netip.Addr
 	// Labels from "label.<key>=<value>" arguments.
@@ -62,6 +63,8 @@ func ParseArgs(s string) (*Args, error) {
 			a.PodNamespace = v
 		case k == "K8S_POD_NAME":
 			a.PodName = v
+		case k == "K8S_POD_UID":
+			a.PodUID = v
 		case k == "IP":
 			for _, s := range strings.Split(v, ",") {
 				ip, err := netip.ParseAddr(strings.TrimSpace(s))
@@ -103,6 +106,7 @@ type Identity struct {
 	Namespace    string // the pod's namespace, or DefaultNamespace
 	Workload     string // the pod name, or the container ID
 	Pod          string // the pod name for k8s
+	PodUID       string // the pod's UID, when the runtime passes it
 	ContainerID  string
 	IfName       string // CNI_IFNAME: the endpoint
 	// Handle is the IPAM handle: network name + "." + container ID, as
@@ -133,6 +137,7 @@ func NewIdentity(conf *NetConf, node, containerID, ifName string, args *Args) *I
 	if args.PodName != "" {
 		id.Orchestrator = OrchestratorK8s
 		id.Pod = args.PodName
+		id.PodUID = args.PodUID
 		id.Workload = args.PodName
 		if args.PodNamespace != "" {
 			id.Namespace = args.PodNamespace
@@ -156,13 +161,19 @@ func VethName(prefix, key string) string { return netconst.VethName(prefix, key)
 
 // IPAMAttrs are the attributes stored with the addresses, so that
 // `servalctl ipam show` can say who holds one.
+// The pod's UID lets serval-controllers tell a pod from a successor of
+// the same name.
 func (id *Identity) IPAMAttrs() map[string]string {
-	return map[string]string{
+	attrs := map[string]string{
 		ipam.AttrNode:      id.Node,
 		ipam.AttrNamespace: id.Namespace,
 		ipam.AttrWorkload:  id.Workload,
 		ipam.AttrEndpoint:  id.EndpointName,
 	}
+	if id.PodUID != "" {
+		attrs[ipam.AttrPodUID] = id.PodUID
+	}
+	return attrs
 }
 
 // Endpoint builds the WorkloadEndpoint of the attachment, without

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/servalnet/serval/internal/api"
+	"github.com/servalnet/serval/internal/ipam"
 )
 
 func TestVethName(t *testing.T) {
@@ -98,5 +99,23 @@ func TestIdentityAndEndpoint(t *testing.T) {
 				t.Errorf("spec = %+v", w.Spec)
 			}
 		})
+	}
+}
+
+// TestPodUIDRecorded: kubelet's K8S_POD_UID goes into the address's IPAM
+// attributes, where serval-controllers tells a pod from its successor.
+func TestPodUIDRecorded(t *testing.T) {
+	for _, tc := range []struct{ args, want string }{
+		{"K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_UID=6f1c", "6f1c"},
+		{"K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0", ""},
+	} {
+		a, err := ParseArgs(tc.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs := NewIdentity(&NetConf{Name: "net1"}, "host1", "c1", "eth0", a).IPAMAttrs()
+		if got, ok := attrs[ipam.AttrPodUID]; got != tc.want || ok != (tc.want != "") {
+			t.Errorf("%s: pod-uid attribute %q (present %v), want %q", tc.args, got, ok, tc.want)
+		}
 	}
 }

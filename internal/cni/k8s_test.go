@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/servalnet/serval/internal/datastore"
 	"github.com/servalnet/serval/internal/k8sconv"
 )
 
@@ -174,12 +175,11 @@ func TestKubernetesModeIPAMAnnotations(t *testing.T) {
 
 func TestDatastoreTypeChecked(t *testing.T) {
 	for _, tc := range []struct{ conf, env, want string }{
-		{conf: `"datastore_type":"consul",`, want: `datastore_type: "consul" is not a datastore type`},
-		{env: "zookeeper", want: `"zookeeper" is not a datastore type`},
-		{conf: `"kubernetes":{"kubeconfig":"/nonexistent/kubeconfig"},`, want: "kubernetes.kubeconfig"},
+		{conf: `"datastore_type":"consul",`, want: `datastore_type: datastore type "consul": want etcdv3 or kubernetes`},
+		{env: "zookeeper", want: `datastore type "zookeeper"`},
 		{conf: `"kubernetes":{"kubeconfig":5},`, want: "kubernetes.kubeconfig"},
 	} {
-		t.Setenv(EnvDatastoreType, tc.env)
+		t.Setenv(datastore.EnvType, tc.env)
 		_, err := LoadNetConf([]byte(`{"cniVersion":"1.0.0","name":"n",` + tc.conf + `"type":"serval","ipam":{"type":"serval-ipam"}}`))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s%s: err = %v, want %q", tc.conf, tc.env, err, tc.want)

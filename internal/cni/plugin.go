@@ -184,7 +184,7 @@ func begin(a *skel.CmdArgs, plugin string, log *slog.Logger, stderr io.Writer, o
 	inner := c.done
 	c.done = func() { _ = c.ds.Close(); inner() }
 	c.endpoints = datastoreEndpoints{c.ds}
-	if conf.Datastore() == DatastoreKubernetes && a.ContainerID != "" {
+	if typ, _ := conf.DatastoreTypeOf(); typ == datastore.TypeKubernetes && a.ContainerID != "" {
 		// The endpoint is the pod: without the pod's name there is
 		// nothing to derive it from.
 		if c.args.PodName == "" || c.args.PodNamespace == "" {
