@@ -9,9 +9,11 @@
 // namespace and uid), its message the validation errors, reported by
 // controller "serval-node" as the node's name. One Event is recorded per
 // version of a resource (its uid and resourceVersion), not one per
-// resync; Events are sent by one goroutine at a bounded rate, and a
-// rejection that finds the queue full or the rate spent is dropped (the
-// agent's status still has it, and a later version is reported).
+// resync. Events are sent by one goroutine at a bounded rate (Rate a
+// second after a burst of Burst); a rejection that finds the queue full
+// is dropped (the agent's status still has it, and the next resync or
+// version reports it), and one whose Event could not be created is
+// reported again at the next resync.
 //
 //	rec := kubeevents.New(clientset, nodeName, log, store.IsDerived)
 //	go rec.Run(ctx)
