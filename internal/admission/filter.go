@@ -14,9 +14,31 @@ import (
 // passing it on to next. Like any SyncerCallbacks it is called from one
 // goroutine only.
 type Filter struct {
-	next datastore.SyncerCallbacks
-	reg  *Registry
-	log  *slog.Logger
+	next     datastore.SyncerCallbacks
+	reg      *Registry
+	log      *slog.Logger
+	reporter Reporter
+}
+
+// Reporter is told of each rejection, with the object as it was read
+// (before it was replaced), and of each object that no longer is
+// rejected (valid again, or deleted). It is called from the filter's
+// goroutine and must not block: package kubeevents records a Kubernetes
+// Event on the rejected object.
+type Reporter interface {
+	Reject(obj api.Resource, rej Rejected)
+	Clear(key api.Key)
+}
+
+// ReportTo makes the filter tell r of rejections; call it before the
+// filter is used.
+func (f *Filter) ReportTo(r Reporter) { f.reporter = r }
+
+func (f *Filter) clear(k api.Key) {
+	f.reg.clear(k)
+	if f.reporter != nil {
+		f.reporter.Clear(k)
+	}
 }
 
 var _ datastore.SyncerCallbacks = (*Filter)(nil)
@@ -47,14 +69,15 @@ func (f *Filter) OnUpdates(us []datastore.Update) {
 // deletion), else its fail-closed replacement or its deletion.
 func (f *Filter) Admit(u datastore.Update) datastore.Update {
 	if u.Type == datastore.Deleted || u.Object == nil {
-		f.reg.clear(u.Key)
+		f.clear(u.Key)
 		return u
 	}
 	reason := check(u)
 	if reason == "" {
-		f.reg.clear(u.Key)
+		f.clear(u.Key)
 		return u
 	}
+	orig := u.Object
 	rej := Rejected{Kind: u.Key.Kind, Namespace: u.Key.Namespace, Name: u.Key.Name, Reason: reason}
 	if sub := failClosed(u.Key, u.Object); sub != nil {
 		rej.Action = "failed closed"
@@ -65,6 +88,9 @@ func (f *Filter) Admit(u datastore.Update) datastore.Update {
 	}
 	f.log.Error("rejected an invalid object read from the datastore", "resource", u.Key.String(), "action", rej.Action, "reason", reason)
 	f.reg.set(u.Key, rej)
+	if f.reporter != nil {
+		f.reporter.Reject(orig, rej)
+	}
 	return u
 }
 

@@ -155,11 +155,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// One syncer, one admission filter: what the graph and the BGP loop
 	// (and the overlay) see has passed the same validation, and is reported once.
-	syncer := datastore.NewSyncer(a.d.Datastore, admission.NewFilter(feed, a.Rejected, a.d.Logger), datastore.SyncerConfig{Kinds: feed.kinds(), Logger: a.d.Logger,
+	filter := admission.NewFilter(feed, a.Rejected, a.d.Logger)
+	syncer := datastore.NewSyncer(a.d.Datastore, filter, datastore.SyncerConfig{Kinds: feed.kinds(), Logger: a.d.Logger,
 		Heartbeat: w.syncer.Beat, HeartbeatInterval: a.heartbeatInterval()})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := a.reportRejections(ctx, filter, id.Name); err != nil {
+		return err
+	}
 	errc := make(chan error, 5)
 	go func() { errc <- syncer.Run(ctx) }()
 	go func() { errc <- dp.Run(ctx) }()

@@ -63,6 +63,13 @@ func (s *Store) Get(ctx context.Context, key api.Key) (api.Resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	if isKubeTier(key) {
+		obj, err := s.getKubeTier(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		return obj, nil
+	}
 	if d := s.deriverOf(key); d != nil {
 		obj, err := s.getDerived(ctx, d, key)
 		if err != nil {
@@ -358,6 +365,27 @@ func (s *Store) ListPages(ctx context.Context, opts datastore.ListOptions, page 
 		}
 		if rev == 0 {
 			rev = r
+		}
+	}
+	if info.Kind == "Tier" {
+		tiers, err := s.kubeTiers(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", op, err)
+		}
+		var items []api.Resource
+		for _, t := range tiers {
+			ok, err := keep(t)
+			if err != nil {
+				return 0, fmt.Errorf("%s: %w", op, err)
+			}
+			if ok {
+				items = append(items, t)
+			}
+		}
+		if len(items) > 0 {
+			if err := page(items, rev); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return rev, nil

@@ -239,8 +239,17 @@ func (s *Store) deriverOf(key api.Key) *deriver {
 	return nil
 }
 
+// IsDerived says whether key names a resource derived from a Kubernetes
+// object (one that is not a custom resource of its own).
+func (s *Store) IsDerived(key api.Key) bool {
+	return isKubeTier(key) || s.deriverOf(key) != nil
+}
+
 // refuseDerived fails a write to a derived resource.
 func (s *Store) refuseDerived(op string, key api.Key) error {
+	if isKubeTier(key) {
+		return fmt.Errorf("%s: %w: Tier %q is the tier of ClusterNetworkPolicies", op, ErrDerived, key.Name)
+	}
 	d := s.deriverOf(key)
 	if d == nil {
 		return nil

@@ -67,6 +67,7 @@ func WithListPageSize(n int) Option {
 // datastore.Pager.
 type Store struct {
 	rc   rest.Interface
+	cfg  *rest.Config // as given to New
 	host string
 	// derivers are the kinds derived from Kubernetes objects.
 	derivers map[string][]*deriver
@@ -125,7 +126,7 @@ func New(cfg *rest.Config, log *slog.Logger, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes datastore at %s: %w", cfg.Host, err)
 	}
-	s := &Store{rc: rc, host: cfg.Host, log: log, timeout: o.requestTimeout,
+	s := &Store{rc: rc, cfg: rest.CopyConfig(cfg), host: cfg.Host, log: log, timeout: o.requestTimeout,
 		pageSize: o.pageSize, closed: make(chan struct{}), derivers: defaultDerivers()}
 	if o.deriveWorkloadsAndNodes {
 		s.derivers["WorkloadEndpoint"] = []*deriver{podEndpoints}
@@ -133,6 +134,10 @@ func New(cfg *rest.Config, log *slog.Logger, opts ...Option) (*Store, error) {
 	}
 	return s, nil
 }
+
+// RESTConfig is a copy of the client configuration the store was made
+// with, for other clients of the same API server (Events, leases).
+func (s *Store) RESTConfig() *rest.Config { return rest.CopyConfig(s.cfg) }
 
 // statusCodecs decodes what the client needs to understand of the API
 // server's answers besides the raw JSON of objects: its Status errors.

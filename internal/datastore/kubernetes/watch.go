@@ -107,7 +107,13 @@ func (s *Store) streams(info api.KindInfo, namespace string) []*stream {
 		out = append(out, &stream{
 			what:    info.Kind,
 			request: func(verb string) *rest.Request { return s.request(verb, info, namespace, "") },
-			event:   func(raw []byte) (api.Resource, int64, error) { return decode(info.Kind, raw) },
+			event: func(raw []byte) (api.Resource, int64, error) {
+				obj, rev, err := decode(info.Kind, raw)
+				if err == nil && isKubeTier(api.KeyOf(obj)) {
+					return nil, rev, nil // the derived tier stands for it
+				}
+				return obj, rev, err
+			},
 		})
 	}
 	for _, d := range ds {
@@ -173,8 +179,14 @@ func (w *watcher) run(ctx, callerCtx context.Context) {
 				return
 			}
 			if st.derived && errors.Is(err, errCRDMissing) {
-				w.s.log.Debug("API server does not serve a resource a kind is derived from", "kind", w.kind, "from", st.what)
-				return
+				w.s.log.Debug("API server does not serve a resource a kind is derived from; waiting for it", "kind", w.kind, "from", st.what)
+				if !w.awaitServed(ctx, st) {
+					return
+				}
+				// What the resource holds (and the tiers of
+				// ClusterNetworkPolicies) is in no stream from the
+				// revision asked for: the caller lists again.
+				err = fmt.Errorf("%w: the API server began to serve %s", datastore.ErrCompacted, st.what)
 			}
 			w.fail(ctx, fmt.Errorf("watching %s from revision %d: %w", w.kind, w.from, err))
 			w.cancel()
@@ -371,5 +383,36 @@ func (w *watcher) read(ctx context.Context, st *stream, body io.Reader) streamEn
 		default:
 			w.s.log.Warn("skipping watch event of unknown type", "kind", w.kind, "type", we.Type)
 		}
+	}
+}
+
+// Discovering a resource a kind is derived from that the API server did
+// not serve when the watch began (ClusterNetworkPolicies installed
+// later): asked after minDiscovery, doubling up to maxDiscovery.
+var (
+	minDiscovery = 250 * time.Millisecond
+	maxDiscovery = time.Minute
+)
+
+// awaitServed waits until the API server serves st's resource (true) or
+// ctx is done (false).
+func (w *watcher) awaitServed(ctx context.Context, st *stream) bool {
+	wait := minDiscovery
+	for {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
+		_, err := w.s.do(ctx, api.Key{}, st.request("GET").Param("limit", "1"))
+		switch {
+		case err == nil:
+			return true
+		case ctx.Err() != nil:
+			return false
+		case !errors.Is(err, errCRDMissing):
+			w.s.log.Debug("asking whether the API server serves a resource failed", "kind", w.kind, "from", st.what, "err", err)
+		}
+		wait = min(2*wait, maxDiscovery)
 	}
 }
