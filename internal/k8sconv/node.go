@@ -47,25 +47,64 @@ func wg(n *api.Node) *api.NodeWireguardSpec {
 	return n.Spec.Wireguard
 }
 
+func bgpField(f func(*api.NodeBGPSpec) string) func(*api.Node) string {
+	return func(n *api.Node) string {
+		if n.Spec.BGP == nil {
+			return ""
+		}
+		return f(n.Spec.BGP)
+	}
+}
+
+func wgField(f func(*api.NodeWireguardSpec) string) func(*api.Node) string {
+	return func(n *api.Node) string {
+		if n.Spec.Wireguard == nil {
+			return ""
+		}
+		return f(n.Spec.Wireguard)
+	}
+}
+
 // nodeAnnotations are the annotations NodeToNode reads, in order, each
-// with how it sets the node.
+// with how it sets the node and how NodeMergePatch reads it back; status
+// ones are left alone by NodeMergePatch.
 var nodeAnnotations = []struct {
-	key string
-	set func(*api.Node, string)
+	key    string
+	set    func(*api.Node, string)
+	get    func(*api.Node) string
+	status bool
 }{
-	{AnnotationNodeIPv4Address, func(n *api.Node, v string) { bgp(n).IPv4Address = v }},
-	{AnnotationNodeIPv6Address, func(n *api.Node, v string) { bgp(n).IPv6Address = v }},
-	{AnnotationNodeRRClusterID, func(n *api.Node, v string) { bgp(n).RouteReflectorClusterID = v }},
-	{AnnotationNodeIPIPTunnelAddr, func(n *api.Node, v string) { bgp(n).IPv4IPIPTunnelAddr = v }},
-	{AnnotationNodeASNumber, func(n *api.Node, v string) { a := api.ASNumberFromString(v); bgp(n).ASNumber = &a }},
-	{AnnotationNodeIPv4VXLANTunnelAddr, func(n *api.Node, v string) { n.Spec.IPv4VXLANTunnelAddr = v }},
-	{AnnotationNodeVXLANTunnelMACAddr, func(n *api.Node, v string) { n.Spec.VXLANTunnelMACAddr = v }},
-	{AnnotationNodeIPv6VXLANTunnelAddr, func(n *api.Node, v string) { n.Spec.IPv6VXLANTunnelAddr = v }},
-	{AnnotationNodeVXLANTunnelMACAddrV6, func(n *api.Node, v string) { n.Spec.VXLANTunnelMACAddrV6 = v }},
-	{AnnotationNodeWireguardIPv4Addr, func(n *api.Node, v string) { wg(n).InterfaceIPv4Address = v }},
-	{AnnotationNodeWireguardIPv6Addr, func(n *api.Node, v string) { wg(n).InterfaceIPv6Address = v }},
-	{AnnotationNodeWireguardPublicKey, func(n *api.Node, v string) { n.Status.WireguardPublicKey = v }},
-	{AnnotationNodeWireguardPublicKeyV6, func(n *api.Node, v string) { n.Status.WireguardPublicKeyV6 = v }},
+	{AnnotationNodeIPv4Address, func(n *api.Node, v string) { bgp(n).IPv4Address = v },
+		bgpField(func(b *api.NodeBGPSpec) string { return b.IPv4Address }), false},
+	{AnnotationNodeIPv6Address, func(n *api.Node, v string) { bgp(n).IPv6Address = v },
+		bgpField(func(b *api.NodeBGPSpec) string { return b.IPv6Address }), false},
+	{AnnotationNodeRRClusterID, func(n *api.Node, v string) { bgp(n).RouteReflectorClusterID = v },
+		bgpField(func(b *api.NodeBGPSpec) string { return b.RouteReflectorClusterID }), false},
+	{AnnotationNodeIPIPTunnelAddr, func(n *api.Node, v string) { bgp(n).IPv4IPIPTunnelAddr = v },
+		bgpField(func(b *api.NodeBGPSpec) string { return b.IPv4IPIPTunnelAddr }), false},
+	{AnnotationNodeASNumber, func(n *api.Node, v string) { a := api.ASNumberFromString(v); bgp(n).ASNumber = &a },
+		bgpField(func(b *api.NodeBGPSpec) string {
+			if b.ASNumber == nil {
+				return ""
+			}
+			return b.ASNumber.String()
+		}), false},
+	{AnnotationNodeIPv4VXLANTunnelAddr, func(n *api.Node, v string) { n.Spec.IPv4VXLANTunnelAddr = v },
+		func(n *api.Node) string { return n.Spec.IPv4VXLANTunnelAddr }, false},
+	{AnnotationNodeVXLANTunnelMACAddr, func(n *api.Node, v string) { n.Spec.VXLANTunnelMACAddr = v },
+		func(n *api.Node) string { return n.Spec.VXLANTunnelMACAddr }, false},
+	{AnnotationNodeIPv6VXLANTunnelAddr, func(n *api.Node, v string) { n.Spec.IPv6VXLANTunnelAddr = v },
+		func(n *api.Node) string { return n.Spec.IPv6VXLANTunnelAddr }, false},
+	{AnnotationNodeVXLANTunnelMACAddrV6, func(n *api.Node, v string) { n.Spec.VXLANTunnelMACAddrV6 = v },
+		func(n *api.Node) string { return n.Spec.VXLANTunnelMACAddrV6 }, false},
+	{AnnotationNodeWireguardIPv4Addr, func(n *api.Node, v string) { wg(n).InterfaceIPv4Address = v },
+		wgField(func(w *api.NodeWireguardSpec) string { return w.InterfaceIPv4Address }), false},
+	{AnnotationNodeWireguardIPv6Addr, func(n *api.Node, v string) { wg(n).InterfaceIPv6Address = v },
+		wgField(func(w *api.NodeWireguardSpec) string { return w.InterfaceIPv6Address }), false},
+	{AnnotationNodeWireguardPublicKey, func(n *api.Node, v string) { n.Status.WireguardPublicKey = v },
+		func(n *api.Node) string { return n.Status.WireguardPublicKey }, true},
+	{AnnotationNodeWireguardPublicKeyV6, func(n *api.Node, v string) { n.Status.WireguardPublicKeyV6 = v },
+		func(n *api.Node) string { return n.Status.WireguardPublicKeyV6 }, true},
 }
 
 // NodeToNode derives Serval's Node from a Kubernetes Node as Calico does:
@@ -151,4 +190,75 @@ func NodeToNode(kn *corev1.Node) (*api.Node, error) {
 		n.Status.PodCIDRs = append(n.Status.PodCIDRs, c)
 	}
 	return n, errors.Join(errs...)
+}
+
+// NodeMergePatch is the JSON merge patch (RFC 7386) of Kubernetes Node kn
+// that makes it stand for n, the inverse of NodeToNode as Calico's
+// Kubernetes datastore writes a Node: the projectcalico.org/* annotations
+// of n's BGP, tunnel and WireGuard spec (set, or removed when empty), and
+// in the projectcalico.org/labels annotation the labels of n that the
+// Kubernetes Node does not have. The patch carries kn's resourceVersion,
+// so that the API server applies it only to the Node as read.
+//
+// What NodeToNode takes from elsewhere (addresses, orchestrator
+// references, pod CIDRs) and n's status are not written. A label of the
+// Kubernetes Node that n changes or leaves out cannot be written through
+// the annotation (the Node's own labels win) and is an error naming it.
+func NodeMergePatch(kn *corev1.Node, n *api.Node) ([]byte, error) {
+	var errs []error
+	own := map[string]string{}
+	for k, v := range n.Labels {
+		if _, fromKube := kn.Labels[k]; !fromKube {
+			own[k] = v
+		}
+	}
+	for k, v := range kn.Labels {
+		if got, ok := n.Labels[k]; !ok || got != v {
+			errs = append(errs, fmt.Errorf("node %s: metadata.labels[%q]: the label is the Kubernetes Node's (%q); change it there", n.Name, k, v))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	// A nil value removes the annotation.
+	annotations := map[string]any{}
+	set := func(key, v string) {
+		cur, had := kn.Annotations[key]
+		switch {
+		case v != "" && v != cur:
+			annotations[key] = v
+		case v == "" && had:
+			annotations[key] = nil
+		}
+	}
+	for _, a := range nodeAnnotations {
+		if !a.status {
+			set(a.key, a.get(n))
+		}
+	}
+	if !sameLabels(kn.Annotations[AnnotationNodeLabels], own) {
+		labels := ""
+		if len(own) > 0 {
+			raw, err := json.Marshal(own)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: encoding its labels: %w", n.Name, err)
+			}
+			labels = string(raw)
+		}
+		set(AnnotationNodeLabels, labels)
+	}
+	patch := map[string]any{"metadata": map[string]any{
+		"resourceVersion": kn.ResourceVersion,
+		"annotations":     annotations,
+	}}
+	return json.Marshal(patch)
+}
+
+// sameLabels says whether the labels annotation raw holds exactly want.
+func sameLabels(raw string, want map[string]string) bool {
+	var got map[string]string
+	if raw != "" && json.Unmarshal([]byte(raw), &got) != nil {
+		return false
+	}
+	return maps.Equal(got, want)
 }
