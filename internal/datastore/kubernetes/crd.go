@@ -103,6 +103,9 @@ func (s *Store) Create(ctx context.Context, r api.Resource) (api.Resource, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	if n, ok := obj.(*api.Node); ok && s.deriverOf(key) == kubeNodes {
+		return s.writeNode(ctx, op, n, true)
+	}
 	if err := s.refuseDerived(op, key); err != nil {
 		return nil, err
 	}
@@ -139,6 +142,9 @@ func (s *Store) Update(ctx context.Context, r api.Resource) (api.Resource, error
 	info, err := checkKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if n, ok := obj.(*api.Node); ok && s.deriverOf(key) == kubeNodes {
+		return s.writeNode(ctx, op, n, false)
 	}
 	if err := s.refuseDerived(op, key); err != nil {
 		return nil, err

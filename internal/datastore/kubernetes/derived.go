@@ -220,13 +220,13 @@ func defaultDerivers() map[string][]*deriver {
 // storedToo are the derived kinds that are also stored.
 var storedToo = map[string]bool{"Profile": true, "NetworkPolicy": true, "GlobalNetworkPolicy": true}
 
-// WithDerivedWorkloadsAndNodes makes WorkloadEndpoints (from Pods) and
-// Nodes (from Kubernetes Nodes) derived and read-only, as in Calico's
-// Kubernetes mode. Until the CNI plugin and serval-node write Pods' and
-// Nodes' annotations in that mode, both stay stored custom resources
-// unless this is given.
-func WithDerivedWorkloadsAndNodes() Option {
-	return func(o *options) { o.deriveWorkloadsAndNodes = true }
+// WithStoredWorkloadsAndNodes keeps WorkloadEndpoints and Nodes as
+// custom resources of their own instead of deriving them from Pods and
+// Kubernetes Nodes (as Calico's Kubernetes mode does, and this store by
+// default). It is for clusters whose workloads are not Kubernetes Pods,
+// and for the datastore conformance tests, which write both kinds freely.
+func WithStoredWorkloadsAndNodes() Option {
+	return func(o *options) { o.storeWorkloadsAndNodes = true }
 }
 
 // deriverOf is the deriver a key belongs to, nil for a stored resource.

@@ -19,10 +19,12 @@
 //	NetworkPolicy knp.default.<name>  networking.k8s.io NetworkPolicies (and stored ones)
 //	GlobalNetworkPolicy kcnp.*        ClusterNetworkPolicies, when the cluster serves
 //	                                  them (and stored ones)
-//	WorkloadEndpoint, Node            Pods, Kubernetes Nodes: only with
-//	                                  WithDerivedWorkloadsAndNodes, until the CNI
-//	                                  plugin and serval-node write Pods' and Nodes'
-//	                                  annotations in Kubernetes mode; stored otherwise
+//	WorkloadEndpoint                  Pods (stored instead with
+//	                                  WithStoredWorkloadsAndNodes)
+//	Node                              Kubernetes Nodes (likewise); a Node's
+//	                                  BGP, tunnel and WireGuard fields and own
+//	                                  labels are written back as the Kubernetes
+//	                                  Node's projectcalico.org/* annotations
 //
 // A kind read from several resources is listed from all of them at the
 // revision of the first (resourceVersionMatch=Exact), and watched on all

@@ -37,9 +37,11 @@ func installAllCRDs(t *testing.T, c *kubetest.Cluster) {
 	installCRDs(t, c, kinds...)
 }
 
+// newStore stores every kind as a custom resource, Nodes and
+// WorkloadEndpoints too, to test each kind's CRD.
 func newStore(t *testing.T, c *kubetest.Cluster) *kubernetes.Store {
 	t.Helper()
-	s, err := kubernetes.New(c.RESTConfig(), nil)
+	s, err := kubernetes.New(c.RESTConfig(), nil, kubernetes.WithStoredWorkloadsAndNodes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +273,7 @@ func TestServerErrors(t *testing.T) {
 func TestDerivedKinds(t *testing.T) {
 	c := kubetest.Shared(t)
 	installAllCRDs(t, c)
-	s, err := kubernetes.New(c.RESTConfig(), nil, kubernetes.WithDerivedWorkloadsAndNodes())
+	s, err := kubernetes.New(c.RESTConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +437,7 @@ func TestDerivedKinds(t *testing.T) {
 func TestSyncerOnDerivedKinds(t *testing.T) {
 	c := kubetest.Shared(t)
 	installAllCRDs(t, c)
-	s, err := kubernetes.New(c.RESTConfig(), nil, kubernetes.WithDerivedWorkloadsAndNodes())
+	s, err := kubernetes.New(c.RESTConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

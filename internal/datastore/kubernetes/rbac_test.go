@@ -87,7 +87,7 @@ func TestServalNodeRBAC(t *testing.T) {
 	// What the backend does, as the service account: list every kind,
 	// derived ones included (watch is in the access reviews above).
 	saCfg := c.UserConfig(nodeSA, nodeSAGroups...)
-	s, err := kubernetes.New(saCfg, nil, kubernetes.WithDerivedWorkloadsAndNodes())
+	s, err := kubernetes.New(saCfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,9 +46,9 @@ const maxUpdateAttempts = 64
 type Option func(*options)
 
 type options struct {
-	requestTimeout          time.Duration
-	pageSize                int64
-	deriveWorkloadsAndNodes bool
+	requestTimeout         time.Duration
+	pageSize               int64
+	storeWorkloadsAndNodes bool
 }
 
 // WithRequestTimeout bounds each request other than a watch
@@ -128,7 +128,7 @@ func New(cfg *rest.Config, log *slog.Logger, opts ...Option) (*Store, error) {
 	}
 	s := &Store{rc: rc, cfg: rest.CopyConfig(cfg), host: cfg.Host, log: log, timeout: o.requestTimeout,
 		pageSize: o.pageSize, closed: make(chan struct{}), derivers: defaultDerivers()}
-	if o.deriveWorkloadsAndNodes {
+	if !o.storeWorkloadsAndNodes {
 		s.derivers["WorkloadEndpoint"] = []*deriver{podEndpoints}
 		s.derivers["Node"] = []*deriver{kubeNodes}
 	}
