@@ -175,22 +175,21 @@ func startCluster(t *testing.T, ctx context.Context, cidr string, hosts ...strin
 		env:  []string{datastore.EnvType + "=" + datastore.TypeEtcdV3, envEndpoint + "=" + srv.ClientURL()},
 		args: []string{"--datastore-type", datastore.TypeEtcdV3, "--etcd-endpoints", srv.ClientURL()},
 	}
-	populate(t, ctx, ds, cidr, hosts...)
-	return b, ds
-}
-
-// populate writes an IP pool of cidr in /26 blocks and a Node for each
-// host.
-func populate(t *testing.T, ctx context.Context, ds datastore.Interface, cidr string, hosts ...string) {
-	t.Helper()
-	if _, err := ds.Create(ctx, &api.IPPool{TypeMeta: api.TypeMeta{Kind: "IPPool"}, ObjectMeta: api.ObjectMeta{Name: "pool1"},
-		Spec: api.IPPoolSpec{CIDR: cidr, BlockSize: 26}}); err != nil {
-		t.Fatal(err)
-	}
+	populate(t, ctx, ds, cidr)
 	for _, h := range hosts {
 		if _, err := ds.Create(ctx, &api.Node{TypeMeta: api.TypeMeta{Kind: "Node"}, ObjectMeta: api.ObjectMeta{Name: h}}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	return b, ds
+}
+
+// populate writes an IP pool of cidr in /26 blocks.
+func populate(t *testing.T, ctx context.Context, ds datastore.Interface, cidr string) {
+	t.Helper()
+	if _, err := ds.Create(ctx, &api.IPPool{TypeMeta: api.TypeMeta{Kind: "IPPool"}, ObjectMeta: api.ObjectMeta{Name: "pool1"},
+		Spec: api.IPPoolSpec{CIDR: cidr, BlockSize: 26}}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/servalnet/serval/internal/api"
 	"github.com/servalnet/serval/internal/crd"
@@ -38,7 +40,7 @@ func startKubeCluster(t *testing.T, ctx context.Context, cidr string, hosts ...s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ds.Close() })
-	for _, kind := range []string{"IPAMBlock", "BlockAffinity", "IPAMHandle", "IPPool", "Node", "WorkloadEndpoint"} {
+	for _, kind := range []string{"IPAMBlock", "BlockAffinity", "IPAMHandle", "IPPool"} {
 		res, err := ds.List(ctx, datastore.ListOptions{Kind: kind})
 		if err != nil {
 			t.Fatal(err)
@@ -49,7 +51,18 @@ func startKubeCluster(t *testing.T, ctx context.Context, cidr string, hosts ...s
 			}
 		}
 	}
-	populate(t, ctx, ds, cidr, hosts...)
+	populate(t, ctx, ds, cidr)
+	// Nodes are derived from Kubernetes Nodes, as in a cluster.
+	cs := k8s.NewForConfigOrDie(c.RESTConfig())
+	for _, h := range hosts {
+		if err := cs.CoreV1().Nodes().Delete(ctx, h, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: h}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), h, metav1.DeleteOptions{}) })
+	}
 	b := backend{
 		env:  []string{datastore.EnvType + "=" + datastore.TypeKubernetes, "KUBECONFIG=" + c.Kubeconfig},
 		args: []string{"--datastore-type", datastore.TypeKubernetes, "--kubeconfig", c.Kubeconfig},
