@@ -34,10 +34,6 @@ type agentLoadSpec struct {
 	// "kubernetes" (a kube-apiserver holding Pods, Serval's kinds as
 	// custom resources; kubeload.go).
 	Datastore string `json:",omitempty"`
-	// StoredEndpoints (kubernetes only) writes WorkloadEndpoint custom
-	// resources instead of Pods, as the backend keeps them when it does
-	// not derive them from Pods.
-	StoredEndpoints bool `json:",omitempty"`
 	// Label starts the figures' names (default: none, or "curve." for a
 	// part without targets).
 	Label string `json:",omitempty"`

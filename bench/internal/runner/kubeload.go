@@ -44,7 +44,7 @@ const kubeWriters = 32
 // names it in the endpoint, a pod's is derived from its namespace and name
 // as the CNI plugin names it.
 func localIface(a agentLoadSpec, i int) string {
-	if a.Datastore == dsKubernetes && !a.StoredEndpoints {
+	if a.Datastore == dsKubernetes {
 		ns, pod := kubePodName(i)
 		return netconst.VethName(netconst.DefaultInterfacePrefix, ns+"."+pod)
 	}
@@ -164,9 +164,6 @@ func writeKubeLoad(ctx context.Context, a agentLoadSpec, node string, log *slog.
 	}
 	var werr error
 	n := a.Local + a.Remote
-	if a.StoredEndpoints {
-		n = 0
-	}
 feed:
 	for i := 0; i < n; i++ {
 		select {
@@ -197,9 +194,6 @@ feed:
 		return nil, 0, err
 	}
 	spec := synthload.Spec{Node: node, Policies: a.Policies, Writers: kubeWriters}
-	if a.StoredEndpoints {
-		spec.Local, spec.Remote = a.Local, a.Remote
-	}
 	if err := synthload.Write(ctx, k.ds, spec); err != nil {
 		return nil, 0, err
 	}

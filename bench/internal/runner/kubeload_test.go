@@ -38,9 +38,6 @@ func TestKubePodIsTheEtcdLoadsEndpoint(t *testing.T) {
 			t.Errorf("pod %d: interface %s, links made as %s", tc.i, got.Spec.InterfaceName, iface)
 		}
 	}
-	if got := localIface(agentLoadSpec{Datastore: dsKubernetes, StoredEndpoints: true}, 3); got != synthload.Endpoint(3, "n").Spec.InterfaceName {
-		t.Errorf("stored endpoints: interface %s, want the endpoint's", got)
-	}
 }
 
 // The propagation NetworkPolicy converts, selects the bench pods and
