@@ -277,15 +277,6 @@ func (s *Store) List(ctx context.Context, opts datastore.ListOptions) (*datastor
 	}
 }
 
-// listPage is the part of a list response the store reads.
-type listPage struct {
-	Metadata struct {
-		ResourceVersion string `json:"resourceVersion"`
-		Continue        string `json:"continue"`
-	} `json:"metadata"`
-	Items []json.RawMessage `json:"items"`
-}
-
 // ListPages implements datastore.Pager: pages in the API server's order
 // (by namespace and name), all at the revision of the first. When the
 // server has compacted that revision away before the last page (a
@@ -327,17 +318,17 @@ func (s *Store) ListPages(ctx context.Context, opts datastore.ListOptions, page 
 	var rev int64
 	for _, st := range s.streams(info, opts.Namespace) {
 		var pageErr error
-		r, err := s.listStream(ctx, st, rev, func(raws []json.RawMessage, listRev int64) error {
-			items := make([]api.Resource, 0, len(raws))
-			for _, raw := range raws {
-				obj, _, err := st.event(raw)
-				if err != nil {
+		r, err := s.listStream(ctx, st, rev, func(objs []decoded, listRev int64) error {
+			items := make([]api.Resource, 0, len(objs))
+			for _, d := range objs {
+				if d.err != nil {
 					// One undecodable object must not hide every other of
 					// its kind (a node would then tear down all its
 					// workloads).
-					s.log.Warn("skipping undecodable object", "kind", info.Kind, "from", st.what, "err", err)
+					s.log.Warn("skipping undecodable object", "kind", info.Kind, "from", st.what, "err", d.err)
 					continue
 				}
+				obj := d.obj
 				if obj == nil {
 					continue
 				}
@@ -399,13 +390,13 @@ func (s *Store) ListPages(ctx context.Context, opts datastore.ListOptions, page 
 
 // listStream lists one resource a page at a time, at revision at (the
 // current one when 0), and returns the revision listed. The next page is
-// fetched while each digests this one: on a large kind, fetching and
-// decoding take about as long as the consumer.
-func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func([]json.RawMessage, int64) error) (int64, error) {
+// fetched and decoded while each digests this one: on a large kind,
+// fetching and decoding take about as long as the consumer.
+func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func([]decoded, int64) error) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type fetched struct {
-		page listPage
+		page page
 		err  error
 	}
 	pages := make(chan fetched, 1)
@@ -422,20 +413,19 @@ func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func(
 			}
 			var f fetched
 			raw, err := s.do(ctx, api.Key{}, r)
-			if err != nil {
-				f.err = err
-			} else if err := json.Unmarshal(raw, &f.page); err != nil {
-				f.err = fmt.Errorf("decoding the API server's answer: %w", err)
+			if err == nil {
+				f.page, err = st.format.page(raw)
 			}
+			f.err = err
 			select {
 			case pages <- f:
 			case <-ctx.Done():
 				return
 			}
-			if f.err != nil || f.page.Metadata.Continue == "" {
+			if f.err != nil || f.page.cont == "" {
 				return
 			}
-			cont = f.page.Metadata.Continue
+			cont = f.page.cont
 		}
 	}()
 	var rev int64
@@ -444,13 +434,9 @@ func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func(
 			return 0, f.err
 		}
 		if rev == 0 {
-			var err error
-			rev, err = strconv.ParseInt(f.page.Metadata.ResourceVersion, 10, 64)
-			if err != nil || rev <= 0 {
-				return 0, fmt.Errorf("the list's resourceVersion %q is not a revision", f.page.Metadata.ResourceVersion)
-			}
+			rev = f.page.rev // later pages are at the first one's
 		}
-		if err := each(f.page.Items, rev); err != nil {
+		if err := each(f.page.items, rev); err != nil {
 			return 0, err
 		}
 	}
@@ -467,13 +453,9 @@ func (s *Store) currentRevision(ctx context.Context, st *stream) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	var l listPage
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return 0, fmt.Errorf("decoding the API server's answer: %w", err)
+	p, err := st.format.page(raw)
+	if err != nil {
+		return 0, err
 	}
-	rev, err := strconv.ParseInt(l.Metadata.ResourceVersion, 10, 64)
-	if err != nil || rev <= 0 {
-		return 0, fmt.Errorf("the list's resourceVersion %q is not a revision", l.Metadata.ResourceVersion)
-	}
-	return rev, nil
+	return p.rev, nil
 }

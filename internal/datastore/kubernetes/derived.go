@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	cnpv1 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 
@@ -41,30 +43,63 @@ type deriver struct {
 	// source names the Kubernetes object behind a key (name "" when
 	// none).
 	source func(key api.Key) (namespace, name string)
+	// newObject is an empty object of the Kubernetes resource.
+	newObject func() runtime.Object
+	// newList is an empty list of it when it is one of Kubernetes' own
+	// resources, read in protobuf (wire.go); nil for a custom resource,
+	// read in JSON.
+	newList func() runtime.Object
 	// convert derives the resource of one Kubernetes object; nil when it
 	// stands for none. An error with a resource is a report (what could
 	// not be translated was left out, failing closed), logged.
-	convert func(raw []byte) (api.Resource, error)
+	convert func(runtime.Object) (api.Resource, error)
 }
 
-// decode is a stream's event function for the deriver.
-func (d *deriver) decode(log *slog.Logger, raw []byte) (api.Resource, int64, error) {
-	var meta struct {
-		Metadata struct {
-			Namespace       string `json:"namespace"`
-			Name            string `json:"name"`
-			ResourceVersion string `json:"resourceVersion"`
-		} `json:"metadata"`
+// format is how the deriver's resource is read off the wire.
+func (d *deriver) format(log *slog.Logger) format {
+	derive := func(o runtime.Object) (api.Resource, int64, error) { return d.derive(log, o) }
+	if d.newList != nil {
+		return protoFormat{d: d, derive: derive}
 	}
-	if err := json.Unmarshal(raw, &meta); err != nil {
-		return nil, 0, fmt.Errorf("decoding one of %s: %w", d.from, err)
+	return jsonFormat{object: func(raw []byte) (api.Resource, int64, error) {
+		o := d.newObject()
+		if err := json.Unmarshal(raw, o); err != nil {
+			return nil, 0, fmt.Errorf("decoding one of %s: %w", d.from, err)
+		}
+		return derive(o)
+	}}
+}
+
+// decode reads the answer of a request for one object (a GET, a PATCH)
+// in the deriver's wire format.
+func (d *deriver) decode(raw []byte) (runtime.Object, error) {
+	if d.newList != nil {
+		o, _, err := protoObjects.Decode(raw, nil, d.newObject())
+		if err != nil {
+			return nil, fmt.Errorf("decoding one of %s: %w", d.from, err)
+		}
+		return o, nil
 	}
-	m := meta.Metadata
-	rev, err := strconv.ParseInt(m.ResourceVersion, 10, 64)
+	o := d.newObject()
+	if err := json.Unmarshal(raw, o); err != nil {
+		return nil, fmt.Errorf("decoding one of %s: %w", d.from, err)
+	}
+	return o, nil
+}
+
+// derive converts one Kubernetes object into the resource it stands for
+// (nil when none) and the revision it was written at.
+func (d *deriver) derive(log *slog.Logger, o runtime.Object) (api.Resource, int64, error) {
+	m, err := meta.Accessor(o)
+	if err != nil {
+		return nil, 0, fmt.Errorf("one of %s: %w", d.from, err)
+	}
+	rv := m.GetResourceVersion()
+	rev, err := strconv.ParseInt(rv, 10, 64)
 	if err != nil || rev <= 0 {
-		return nil, 0, fmt.Errorf("%s %s/%s: resourceVersion %q is not a revision", d.from, m.Namespace, m.Name, m.ResourceVersion)
+		return nil, 0, fmt.Errorf("%s %s/%s: resourceVersion %q is not a revision", d.from, m.GetNamespace(), m.GetName(), rv)
 	}
-	obj, err := d.convert(raw)
+	obj, err := d.convert(o)
 	if err != nil {
 		if obj == nil {
 			return nil, 0, err
@@ -75,18 +110,19 @@ func (d *deriver) decode(log *slog.Logger, raw []byte) (api.Resource, int64, err
 		return nil, rev, nil
 	}
 	*obj.GetTypeMeta() = api.TypeMeta{Kind: d.kind, APIVersion: api.APIVersion}
-	obj.GetObjectMeta().ResourceVersion = m.ResourceVersion
+	obj.GetObjectMeta().ResourceVersion = rv
 	return obj, rev, nil
 }
 
-// convertJSON decodes a Kubernetes object of type T and converts it.
-func convertJSON[T any](conv func(*T) (api.Resource, error)) func([]byte) (api.Resource, error) {
-	return func(raw []byte) (api.Resource, error) {
-		var o T
-		if err := json.Unmarshal(raw, &o); err != nil {
-			return nil, fmt.Errorf("decoding a %T: %w", o, err)
+// typed adapts a conversion of one Kubernetes type to the deriver's.
+func typed[T runtime.Object](conv func(T) (api.Resource, error)) func(runtime.Object) (api.Resource, error) {
+	return func(o runtime.Object) (api.Resource, error) {
+		t, ok := o.(T)
+		if !ok {
+			var want T
+			return nil, fmt.Errorf("decoded a %T where a %T was expected", o, want)
 		}
-		return conv(&o)
+		return conv(t)
 	}
 }
 
@@ -103,7 +139,9 @@ var (
 		source: func(k api.Key) (string, string) {
 			return "", strings.TrimPrefix(k.Name, k8sconv.NamespaceProfilePrefix)
 		},
-		convert: convertJSON(func(ns *corev1.Namespace) (api.Resource, error) {
+		newObject: func() runtime.Object { return &corev1.Namespace{} },
+		newList:   func() runtime.Object { return &corev1.NamespaceList{} },
+		convert: typed(func(ns *corev1.Namespace) (api.Resource, error) {
 			return k8sconv.NamespaceToProfile(ns), nil
 		}),
 	}
@@ -116,16 +154,20 @@ var (
 			ns, sa, _ := strings.Cut(strings.TrimPrefix(k.Name, k8sconv.SAProfilePrefix), ".")
 			return ns, sa
 		},
-		convert: convertJSON(func(sa *corev1.ServiceAccount) (api.Resource, error) {
+		newObject: func() runtime.Object { return &corev1.ServiceAccount{} },
+		newList:   func() runtime.Object { return &corev1.ServiceAccountList{} },
+		convert: typed(func(sa *corev1.ServiceAccount) (api.Resource, error) {
 			return k8sconv.ServiceAccountToProfile(sa), nil
 		}),
 	}
 	networkPolicies = &deriver{
 		kind: "NetworkPolicy", from: "Kubernetes NetworkPolicies", change: "the Kubernetes NetworkPolicy",
 		apiPath: "/apis/networking.k8s.io/v1", resource: "networkpolicies", namespaced: true,
-		owns:   prefixed(knpPrefix),
-		source: func(k api.Key) (string, string) { return k.Namespace, strings.TrimPrefix(k.Name, knpPrefix) },
-		convert: convertJSON(func(np *networkingv1.NetworkPolicy) (api.Resource, error) {
+		owns:      prefixed(knpPrefix),
+		source:    func(k api.Key) (string, string) { return k.Namespace, strings.TrimPrefix(k.Name, knpPrefix) },
+		newObject: func() runtime.Object { return &networkingv1.NetworkPolicy{} },
+		newList:   func() runtime.Object { return &networkingv1.NetworkPolicyList{} },
+		convert: typed(func(np *networkingv1.NetworkPolicy) (api.Resource, error) {
 			p, err := k8sconv.NetworkPolicyToPolicy(np)
 			if p == nil {
 				return nil, err
@@ -142,7 +184,9 @@ var (
 		source: func(k api.Key) (string, string) {
 			return "", strings.TrimPrefix(strings.TrimPrefix(k.Name, k8sconv.CNPAdminPrefix), k8sconv.CNPBaselinePrefix)
 		},
-		convert: convertJSON(func(cnp *cnpv1.ClusterNetworkPolicy) (api.Resource, error) {
+		// A custom resource: JSON.
+		newObject: func() runtime.Object { return &cnpv1.ClusterNetworkPolicy{} },
+		convert: typed(func(cnp *cnpv1.ClusterNetworkPolicy) (api.Resource, error) {
 			p, err := k8sconv.ClusterNetworkPolicyToPolicy(cnp)
 			if p == nil {
 				return nil, err
@@ -153,9 +197,11 @@ var (
 	podEndpoints = &deriver{
 		kind: "WorkloadEndpoint", from: "Pods", change: "the Pod",
 		apiPath: "/api/v1", resource: "pods", namespaced: true,
-		owns:   func(string) bool { return true },
-		source: func(k api.Key) (string, string) { return k.Namespace, podOfEndpoint(k.Name) },
-		convert: convertJSON(func(pod *corev1.Pod) (api.Resource, error) {
+		owns:      func(string) bool { return true },
+		source:    func(k api.Key) (string, string) { return k.Namespace, podOfEndpoint(k.Name) },
+		newObject: func() runtime.Object { return &corev1.Pod{} },
+		newList:   func() runtime.Object { return &corev1.PodList{} },
+		convert: typed(func(pod *corev1.Pod) (api.Resource, error) {
 			w, ok, err := k8sconv.PodToWorkloadEndpoint(pod)
 			if !ok || w == nil {
 				return nil, err
@@ -166,9 +212,11 @@ var (
 	kubeNodes = &deriver{
 		kind: "Node", from: "Kubernetes Nodes", change: "the Kubernetes Node",
 		apiPath: "/api/v1", resource: "nodes",
-		owns:   func(string) bool { return true },
-		source: func(k api.Key) (string, string) { return "", k.Name },
-		convert: convertJSON(func(n *corev1.Node) (api.Resource, error) {
+		owns:      func(string) bool { return true },
+		source:    func(k api.Key) (string, string) { return "", k.Name },
+		newObject: func() runtime.Object { return &corev1.Node{} },
+		newList:   func() runtime.Object { return &corev1.NodeList{} },
+		convert: typed(func(n *corev1.Node) (api.Resource, error) {
 			node, err := k8sconv.NodeToNode(n)
 			if node == nil {
 				return nil, err
@@ -260,6 +308,9 @@ func (s *Store) refuseDerived(op string, key api.Key) error {
 // derivedRequest starts a request on a deriver's Kubernetes resource.
 func (s *Store) derivedRequest(verb string, d *deriver, namespace, name string) *rest.Request {
 	r := s.rc.Verb(verb).AbsPath(d.apiPath).Resource(d.resource)
+	if d.newList != nil {
+		r = r.SetHeader("Accept", runtime.ContentTypeProtobuf)
+	}
 	if d.namespaced && namespace != "" {
 		r = r.Namespace(namespace)
 	}
@@ -279,7 +330,11 @@ func (s *Store) getDerived(ctx context.Context, d *deriver, key api.Key) (api.Re
 	if err != nil {
 		return nil, err
 	}
-	obj, _, err := d.decode(s.log, raw)
+	o, err := d.decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	obj, _, err := d.derive(s.log, o)
 	if err != nil {
 		return nil, err
 	}

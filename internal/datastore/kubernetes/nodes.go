@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -35,14 +34,18 @@ func (s *Store) writeNode(ctx context.Context, op string, n *api.Node, create bo
 		if create {
 			return nil, fmt.Errorf("%s: %w: Kubernetes Node %q stands for it; update it instead", op, datastore.ErrAlreadyExists, n.Name)
 		}
-		var kn corev1.Node
-		if err := json.Unmarshal(raw, &kn); err != nil {
-			return nil, fmt.Errorf("%s: decoding Kubernetes Node %q: %w", op, n.Name, err)
+		o, err := kubeNodes.decode(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		kn, ok := o.(*corev1.Node)
+		if !ok {
+			return nil, fmt.Errorf("%s: the API server answered a %T for Kubernetes Node %q", op, o, n.Name)
 		}
 		if want != "" && want != kn.ResourceVersion {
 			return nil, fmt.Errorf("%s: %w (Kubernetes Node %q is at resourceVersion %s, given %s)", op, datastore.ErrConflict, n.Name, kn.ResourceVersion, want)
 		}
-		patch, err := k8sconv.NodeMergePatch(&kn, n)
+		patch, err := k8sconv.NodeMergePatch(kn, n)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -54,7 +57,11 @@ func (s *Store) writeNode(ctx context.Context, op string, n *api.Node, create bo
 		if err != nil {
 			return nil, fmt.Errorf("%s: patching Kubernetes Node %q: %w", op, n.Name, err)
 		}
-		out, _, err := kubeNodes.decode(s.log, raw)
+		o, err = kubeNodes.decode(raw)
+		var out api.Resource
+		if err == nil {
+			out, _, err = kubeNodes.derive(s.log, o)
+		}
 		if err != nil || out == nil {
 			return nil, fmt.Errorf("%s: patched Kubernetes Node %q, but reading it back: %w", op, n.Name, err)
 		}

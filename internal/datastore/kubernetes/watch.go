@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/servalnet/serval/internal/api"
@@ -40,10 +38,10 @@ const (
 type stream struct {
 	what    string                          // for messages: "TestThing", "Pods"
 	request func(verb string) *rest.Request // the resource, in the namespace watched
-	// event turns one object of a watch event into the datastore's
-	// resource; nil without error when the object stands for none.
-	event func(raw []byte) (api.Resource, int64, error)
-	last  int64 // the revision of the last event or bookmark taken
+	// format reads its lists and watch streams into the datastore's
+	// resources.
+	format format
+	last   int64 // the revision of the last event or bookmark taken
 	// derived: a resource the API server may not serve (an add-on's),
 	// which then stands for nothing rather than failing the watch.
 	derived bool
@@ -107,20 +105,20 @@ func (s *Store) streams(info api.KindInfo, namespace string) []*stream {
 		out = append(out, &stream{
 			what:    info.Kind,
 			request: func(verb string) *rest.Request { return s.request(verb, info, namespace, "") },
-			event: func(raw []byte) (api.Resource, int64, error) {
+			format: jsonFormat{object: func(raw []byte) (api.Resource, int64, error) {
 				obj, rev, err := decode(info.Kind, raw)
 				if err == nil && isKubeTier(api.KeyOf(obj)) {
 					return nil, rev, nil // the derived tier stands for it
 				}
 				return obj, rev, err
-			},
+			}},
 		})
 	}
 	for _, d := range ds {
 		out = append(out, &stream{
 			what:    d.from,
 			request: func(verb string) *rest.Request { return s.derivedRequest(verb, d, namespace, "") },
-			event:   func(raw []byte) (api.Resource, int64, error) { return d.decode(s.log, raw) },
+			format:  d.format(s.log),
 			derived: true,
 		})
 	}
@@ -309,42 +307,34 @@ func (w *watcher) open(ctx context.Context, st *stream) (io.ReadCloser, error) {
 	return body, nil
 }
 
-// wireEvent is one event of a watch stream.
-type wireEvent struct {
-	Type   string          `json:"type"`
-	Object json.RawMessage `json:"object"`
-}
-
 // read delivers the events of one stream until it ends.
 func (w *watcher) read(ctx context.Context, st *stream, body io.Reader) streamEnd {
 	var end streamEnd
-	dec := json.NewDecoder(body)
+	events := st.format.events(body)
 	for {
-		var we wireEvent
-		if err := dec.Decode(&we); err != nil {
-			if errors.Is(err, io.EOF) {
-				return end
+		we, err := events.next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				end.err = err
 			}
-			end.err = err
 			return end
 		}
-		switch we.Type {
+		switch we.typ {
 		case "ADDED", "MODIFIED", "DELETED":
-			obj, rev, err := st.event(we.Object)
-			if err != nil {
-				w.s.log.Warn("skipping undecodable watch event", "kind", w.kind, "from", st.what, "err", err)
+			if we.err != nil {
+				w.s.log.Warn("skipping undecodable watch event", "kind", w.kind, "from", st.what, "err", we.err)
 				continue
 			}
 			end.delivered = true
-			if rev <= st.last {
+			if we.rev <= st.last {
 				continue // seen before the stream was resumed
 			}
-			st.last = rev
-			if obj == nil {
+			st.last = we.rev
+			if we.obj == nil {
 				continue // an object that stands for no resource
 			}
-			ev := datastore.Event{Object: obj, Revision: rev}
-			switch we.Type {
+			ev := datastore.Event{Object: we.obj, Revision: we.rev}
+			switch we.typ {
 			case "ADDED":
 				ev.Type = datastore.Added
 			case "MODIFIED":
@@ -356,32 +346,20 @@ func (w *watcher) read(ctx context.Context, st *stream, body io.Reader) streamEn
 				return end
 			}
 		case "BOOKMARK":
-			var b struct {
-				Metadata struct {
-					ResourceVersion string `json:"resourceVersion"`
-				} `json:"metadata"`
-			}
-			if json.Unmarshal(we.Object, &b) == nil {
-				if rev, err := strconv.ParseInt(b.Metadata.ResourceVersion, 10, 64); err == nil && rev > st.last {
-					st.last = rev
-				}
+			if we.err == nil && we.rev > st.last {
+				st.last = we.rev
 			}
 			end.delivered = true
 		case "ERROR":
-			var s metav1.Status
-			if err := json.Unmarshal(we.Object, &s); err != nil {
-				end.err = fmt.Errorf("undecodable error event: %w", err)
-				return end
-			}
-			err := statusError(&s)
+			err := statusError(we.status)
 			if isExpired(err) {
-				end.err = fmt.Errorf("%w: %s", datastore.ErrCompacted, s.Message)
+				end.err = fmt.Errorf("%w: %s", datastore.ErrCompacted, we.status.Message)
 			} else {
 				end.err = fmt.Errorf("the API server ended the watch: %w", err)
 			}
 			return end
 		default:
-			w.s.log.Warn("skipping watch event of unknown type", "kind", w.kind, "type", we.Type)
+			w.s.log.Warn("skipping watch event of unknown type", "kind", w.kind, "type", we.typ)
 		}
 	}
 }

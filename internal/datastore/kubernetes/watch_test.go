@@ -1,17 +1,25 @@
 package kubernetes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 
 	"github.com/servalnet/serval/internal/api"
@@ -34,6 +42,7 @@ type script struct {
 	mu      sync.Mutex
 	answers []func(w http.ResponseWriter)
 	asked   []string
+	accept  []string // the Accept header of each watch request
 }
 
 func (s *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +52,7 @@ func (s *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.asked = append(s.asked, r.URL.Query().Get("resourceVersion"))
+	s.accept = append(s.accept, r.Header.Get("Accept"))
 	var answer func(http.ResponseWriter)
 	if len(s.answers) > 0 {
 		answer, s.answers = s.answers[0], s.answers[1:]
@@ -63,6 +73,57 @@ func (s *script) askedFor() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.asked...)
+}
+
+func (s *script) accepted() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.accept...)
+}
+
+// podEvent is a watch event of a Pod that stands for a WorkloadEndpoint
+// named after it (see endpointOf).
+func podEvent(typ watch.EventType, name string, rev int) watch.Event {
+	return watch.Event{Type: typ, Object: &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID("u-" + name), ResourceVersion: strconv.Itoa(rev),
+			Annotations: map[string]string{"cni.projectcalico.org/podIP": "10.9.0.1/32"}},
+		Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "c"}}},
+	}}
+}
+
+// endpointOf is the name of the WorkloadEndpoint of a podEvent's pod.
+func endpointOf(pod string) string { return api.WorkloadEndpointName("n1", "k8s", pod, "eth0") }
+
+// protoStreamed answers a watch as the API server does for its own
+// resources when asked for protobuf: each event a WatchEvent after its
+// length, its object in the protobuf envelope.
+func protoStreamed(t *testing.T, events ...watch.Event) func(http.ResponseWriter) {
+	var frames [][]byte
+	for _, ev := range events {
+		// The API server's objects say what they are.
+		gvks, _, err := builtinScheme.ObjectKinds(ev.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Object.GetObjectKind().SetGroupVersionKind(gvks[0])
+		obj, err := runtime.Encode(protoObjects, ev.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		we, err := runtime.Encode(protoEvents, &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: obj}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, we)
+	}
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", runtime.ContentTypeProtobuf+";stream=watch")
+		w.WriteHeader(http.StatusOK)
+		fw := protobuf.LengthDelimitedFramer.NewFrameWriter(w)
+		for _, f := range frames {
+			_, _ = fw.Write(f)
+		}
+	}
 }
 
 func streamed(lines ...string) func(http.ResponseWriter) {
@@ -115,6 +176,7 @@ func waitClosed(t *testing.T, w datastore.Watcher) {
 func TestWatchScripted(t *testing.T) {
 	cases := []struct {
 		name    string
+		kind    string // dstest.ThingKind unless given
 		answers []func(http.ResponseWriter)
 		// want: one line per event, "Added a 11" or "Error <sentinel>".
 		want   []string
@@ -158,6 +220,28 @@ func TestWatchScripted(t *testing.T) {
 			closes: true,
 		},
 		{
+			name: "pods in protobuf: events, a bookmark, a resumed stream",
+			kind: "WorkloadEndpoint",
+			answers: []func(http.ResponseWriter){
+				protoStreamed(t, podEvent(watch.Added, "a", 11), podEvent(watch.Modified, "a", 12),
+					watch.Event{Type: watch.Bookmark, Object: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "30"}}}),
+				protoStreamed(t, podEvent(watch.Deleted, "a", 31)),
+			},
+			want:  []string{"Added " + endpointOf("a") + " 11", "Modified " + endpointOf("a") + " 12", "Deleted " + endpointOf("a") + " 31"},
+			asked: []string{"10", "30", "31"},
+		},
+		{
+			name: "pods in protobuf: 410 as an error event is ErrCompacted",
+			kind: "WorkloadEndpoint",
+			answers: []func(http.ResponseWriter){
+				protoStreamed(t, podEvent(watch.Added, "a", 11), watch.Event{Type: watch.Error, Object: &metav1.Status{
+					Status: metav1.StatusFailure, Message: "too old resource version: 11 (20)", Reason: metav1.StatusReasonExpired, Code: http.StatusGone}}),
+			},
+			want:   []string{"Added " + endpointOf("a") + " 11", "Error compacted"},
+			asked:  []string{"10"},
+			closes: true,
+		},
+		{
 			name: "a server that keeps failing is ErrUnavailable",
 			answers: []func(http.ResponseWriter){
 				statusAnswer(http.StatusServiceUnavailable, "ServiceUnavailable"),
@@ -191,7 +275,8 @@ func TestWatchScripted(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			w, err := s.Watch(context.Background(), datastore.WatchOptions{Kind: dstest.ThingKind, Revision: 10})
+			kind := cmp.Or(c.kind, dstest.ThingKind)
+			w, err := s.Watch(context.Background(), datastore.WatchOptions{Kind: kind, Revision: 10})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,6 +310,17 @@ func TestWatchScripted(t *testing.T) {
 			}
 			if got := sc.askedFor(); strings.Join(got, ",") != strings.Join(c.asked, ",") {
 				t.Errorf("watch requests from revisions %v, want %v", got, c.asked)
+			}
+			// Kubernetes' own resources are asked for in protobuf,
+			// custom resources in JSON.
+			want := "application/json"
+			if kind == "WorkloadEndpoint" {
+				want = runtime.ContentTypeProtobuf
+			}
+			for _, a := range sc.accepted() {
+				if a != want {
+					t.Errorf("a watch request accepts %q, want %q", a, want)
+				}
 			}
 		})
 	}
