@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -286,18 +287,23 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 			s.log.Info("datastore listed", "kinds", len(revs), "changes", delivered, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}()
-	for _, kind := range s.cfg.Kinds {
+	lists := s.listAll(ctx)
+	defer lists.stop()
+	for i, kind := range s.cfg.Kinds {
 		s.pass++
-		var rev int64
 		// One page: what changed in it goes to the consumer at once, and
 		// the page is garbage as soon as the consumer has taken what it
 		// keeps.
-		deliver := func(items []api.Resource, listRev int64) {
+		l := lists.kinds[i]
+		for pg := range l.pages {
+			// The datastore answered: leave WaitForDatastore on the first
+			// page.
+			s.setStatus(ResyncInProgress)
 			s.cfg.Heartbeat()
 			var updates []Update
-			for _, obj := range items {
+			for _, obj := range pg.items {
 				key := api.KeyOf(obj)
-				if u, ok := s.apply(key, obj, listRev); ok {
+				if u, ok := s.apply(key, obj, pg.rev); ok {
 					updates = append(updates, u)
 				}
 			}
@@ -306,26 +312,10 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 				s.cb.OnUpdates(updates)
 			}
 		}
-		if p, ok := s.ds.(Pager); ok {
-			r, err := p.ListPages(ctx, ListOptions{Kind: kind, Namespace: s.cfg.Namespace}, func(items []api.Resource, listRev int64) error {
-				// The datastore answered: leave WaitForDatastore on the
-				// first page.
-				s.setStatus(ResyncInProgress)
-				deliver(items, listRev)
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
-			rev = r
-		} else {
-			res, err := s.ds.List(ctx, ListOptions{Kind: kind, Namespace: s.cfg.Namespace})
-			if err != nil {
-				return nil, err
-			}
-			rev = res.Revision
-			deliver(res.Items, rev)
+		if l.err != nil {
+			return nil, l.err
 		}
+		rev := l.rev
 		// The datastore answered: leave WaitForDatastore on the first
 		// successful list.
 		s.setStatus(ResyncInProgress)
@@ -343,6 +333,73 @@ func (s *Syncer) resync(ctx context.Context) (map[string]int64, error) {
 		}
 	}
 	return revs, nil
+}
+
+// listPage is one page of a kind's list.
+type listPage struct {
+	items []api.Resource
+	rev   int64
+}
+
+// kindList is one kind being listed: its pages in order, then (once
+// pages is closed) the list's revision or why it failed.
+type kindList struct {
+	pages chan listPage
+	rev   int64
+	err   error
+}
+
+// lists are the kinds of one resync, listed at once.
+type lists struct {
+	kinds  []*kindList
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// stop ends the listings the resync did not read to the end.
+func (l *lists) stop() {
+	l.cancel()
+	l.done.Wait()
+}
+
+// listAll lists every kind at once, each from its own goroutine, and
+// hands the pages over kind by kind in the order of cfg.Kinds: the round
+// trips of a remote datastore (a kube-apiserver takes milliseconds to
+// answer even an empty list) overlap, and a large kind is fetched and
+// decoded while the consumer digests the one before. Each kind holds at
+// most one page besides the one it is reading, so memory stays a few
+// pages per kind.
+func (s *Syncer) listAll(ctx context.Context) *lists {
+	ctx, cancel := context.WithCancel(ctx)
+	ls := &lists{cancel: cancel}
+	for _, kind := range s.cfg.Kinds {
+		l := &kindList{pages: make(chan listPage, 1)}
+		ls.kinds = append(ls.kinds, l)
+		send := func(items []api.Resource, rev int64) error {
+			select {
+			case l.pages <- listPage{items: items, rev: rev}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		opts := ListOptions{Kind: kind, Namespace: s.cfg.Namespace}
+		ls.done.Go(func() {
+			defer close(l.pages)
+			if p, ok := s.ds.(Pager); ok {
+				l.rev, l.err = p.ListPages(ctx, opts, send)
+				return
+			}
+			res, err := s.ds.List(ctx, opts)
+			if err != nil {
+				l.err = err
+				return
+			}
+			l.rev = res.Revision
+			l.err = send(res.Items, res.Revision)
+		})
+	}
+	return ls
 }
 
 // tombstone is the Object of a deletion found by a resync: the syncer
