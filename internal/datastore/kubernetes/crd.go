@@ -389,9 +389,12 @@ func (s *Store) ListPages(ctx context.Context, opts datastore.ListOptions, page 
 }
 
 // listStream lists one resource a page at a time, at revision at (the
-// current one when 0), and returns the revision listed. The next page is
-// fetched and decoded while each digests this one: on a large kind,
-// fetching and decoding take about as long as the consumer.
+// current one when 0), and returns the revision listed. Three stages
+// overlap: the next page is asked for as soon as this one's continue
+// token is read, its items are decoded while the caller digests the page
+// before (each handing on at most one page ahead): on a large kind the
+// API server's encoding, the decoding and the consumer each take a
+// similar share.
 func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func([]decoded, int64) error) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -399,9 +402,9 @@ func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func(
 		page page
 		err  error
 	}
-	pages := make(chan fetched, 1)
+	raws := make(chan fetched, 1)
 	go func() {
-		defer close(pages)
+		defer close(raws)
 		cont := ""
 		for {
 			r := st.request("GET").Param("limit", strconv.FormatInt(s.pageSize, 10))
@@ -418,7 +421,7 @@ func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func(
 			}
 			f.err = err
 			select {
-			case pages <- f:
+			case raws <- f:
 			case <-ctx.Done():
 				return
 			}
@@ -428,15 +431,38 @@ func (s *Store) listStream(ctx context.Context, st *stream, at int64, each func(
 			cont = f.page.cont
 		}
 	}()
+	type items struct {
+		items []decoded
+		rev   int64
+		err   error
+	}
+	pages := make(chan items, 1)
+	go func() {
+		defer close(pages)
+		for f := range raws {
+			it := items{rev: f.page.rev, err: f.err}
+			if it.err == nil {
+				it.items, it.err = f.page.items()
+			}
+			select {
+			case pages <- it:
+			case <-ctx.Done():
+				return
+			}
+			if it.err != nil {
+				return
+			}
+		}
+	}()
 	var rev int64
-	for f := range pages {
-		if f.err != nil {
-			return 0, f.err
+	for p := range pages {
+		if p.err != nil {
+			return 0, p.err
 		}
 		if rev == 0 {
-			rev = f.page.rev // later pages are at the first one's
+			rev = p.rev // later pages are at the first one's
 		}
-		if err := each(f.page.items, rev); err != nil {
+		if err := each(p.items, rev); err != nil {
 			return 0, err
 		}
 	}

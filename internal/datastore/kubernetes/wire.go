@@ -2,10 +2,12 @@ package kubernetes
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -55,11 +57,13 @@ type decoded struct {
 	err error
 }
 
-// page is one list response.
+// page is one list response: its revision and continue token, read at
+// once so that the next page can be asked for, and its items, decoded by
+// items (the heavier part, done while the next page is on its way).
 type page struct {
 	rev   int64  // the revision of the list
 	cont  string // the continue token; "" on the last page
-	items []decoded
+	items func() ([]decoded, error)
 }
 
 // event is one event of a watch stream.
@@ -113,12 +117,15 @@ func (f jsonFormat) page(raw []byte) (page, error) {
 	if err != nil {
 		return page{}, err
 	}
-	p := page{rev: rev, cont: l.Metadata.Continue, items: make([]decoded, len(l.Items))}
-	for i, item := range l.Items {
-		d := &p.items[i]
-		d.obj, d.rev, d.err = f.object(item)
+	items := func() ([]decoded, error) {
+		out := make([]decoded, len(l.Items))
+		for i, item := range l.Items {
+			d := &out[i]
+			d.obj, d.rev, d.err = f.object(item)
+		}
+		return out, nil
 	}
-	return p, nil
+	return page{rev: rev, cont: l.Metadata.Continue, items: items}, nil
 }
 
 func (f jsonFormat) events(body io.Reader) eventReader {
@@ -169,26 +176,80 @@ type protoFormat struct {
 }
 
 func (f protoFormat) page(raw []byte) (page, error) {
-	list, _, err := protoObjects.Decode(raw, nil, f.d.newList())
-	if err != nil {
-		return page{}, fmt.Errorf("decoding the API server's list of %s: %w", f.d.from, err)
-	}
-	lm, err := meta.ListAccessor(list)
+	rv, cont, err := protoListMeta(raw)
 	if err != nil {
 		return page{}, fmt.Errorf("reading the API server's list of %s: %w", f.d.from, err)
 	}
-	rev, err := listRevision(lm.GetResourceVersion())
+	rev, err := listRevision(rv)
 	if err != nil {
 		return page{}, err
 	}
-	p := page{rev: rev, cont: lm.GetContinue(), items: make([]decoded, 0, meta.LenList(list))}
-	err = meta.EachListItem(list, func(o runtime.Object) error {
-		var d decoded
-		d.obj, d.rev, d.err = f.derive(o)
-		p.items = append(p.items, d)
-		return nil
-	})
-	return p, err
+	items := func() ([]decoded, error) {
+		list, _, err := protoObjects.Decode(raw, nil, f.d.newList())
+		if err != nil {
+			return nil, fmt.Errorf("decoding the API server's list of %s: %w", f.d.from, err)
+		}
+		out := make([]decoded, 0, meta.LenList(list))
+		err = meta.EachListItem(list, func(o runtime.Object) error {
+			var d decoded
+			d.obj, d.rev, d.err = f.derive(o)
+			out = append(out, d)
+			return nil
+		})
+		return out, err
+	}
+	return page{rev: rev, cont: cont, items: items}, nil
+}
+
+// protoListMeta reads a protobuf list's resourceVersion and continue
+// token without decoding its items: the list is the Raw (field 2) of the
+// envelope (a runtime.Unknown after the "k8s\x00" prefix), its ListMeta
+// field 1 of the list, resourceVersion and continue fields 2 and 3 of
+// that (k8s.io/apimachinery's generated.proto; every list type of the
+// API has its ListMeta there).
+func protoListMeta(raw []byte) (rv, cont string, err error) {
+	const prefix = "k8s\x00"
+	if len(raw) < len(prefix) || string(raw[:len(prefix)]) != prefix {
+		return "", "", errors.New("not a protobuf message")
+	}
+	list, err := protoField(raw[len(prefix):], 2)
+	if err != nil {
+		return "", "", fmt.Errorf("the envelope: %w", err)
+	}
+	lm, err := protoField(list, 1)
+	if err != nil {
+		return "", "", fmt.Errorf("the list: %w", err)
+	}
+	var m metav1.ListMeta
+	if err := m.Unmarshal(lm); err != nil {
+		return "", "", fmt.Errorf("the list's metadata: %w", err)
+	}
+	return m.ResourceVersion, m.Continue, nil
+}
+
+// protoField is the bytes of the first length-delimited field num of a
+// protobuf message (nil when absent).
+func protoField(msg []byte, num protowire.Number) ([]byte, error) {
+	for len(msg) > 0 {
+		n, typ, l := protowire.ConsumeTag(msg)
+		if l < 0 {
+			return nil, protowire.ParseError(l)
+		}
+		msg = msg[l:]
+		if n == num && typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(msg)
+			if l < 0 {
+				return nil, protowire.ParseError(l)
+			}
+			return v, nil
+		}
+		l = protowire.ConsumeFieldValue(n, typ, msg)
+		if l < 0 {
+			return nil, protowire.ParseError(l)
+		}
+		msg = msg[l:]
+	}
+	return nil, nil
 }
 
 func (f protoFormat) events(body io.Reader) eventReader {
