@@ -28,7 +28,10 @@
 //
 // A kind read from several resources is listed from all of them at the
 // revision of the first (resourceVersionMatch=Exact), and watched on all
-// of them. The client needs RBAC read access to each.
+// of them. The client needs RBAC read access to each. Kubernetes' own
+// resources (Pods, Nodes, Namespaces, ServiceAccounts, NetworkPolicies)
+// are read in protobuf, each object decoded once into its typed form and
+// converted; custom resources have only JSON (wire.go).
 //
 // The datastore's semantics map onto Kubernetes as follows.
 //
@@ -48,6 +51,8 @@
 //   - List reads a page at a time (limit and continue) from one snapshot,
 //     whose resourceVersion is the list's Revision; label selectors (in
 //     Serval's selector language) and field selectors are evaluated here.
+//     The next page is asked for as soon as one's continue token is read,
+//     while its items are decoded and the caller digests the page before.
 //   - Watch uses the API server's watch (its watch cache is the fan-out;
 //     bookmarks keep the last revision fresh). A stream that the server
 //     ends (its watch timeout, a slow reader dropped by the watch cache)
