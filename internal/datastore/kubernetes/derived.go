@@ -57,17 +57,20 @@ type deriver struct {
 
 // format is how the deriver's resource is read off the wire.
 func (d *deriver) format(log *slog.Logger) format {
-	derive := func(o runtime.Object) (api.Resource, int64, error) { return d.derive(log, o) }
 	if d.newList != nil {
-		return protoFormat{d: d, derive: derive}
+		return protoFormat{d: d, log: log}
 	}
-	return jsonFormat{object: func(raw []byte) (api.Resource, int64, error) {
-		o := d.newObject()
-		if err := json.Unmarshal(raw, o); err != nil {
-			return nil, 0, fmt.Errorf("decoding one of %s: %w", d.from, err)
-		}
-		return derive(o)
-	}}
+	return jsonFormat{object: func(raw []byte) (api.Resource, int64, error) { return d.read(log, raw) }}
+}
+
+// read decodes one object (a GET's answer, a PATCH's, an item of a JSON
+// list) and derives the resource it stands for.
+func (d *deriver) read(log *slog.Logger, raw []byte) (api.Resource, int64, error) {
+	o, err := d.decode(raw)
+	if err != nil {
+		return nil, 0, err
+	}
+	return d.derive(log, o)
 }
 
 // decode reads the answer of a request for one object (a GET, a PATCH)
@@ -330,11 +333,7 @@ func (s *Store) getDerived(ctx context.Context, d *deriver, key api.Key) (api.Re
 	if err != nil {
 		return nil, err
 	}
-	o, err := d.decode(raw)
-	if err != nil {
-		return nil, err
-	}
-	obj, _, err := d.derive(s.log, o)
+	obj, _, err := d.read(s.log, raw)
 	if err != nil {
 		return nil, err
 	}

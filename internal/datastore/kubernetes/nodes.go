@@ -57,13 +57,12 @@ func (s *Store) writeNode(ctx context.Context, op string, n *api.Node, create bo
 		if err != nil {
 			return nil, fmt.Errorf("%s: patching Kubernetes Node %q: %w", op, n.Name, err)
 		}
-		o, err = kubeNodes.decode(raw)
-		var out api.Resource
-		if err == nil {
-			out, _, err = kubeNodes.derive(s.log, o)
-		}
-		if err != nil || out == nil {
+		out, _, err := kubeNodes.read(s.log, raw)
+		if err != nil {
 			return nil, fmt.Errorf("%s: patched Kubernetes Node %q, but reading it back: %w", op, n.Name, err)
+		}
+		if out == nil {
+			return nil, fmt.Errorf("%s: patched Kubernetes Node %q, which now stands for no Node", op, n.Name)
 		}
 		return out, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -171,8 +172,8 @@ func (r *jsonEvents) next() (event, error) {
 // A protoFormat reads one of Kubernetes' own resources in protobuf
 // through its deriver.
 type protoFormat struct {
-	d      *deriver
-	derive func(runtime.Object) (api.Resource, int64, error)
+	d   *deriver
+	log *slog.Logger
 }
 
 func (f protoFormat) page(raw []byte) (page, error) {
@@ -192,7 +193,7 @@ func (f protoFormat) page(raw []byte) (page, error) {
 		out := make([]decoded, 0, meta.LenList(list))
 		err = meta.EachListItem(list, func(o runtime.Object) error {
 			var d decoded
-			d.obj, d.rev, d.err = f.derive(o)
+			d.obj, d.rev, d.err = f.d.derive(f.log, o)
 			out = append(out, d)
 			return nil
 		})
@@ -290,7 +291,7 @@ func (r *protoEventReader) next() (event, error) {
 		}
 		ev.status = s
 	default:
-		ev.obj, ev.rev, ev.err = r.f.derive(obj)
+		ev.obj, ev.rev, ev.err = r.f.d.derive(r.f.log, obj)
 	}
 	return ev, nil
 }
