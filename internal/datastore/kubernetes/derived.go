@@ -49,6 +49,9 @@ type deriver struct {
 	// resources, read in protobuf (wire.go); nil for a custom resource,
 	// read in JSON.
 	newList func() runtime.Object
+	// slim, when set, decodes an object's own protobuf message reading
+	// only what convert uses (slimpod.go); lists and watches use it.
+	slim func(msg []byte) (runtime.Object, error)
 	// convert derives the resource of one Kubernetes object; nil when it
 	// stands for none. An error with a resource is a report (what could
 	// not be translated was left out, failing closed), logged.
@@ -204,6 +207,7 @@ var (
 		source:    func(k api.Key) (string, string) { return k.Namespace, podOfEndpoint(k.Name) },
 		newObject: func() runtime.Object { return &corev1.Pod{} },
 		newList:   func() runtime.Object { return &corev1.PodList{} },
+		slim:      slimPod,
 		convert: typed(func(pod *corev1.Pod) (api.Resource, error) {
 			w, ok, err := k8sconv.PodToWorkloadEndpoint(pod)
 			if !ok || w == nil {

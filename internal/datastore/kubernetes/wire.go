@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -186,6 +185,9 @@ func (f protoFormat) page(raw []byte) (page, error) {
 		return page{}, err
 	}
 	items := func() ([]decoded, error) {
+		if f.d.slim != nil {
+			return f.slimItems(raw)
+		}
 		list, _, err := protoObjects.Decode(raw, nil, f.d.newList())
 		if err != nil {
 			return nil, fmt.Errorf("decoding the API server's list of %s: %w", f.d.from, err)
@@ -203,59 +205,72 @@ func (f protoFormat) page(raw []byte) (page, error) {
 }
 
 // protoListMeta reads a protobuf list's resourceVersion and continue
-// token without decoding its items: the list is the Raw (field 2) of the
-// envelope (a runtime.Unknown after the "k8s\x00" prefix), its ListMeta
-// field 1 of the list, resourceVersion and continue fields 2 and 3 of
-// that (k8s.io/apimachinery's generated.proto; every list type of the
-// API has its ListMeta there).
+// token without decoding its items: the list's ListMeta is its field 1
+// (every list type of the API has it there), resourceVersion and continue
+// fields 2 and 3 of that (k8s.io/apimachinery's generated.proto).
 func protoListMeta(raw []byte) (rv, cont string, err error) {
-	const prefix = "k8s\x00"
-	if len(raw) < len(prefix) || string(raw[:len(prefix)]) != prefix {
-		return "", "", errors.New("not a protobuf message")
-	}
-	list, err := protoField(raw[len(prefix):], 2)
+	list, _, err := protoPayload(raw)
 	if err != nil {
 		return "", "", fmt.Errorf("the envelope: %w", err)
 	}
-	lm, err := protoField(list, 1)
-	if err != nil {
-		return "", "", fmt.Errorf("the list: %w", err)
-	}
 	var m metav1.ListMeta
-	if err := m.Unmarshal(lm); err != nil {
+	err = protoFields(list, func(num protowire.Number, v []byte, _ uint64) error {
+		if num == 1 {
+			return m.Unmarshal(v)
+		}
+		return nil
+	})
+	if err != nil {
 		return "", "", fmt.Errorf("the list's metadata: %w", err)
 	}
 	return m.ResourceVersion, m.Continue, nil
 }
 
-// protoField is the bytes of the first length-delimited field num of a
-// protobuf message (nil when absent).
-func protoField(msg []byte, num protowire.Number) ([]byte, error) {
-	for len(msg) > 0 {
-		n, typ, l := protowire.ConsumeTag(msg)
-		if l < 0 {
-			return nil, protowire.ParseError(l)
-		}
-		msg = msg[l:]
-		if n == num && typ == protowire.BytesType {
-			v, l := protowire.ConsumeBytes(msg)
-			if l < 0 {
-				return nil, protowire.ParseError(l)
-			}
-			return v, nil
-		}
-		l = protowire.ConsumeFieldValue(n, typ, msg)
-		if l < 0 {
-			return nil, protowire.ParseError(l)
-		}
-		msg = msg[l:]
+// slimItems decodes a list's items (its field 2) with the deriver's slim
+// decoder.
+func (f protoFormat) slimItems(raw []byte) ([]decoded, error) {
+	list, _, err := protoPayload(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the API server's list of %s: %w", f.d.from, err)
 	}
-	return nil, nil
+	var out []decoded
+	err = protoFields(list, func(num protowire.Number, v []byte, _ uint64) error {
+		if num != 2 {
+			return nil
+		}
+		var d decoded
+		o, err := f.d.slim(v)
+		if err != nil {
+			d.err = fmt.Errorf("decoding one of %s: %w", f.d.from, err)
+		} else {
+			d.obj, d.rev, d.err = f.d.derive(f.log, o)
+		}
+		out = append(out, d)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decoding the API server's list of %s: %w", f.d.from, err)
+	}
+	return out, nil
 }
 
 func (f protoFormat) events(body io.Reader) eventReader {
 	frames := protobuf.LengthDelimitedFramer.NewFrameReader(io.NopCloser(body))
 	return &protoEventReader{f: f, dec: streaming.NewDecoder(frames, protoEvents)}
+}
+
+// object decodes the object of a watch event: an error event's Status
+// whole, a resource's with the deriver's slim decoder when it has one.
+func (f protoFormat) object(typ string, raw []byte) (runtime.Object, error) {
+	if f.d.slim == nil || typ == "ERROR" {
+		o, _, err := protoObjects.Decode(raw, nil, nil)
+		return o, err
+	}
+	msg, _, err := protoPayload(raw)
+	if err != nil {
+		return nil, err
+	}
+	return f.d.slim(msg)
 }
 
 type protoEventReader struct {
@@ -271,7 +286,7 @@ func (r *protoEventReader) next() (event, error) {
 	ev := event{typ: we.Type}
 	// One object that cannot be decoded is skipped, like a JSON one:
 	// the stream's framing is intact.
-	obj, _, err := protoObjects.Decode(we.Object.Raw, nil, nil)
+	obj, err := r.f.object(we.Type, we.Object.Raw)
 	switch {
 	case err != nil && we.Type == "ERROR":
 		return event{}, fmt.Errorf("undecodable error event: %w", err)
