@@ -91,23 +91,30 @@ func (b *bgpHealth) reasons(now time.Time) []string {
 	return out
 }
 
-// probeSpeaker asks the speaker for its sessions every interval, until ctx
-// ends. An answer is the speaker's goroutine turning (its liveness beat)
-// and the sessions readiness judges; a speaker that does not answer within
-// the worker's timeout is stuck.
+// probeSpeaker asks the speaker for its sessions, and its kernel
+// goroutine whether it answers, every interval, until ctx ends. Both
+// answering is the speaker turning (its liveness beat), and the sessions
+// are what readiness judges; a speaker either of whose goroutines does not
+// answer within the worker's timeout is stuck.
 func (a *Agent) probeSpeaker(ctx context.Context, w *Worker, interval, timeout time.Duration) {
 	for {
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		peers, err := a.d.Speaker.Status(pctx)
+		if err == nil {
+			a.Health.SetBGPSessions(peerStatuses(peers), nil)
+			// Both of the speaker's goroutines must answer: the BGP one
+			// (Status) and the one that programs the kernel.
+			if err = a.d.Speaker.Ping(pctx); err == nil {
+				w.Beat()
+			} else {
+				a.d.Logger.Warn("the BGP speaker's kernel routes goroutine does not answer", "err", err)
+			}
+		} else {
+			a.Health.SetBGPSessions(nil, fmt.Errorf("asking the BGP speaker for its sessions: %w", err))
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return
-		}
-		if err == nil {
-			w.Beat()
-			a.Health.SetBGPSessions(peerStatuses(peers), nil)
-		} else {
-			a.Health.SetBGPSessions(nil, fmt.Errorf("asking the BGP speaker for its sessions: %w", err))
 		}
 		select {
 		case <-ctx.Done():

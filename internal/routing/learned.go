@@ -146,6 +146,14 @@ func (s *Speaker) KernelState(ctx context.Context) (KernelResult, error) {
 	return res, kerr
 }
 
+// Ping returns once the goroutine that programs learned routes into the
+// kernel is free to answer: it runs one sync at a time, and a sync wedged
+// in netlink keeps it from answering (liveness asks it, beside Status,
+// which the BGP goroutine answers).
+func (s *Speaker) Ping(ctx context.Context) error {
+	return s.kdo(ctx, func() error { return nil })
+}
+
 // SyncKernel runs a kernel sync now and waits for it (tests and the
 // daemon's "resync" use it).
 func (s *Speaker) SyncKernel(ctx context.Context) error {
