@@ -13,9 +13,12 @@
 // second after a burst of Burst); a rejection that finds the queue full
 // is dropped (the agent's status still has it, and the next resync or
 // version reports it), and one whose Event could not be created is
-// reported again at the next resync.
+// reported again at the next resync. Events are written by a plain REST
+// client (NewRESTSink), not client-go's clientset, which would make every
+// agent register all of Kubernetes' API groups at start.
 //
-//	rec := kubeevents.New(clientset, nodeName, log, store.IsDerived)
+//	sink, err := kubeevents.NewRESTSink(store.RESTConfig())
+//	rec := kubeevents.New(sink, nodeName, log, store.IsDerived)
 //	go rec.Run(ctx)
 //	filter.ReportTo(rec)
 package kubeevents

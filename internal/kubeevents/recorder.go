@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/servalnet/serval/internal/admission"
 	"github.com/servalnet/serval/internal/api"
@@ -41,7 +40,7 @@ const (
 // Recorder is an admission.Reporter that records Events. It is safe for
 // concurrent use.
 type Recorder struct {
-	cs    k8s.Interface
+	sink  Sink
 	node  string
 	log   *slog.Logger
 	skip  func(api.Key) bool
@@ -57,15 +56,15 @@ type Recorder struct {
 
 var _ admission.Reporter = (*Recorder)(nil)
 
-// New returns a recorder sending through cs as node. skip, when not nil,
+// New returns a recorder sending to sink as node. skip, when not nil,
 // says which resources not to report on: those derived from Kubernetes
 // objects (kubernetes.Store.IsDerived), which are not custom resources of
 // their own. A nil log discards. Nothing is sent until Run.
-func New(cs k8s.Interface, node string, log *slog.Logger, skip func(api.Key) bool) *Recorder {
+func New(sink Sink, node string, log *slog.Logger, skip func(api.Key) bool) *Recorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{cs: cs, node: node, log: log.With("component", "kubeevents"), skip: skip,
+	return &Recorder{sink: sink, node: node, log: log.With("component", "kubeevents"), skip: skip,
 		limit: rate.NewLimiter(Rate, Burst), queue: make(chan *corev1.Event, QueueLength),
 		now: time.Now, reported: map[api.Key]string{}}
 }
@@ -145,7 +144,7 @@ func (r *Recorder) Run(ctx context.Context) {
 				return
 			}
 			sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-			_, err := r.cs.CoreV1().Events(ev.Namespace).Create(sctx, ev, metav1.CreateOptions{})
+			err := r.sink.CreateEvent(sctx, ev)
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn("recording an Event on a rejected resource failed", "kind", ev.InvolvedObject.Kind,

@@ -97,8 +97,12 @@ func TestRejectedResourceGetsAnEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	cs := k8s.NewForConfigOrDie(c.RESTConfig())
-	rec := kubeevents.New(cs, "node-a", nil, s.IsDerived)
+	cs := k8s.NewForConfigOrDie(c.RESTConfig()) // the test reads the Events back with client-go
+	sink, err := kubeevents.NewRESTSink(c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := kubeevents.New(sink, "node-a", nil, s.IsDerived)
 	go rec.Run(ctx)
 	next := &collector{last: map[api.Key]datastore.Update{}}
 	reg := admission.NewRegistry()

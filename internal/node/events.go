@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	k8s "k8s.io/client-go/kubernetes"
-
 	"github.com/servalnet/serval/internal/admission"
 	"github.com/servalnet/serval/internal/datastore/kubernetes"
 	"github.com/servalnet/serval/internal/kubeevents"
@@ -20,11 +18,11 @@ func (a *Agent) reportRejections(ctx context.Context, f *admission.Filter, node 
 	if !ok {
 		return nil
 	}
-	cs, err := k8s.NewForConfig(ks.RESTConfig())
+	sink, err := kubeevents.NewRESTSink(ks.RESTConfig())
 	if err != nil {
 		return fmt.Errorf("client for Events on rejected resources: %w", err)
 	}
-	rec := kubeevents.New(cs, node, a.d.Logger, ks.IsDerived)
+	rec := kubeevents.New(sink, node, a.d.Logger, ks.IsDerived)
 	go rec.Run(ctx)
 	f.ReportTo(rec)
 	return nil
