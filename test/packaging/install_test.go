@@ -45,6 +45,12 @@ func freshRoot(t *testing.T) string {
 		}
 	}
 	output(t, "cp", "-a", "/usr/lib/systemd", filepath.Join(root, "usr/lib/"))
+	// A system's /usr/bin is never empty (else dpkg removes it with the
+	// package's last file there): a shell, as every Debian root has.
+	output(t, "cp", "-a", "/usr/bin/dash", filepath.Join(root, "usr/bin/"))
+	if err := os.Symlink("dash", filepath.Join(root, "usr/bin/sh")); err != nil {
+		t.Fatal(err)
+	}
 	return root
 }
 
@@ -454,14 +460,17 @@ func runUnits(t *testing.T, root string) {
 		var rep nodestatus.StatusReport
 		return err == nil && json.Unmarshal(out, &rep) == nil && rep.Health.Programmed
 	})
+	t.Logf("servalctl node status -o json:\n%s", last)
 	if !programmed {
 		t.Errorf("servalctl node status never said the agent had programmed its host within 60 s:\n%s\nagent:\n%s", last, node.output())
 	}
 	node.stop(t)
+	t.Logf("serval-node (%q):\n%s", node.cmd.Args, node.output())
 	if !strings.Contains(node.output(), "stopping; the kernel keeps what was programmed") {
 		t.Errorf("the agent did not log its stop:\n%s", node.output())
 	}
 	ds.stop(t)
+	t.Logf("serval-datastore (%q):\n%s", ds.cmd.Args, ds.output())
 	if !strings.Contains(ds.output(), "datastore stopped") {
 		t.Errorf("the datastore did not log its stop:\n%s", ds.output())
 	}
