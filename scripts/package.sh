@@ -24,7 +24,10 @@ LDFLAGS=${LDFLAGS:-"-X github.com/servalnet/serval/internal/version.Version=$VER
 # debian_version turns `git describe` into a Debian version, which must
 # start with a digit and may hold only [A-Za-z0-9.+~-]:
 #   v1.2.0 -> 1.2.0;  v1.2.0-3-gabc1234 -> 1.2.0+3.gabc1234
-#   abc1234 (no tag) -> 0~git.abc1234;  ...-dirty -> ...+dirty
+#   v2.0.0-rc.1 -> 2.0.0~rc.1 (before 2.0.0)
+#   abc1234 or 812a947 (no tag: a commit) -> 0~git.abc1234;  dev -> 0~dev
+#   ...-dirty -> ...+dirty
+# `scripts/package.sh --debian-version VERSION` prints it and exits.
 debian_version() {
 	local v=$1 dirty=
 	if [[ $v == *-dirty ]]; then
@@ -32,15 +35,23 @@ debian_version() {
 		dirty=+dirty
 	fi
 	v=${v#v}
+	# A pre-release tag sorts before its release: v2.0.0-rc.1 -> 2.0.0~rc.1.
+	v=$(printf '%s' "$v" | sed -E 's/-(alpha|beta|rc|pre)/~\1/')
 	if [[ $v =~ ^([0-9][A-Za-z0-9.~]*)-([0-9]+)-(g[0-9a-f]+)$ ]]; then
 		v="${BASH_REMATCH[1]}+${BASH_REMATCH[2]}.${BASH_REMATCH[3]}"
-	elif [[ ! $v =~ ^[0-9] ]]; then
+	elif [[ $v =~ ^[0-9a-f]{7,40}$ ]]; then
 		v="0~git.$v"
+	elif [[ ! $v =~ ^[0-9] ]]; then
+		v="0~$v"
 	fi
 	v=$(printf '%s' "$v" | tr -c 'A-Za-z0-9.+~' '.')
 	printf '%s%s\n' "$v" "$dirty"
 }
 
+if [[ ${1:-} == --debian-version ]]; then
+	debian_version "$2"
+	exit 0
+fi
 DEB_VERSION=$(debian_version "$VERSION")
 ARCH=$(dpkg --print-architecture)
 

@@ -190,3 +190,44 @@ func TestContents(t *testing.T) {
 		}
 	})
 }
+
+// TestDebianVersion checks how scripts/package.sh turns `git describe`
+// into the package's version, and that dpkg orders the results as the
+// commits are ordered.
+func TestDebianVersion(t *testing.T) {
+	roottest.NeedProgram(t, "dpkg", "dpkg")
+	script, err := filepath.Abs("../../scripts/package.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debian := func(t *testing.T, describe string) string {
+		return strings.TrimSpace(output(t, "bash", script, "--debian-version", describe))
+	}
+	for _, tc := range []struct{ describe, want string }{
+		{"v1.2.0", "1.2.0"},
+		{"1.2.0", "1.2.0"},
+		{"v1.2.0-3-gabc1234", "1.2.0+3.gabc1234"},
+		{"v1.2.0-3-gabc1234-dirty", "1.2.0+3.gabc1234+dirty"},
+		{"v2.0.0-rc.1", "2.0.0~rc.1"},
+		{"v2.0.0-rc.1-4-g0123abc", "2.0.0~rc.1+4.g0123abc"},
+		{"abc1234", "0~git.abc1234"},
+		{"812a947", "0~git.812a947"}, // a commit that starts with a digit is still a commit
+		{"812a947-dirty", "0~git.812a947+dirty"},
+		{"dev", "0~dev"},
+		{"v1.0_beta", "1.0.beta"},
+	} {
+		t.Run(tc.describe, func(t *testing.T) {
+			if got := debian(t, tc.describe); got != tc.want {
+				t.Errorf("--debian-version %s = %q, want %q", tc.describe, got, tc.want)
+			}
+		})
+	}
+	// Each version is older than the next.
+	order := []string{"abc1234", "v1.2.0", "v1.2.0-3-gabc1234", "v1.2.1", "v2.0.0-rc.1", "v2.0.0-rc.1-4-g0123abc", "v2.0.0"}
+	for i := 1; i < len(order); i++ {
+		older, newer := debian(t, order[i-1]), debian(t, order[i])
+		if err := exec.Command("dpkg", "--compare-versions", older, "lt", newer).Run(); err != nil {
+			t.Errorf("dpkg does not order %s (%s) before %s (%s): %v", older, order[i-1], newer, order[i], err)
+		}
+	}
+}
