@@ -81,6 +81,11 @@ install -m 0644 packaging/etc/serval-datastore.env "$root/etc/serval/serval-data
 install -m 0644 packaging/debian/copyright "$root/usr/share/doc/serval/copyright"
 install -m 0644 README.md docs/PACKAGING.md "$root/usr/share/doc/serval/"
 gzip -9n "$root/usr/share/doc/serval/README.md"
+# Debian policy wants a changelog; a native package's is this one entry,
+# dated by the commit, so that two builds of one commit are the same.
+when=$(git log -1 --format=%cD 2>/dev/null || date -R)
+printf 'serval (%s) unstable; urgency=medium\n\n  * Built from commit %s (git describe: %s).\n\n -- Serval developers <serval@servalnet.invalid>  %s\n' \
+	"$DEB_VERSION" "$COMMIT" "$VERSION" "$when" | gzip -9n >"$root/usr/share/doc/serval/changelog.gz"
 
 # manpage SECTION NAME SUMMARY HELP-TEXT: a man page whose body is the
 # command's own --help, so that the two never disagree.

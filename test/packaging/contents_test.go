@@ -27,6 +27,7 @@ var shipped = map[string]string{
 	"/usr/share/man/man8/serval-node.8.gz":         "-rw-r--r--",
 	"/usr/share/man/man1/servalctl.1.gz":           "-rw-r--r--",
 	"/usr/share/doc/serval/copyright":              "-rw-r--r--",
+	"/usr/share/doc/serval/changelog.gz":           "-rw-r--r--",
 	"/usr/share/doc/serval/README.md.gz":           "-rw-r--r--",
 	"/usr/share/doc/serval/PACKAGING.md":           "-rw-r--r--",
 }
