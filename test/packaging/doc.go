@@ -1,10 +1,12 @@
 // Package packaging tests the Debian package that `make package` builds
 // (scripts/package.sh, packaging/, docs/PACKAGING.md). TestMain builds it
-// once; every test needs root and the Debian tools it names, and fails,
-// never skips, without them.
+// once. Every test needs the Debian tools it names, and TestInstall root;
+// without them a test fails, never skips.
 //
 // What each test shows:
 //
+//   - TestDebianVersion: `git describe` becomes a Debian version that
+//     dpkg orders as the commits are ordered.
 //   - TestContents: dpkg-deb sees the package's fields, every file at its
 //     place and mode, the conffiles, md5sums of every other file; the
 //     configuration files hold only comments and name every variable
