@@ -27,13 +27,17 @@ RACE_EXEMPT = github.com/servalnet/serval/internal/routing
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
 LAB_PKGS = $(shell $(GO) list ./test/...)
 
-.PHONY: all build test deps k8s-binaries demo bench fmt vet clean fuzz root crds
+.PHONY: all build test deps k8s-binaries demo bench fmt vet clean fuzz root crds package
 
 all: build
 
 build:
 	@mkdir -p bin
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+## package: build the Debian package dist/serval_<version>_<arch>.deb (see docs/PACKAGING.md).
+package:
+	VERSION="$(VERSION)" COMMIT="$(COMMIT)" LDFLAGS="$(LDFLAGS)" GO="$(GO)" scripts/package.sh dist
 
 ## crds: regenerate manifests/crds (the CRDs of Serval's kinds) from internal/api's Go types.
 crds:
@@ -94,4 +98,4 @@ vet:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -6,7 +6,7 @@ set -euo pipefail
 
 # Debian packages the tests use. Later parts add theirs here (iproute2,
 # nftables, bird2, frr, iperf3, ...).
-APT_PACKAGES=(ca-certificates git iproute2 nftables bird2 traceroute containernetworking-plugins iperf3 frr etcd-server iptables iputils-ping)
+APT_PACKAGES=(ca-certificates git iproute2 nftables bird2 traceroute containernetworking-plugins iperf3 frr etcd-server iptables iputils-ping systemd man-db)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
