@@ -11,7 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/servalnet/serval/internal/api"
@@ -29,6 +31,9 @@ type env struct {
 	kube *fake.Clientset
 	clk  *testingclock.FakeClock
 	gc   *Controller
+	// watching receives the resource of each watch the fake API server
+	// starts (see newEnv).
+	watching chan string
 }
 
 var t0 = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
@@ -53,6 +58,23 @@ func newEnv(t *testing.T, blockSize4, blockSize6 int, nodes ...string) *env {
 	for _, n := range nodes {
 		e.addNode(n)
 	}
+	// The fake clientset has no resourceVersions: what changes between an
+	// informer's list and its watch is lost to it (a pod deleted then
+	// stays in its cache for ever, and its addresses are never
+	// collected). So each collector's watches are known to be made before
+	// a test changes anything (waitWatching).
+	e.watching = make(chan string, 16)
+	e.kube.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := e.kube.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		if err != nil {
+			return false, nil, err
+		}
+		select {
+		case e.watching <- a.GetResource().Resource:
+		default:
+		}
+		return true, w, nil
+	})
 	gc, err := New(Config{IPAM: e.ipam, Kube: e.kube, Clock: e.clk, GracePeriod: grace, ScanInterval: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -61,12 +83,26 @@ func newEnv(t *testing.T, blockSize4, blockSize6 int, nodes ...string) *env {
 	if err := gc.start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	e.waitWatching()
 	t.Cleanup(func() {
 		gc.queue.ShutDown()
 		cancel() // the informers stop with the context
 		gc.factory.Shutdown()
 	})
 	return e
+}
+
+// waitWatching returns once a collector's informers watch pods and
+// nodes.
+func (e *env) waitWatching() {
+	e.t.Helper()
+	for range 2 {
+		select {
+		case <-e.watching:
+		case <-time.After(time.Minute):
+			e.t.Fatal("the collector's informers did not start watching")
+		}
+	}
 }
 
 func (e *env) addNode(name string) {

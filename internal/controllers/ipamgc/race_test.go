@@ -66,6 +66,7 @@ func TestRaceDeletionsWithAllocations(t *testing.T) {
 		cancel()
 		run.Wait()
 	}()
+	e.waitWatching()
 
 	const workers, perWorker = 4, 30
 	var live, doomed sync.Map // handle → *pod
