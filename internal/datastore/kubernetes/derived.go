@@ -58,9 +58,13 @@ type deriver struct {
 	convert func(runtime.Object) (api.Resource, error)
 }
 
+// protobuf says whether the resource is one of Kubernetes' own, read in
+// protobuf; a custom resource has only JSON.
+func (d *deriver) protobuf() bool { return d.newList != nil }
+
 // format is how the deriver's resource is read off the wire.
 func (d *deriver) format(log *slog.Logger) format {
-	if d.newList != nil {
+	if d.protobuf() {
 		return protoFormat{d: d, log: log}
 	}
 	return jsonFormat{object: func(raw []byte) (api.Resource, int64, error) { return d.read(log, raw) }}
@@ -79,7 +83,7 @@ func (d *deriver) read(log *slog.Logger, raw []byte) (api.Resource, int64, error
 // decode reads the answer of a request for one object (a GET, a PATCH)
 // in the deriver's wire format.
 func (d *deriver) decode(raw []byte) (runtime.Object, error) {
-	if d.newList != nil {
+	if d.protobuf() {
 		o, _, err := protoObjects.Decode(raw, nil, d.newObject())
 		if err != nil {
 			return nil, fmt.Errorf("decoding one of %s: %w", d.from, err)
@@ -315,7 +319,7 @@ func (s *Store) refuseDerived(op string, key api.Key) error {
 // derivedRequest starts a request on a deriver's Kubernetes resource.
 func (s *Store) derivedRequest(verb string, d *deriver, namespace, name string) *rest.Request {
 	r := s.rc.Verb(verb).AbsPath(d.apiPath).Resource(d.resource)
-	if d.newList != nil {
+	if d.protobuf() {
 		r = r.SetHeader("Accept", runtime.ContentTypeProtobuf)
 	}
 	if d.namespaced && namespace != "" {

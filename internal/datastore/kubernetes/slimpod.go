@@ -1,7 +1,6 @@
 package kubernetes
 
 import (
-	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -20,44 +19,6 @@ import (
 // unread. Field numbers are those of k8s.io/api's and k8s.io/apimachinery's
 // generated.proto (stable: protobuf field numbers are never reused). The
 // test compares every conversion with that of the whole Pod.
-
-// protoFields calls f for each field of a protobuf message: v is the
-// bytes of a length-delimited field, n the value of a varint; fields of
-// other wire types are skipped.
-func protoFields(msg []byte, f func(num protowire.Number, v []byte, n uint64) error) error {
-	for len(msg) > 0 {
-		num, typ, l := protowire.ConsumeTag(msg)
-		if l < 0 {
-			return protowire.ParseError(l)
-		}
-		msg = msg[l:]
-		var err error
-		switch typ {
-		case protowire.BytesType:
-			var v []byte
-			v, l = protowire.ConsumeBytes(msg)
-			if l >= 0 {
-				err = f(num, v, 0)
-			}
-		case protowire.VarintType:
-			var n uint64
-			n, l = protowire.ConsumeVarint(msg)
-			if l >= 0 {
-				err = f(num, nil, n)
-			}
-		default:
-			l = protowire.ConsumeFieldValue(num, typ, msg)
-		}
-		if l < 0 {
-			return protowire.ParseError(l)
-		}
-		if err != nil {
-			return err
-		}
-		msg = msg[l:]
-	}
-	return nil
-}
 
 // slimPod decodes a Pod's own message (no envelope).
 func slimPod(msg []byte) (runtime.Object, error) {
@@ -188,29 +149,4 @@ func slimPodStatus(msg []byte, s *corev1.PodStatus) error {
 		}
 		return nil
 	})
-}
-
-// protoPayload is the object's own message inside the protobuf envelope
-// the API server sends (the "k8s\x00" prefix, then a runtime.Unknown
-// whose field 2 is the object), and the kind the envelope names.
-func protoPayload(raw []byte) (msg []byte, kind string, err error) {
-	const prefix = "k8s\x00"
-	if len(raw) < len(prefix) || string(raw[:len(prefix)]) != prefix {
-		return nil, "", errors.New("not a protobuf message")
-	}
-	err = protoFields(raw[len(prefix):], func(num protowire.Number, v []byte, _ uint64) error {
-		switch num {
-		case 1: // TypeMeta: apiVersion 1, kind 2
-			return protoFields(v, func(num protowire.Number, v []byte, _ uint64) error {
-				if num == 2 {
-					kind = string(v)
-				}
-				return nil
-			})
-		case 2:
-			msg = v
-		}
-		return nil
-	})
-	return msg, kind, err
 }

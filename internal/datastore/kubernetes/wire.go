@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -209,7 +210,7 @@ func (f protoFormat) page(raw []byte) (page, error) {
 // (every list type of the API has it there), resourceVersion and continue
 // fields 2 and 3 of that (k8s.io/apimachinery's generated.proto).
 func protoListMeta(raw []byte) (rv, cont string, err error) {
-	list, _, err := protoPayload(raw)
+	list, err := protoPayload(raw)
 	if err != nil {
 		return "", "", fmt.Errorf("the envelope: %w", err)
 	}
@@ -229,7 +230,7 @@ func protoListMeta(raw []byte) (rv, cont string, err error) {
 // slimItems decodes a list's items (its field 2) with the deriver's slim
 // decoder.
 func (f protoFormat) slimItems(raw []byte) ([]decoded, error) {
-	list, _, err := protoPayload(raw)
+	list, err := protoPayload(raw)
 	if err != nil {
 		return nil, fmt.Errorf("decoding the API server's list of %s: %w", f.d.from, err)
 	}
@@ -266,7 +267,7 @@ func (f protoFormat) object(typ string, raw []byte) (runtime.Object, error) {
 		o, _, err := protoObjects.Decode(raw, nil, nil)
 		return o, err
 	}
-	msg, _, err := protoPayload(raw)
+	msg, err := protoPayload(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -309,4 +310,60 @@ func (r *protoEventReader) next() (event, error) {
 		ev.obj, ev.rev, ev.err = r.f.d.derive(r.f.log, obj)
 	}
 	return ev, nil
+}
+
+// protoFields calls f for each field of a protobuf message: v is the
+// bytes of a length-delimited field, n the value of a varint; fields of
+// other wire types are skipped.
+func protoFields(msg []byte, f func(num protowire.Number, v []byte, n uint64) error) error {
+	for len(msg) > 0 {
+		num, typ, l := protowire.ConsumeTag(msg)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		msg = msg[l:]
+		var err error
+		switch typ {
+		case protowire.BytesType:
+			var v []byte
+			v, l = protowire.ConsumeBytes(msg)
+			if l >= 0 {
+				err = f(num, v, 0)
+			}
+		case protowire.VarintType:
+			var n uint64
+			n, l = protowire.ConsumeVarint(msg)
+			if l >= 0 {
+				err = f(num, nil, n)
+			}
+		default:
+			l = protowire.ConsumeFieldValue(num, typ, msg)
+		}
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		if err != nil {
+			return err
+		}
+		msg = msg[l:]
+	}
+	return nil
+}
+
+// protoPayload is the object's own message inside the protobuf envelope
+// the API server sends: the "k8s\x00" prefix, then a runtime.Unknown
+// whose field 2 is the object.
+func protoPayload(raw []byte) ([]byte, error) {
+	const prefix = "k8s\x00"
+	if len(raw) < len(prefix) || string(raw[:len(prefix)]) != prefix {
+		return nil, errors.New("not a protobuf message")
+	}
+	var msg []byte
+	err := protoFields(raw[len(prefix):], func(num protowire.Number, v []byte, _ uint64) error {
+		if num == 2 {
+			msg = v
+		}
+		return nil
+	})
+	return msg, err
 }
