@@ -17,32 +17,41 @@ import (
 	"github.com/servalnet/serval/internal/nodestatus"
 )
 
-// hangingNFT is a kernel that can be made to hang: while hung, reading it
-// back blocks until it is released, as a wedged netlink socket would.
-type hangingNFT struct {
-	*dataplane.FakeNFT
+// gate makes a fake kernel call hang: while hung, pass blocks until
+// unhang, as a call on a wedged netlink socket would.
+type gate struct {
 	mu      sync.Mutex
 	release chan struct{} // non-nil while hung
 }
 
-func (n *hangingNFT) hang() { n.mu.Lock(); n.release = make(chan struct{}); n.mu.Unlock() }
+func (g *gate) hang() { g.mu.Lock(); g.release = make(chan struct{}); g.mu.Unlock() }
 
-func (n *hangingNFT) unhang() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.release != nil {
-		close(n.release)
-		n.release = nil
+func (g *gate) unhang() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.release != nil {
+		close(g.release)
+		g.release = nil
 	}
 }
 
-func (n *hangingNFT) Read() (*dataplane.Snapshot, error) {
-	n.mu.Lock()
-	r := n.release
-	n.mu.Unlock()
+func (g *gate) pass() {
+	g.mu.Lock()
+	r := g.release
+	g.mu.Unlock()
 	if r != nil {
 		<-r
 	}
+}
+
+// hangingNFT is a kernel whose reads can be made to hang.
+type hangingNFT struct {
+	*dataplane.FakeNFT
+	gate
+}
+
+func (n *hangingNFT) Read() (*dataplane.Snapshot, error) {
+	n.pass()
 	return n.FakeNFT.Read()
 }
 

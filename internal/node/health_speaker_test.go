@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,32 +11,14 @@ import (
 	"github.com/servalnet/serval/internal/routing"
 )
 
-// hangingNetlink is a route table whose reads can be made to block, as a
-// wedged netlink socket would.
+// hangingNetlink is a route table whose reads can be made to hang.
 type hangingNetlink struct {
 	*routing.FakeNetlink
-	mu      sync.Mutex
-	release chan struct{} // non-nil while hung
-}
-
-func (n *hangingNetlink) hang() { n.mu.Lock(); n.release = make(chan struct{}); n.mu.Unlock() }
-
-func (n *hangingNetlink) unhang() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.release != nil {
-		close(n.release)
-		n.release = nil
-	}
+	gate
 }
 
 func (n *hangingNetlink) RouteListFiltered(family int, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
-	n.mu.Lock()
-	r := n.release
-	n.mu.Unlock()
-	if r != nil {
-		<-r
-	}
+	n.pass()
 	return n.FakeNetlink.RouteListFiltered(family, filter, mask)
 }
 
