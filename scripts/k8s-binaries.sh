@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes binaries Serval's tests run (kube-apiserver, kubectl)
-# from the Go module k8s.io/kubernetes, into a cache outside the repository:
+# Builds the Kubernetes binaries Serval's tests run from the Go module
+# k8s.io/kubernetes, into a cache outside the repository:
 #
-#   ${SERVAL_K8S_CACHE:-/root/.cache/serval/k8s}/<version>/bin/{kube-apiserver,kubectl}
+#   ${SERVAL_K8S_CACHE:-/root/.cache/serval/k8s}/<version>/bin/<command>
+#
+# The commands: kube-apiserver and kubectl (the datastore tests), the
+# rest of a cluster for the lab's kubelet nodes (kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy), agnhost (the e2e suite's test
+# image's one program, from test/images/agnhost) and e2e.test (the e2e
+# suite, `go test -c` of test/e2e).
 #
 # How: k8s.io/kubernetes is not meant to be a dependency; its go.mod replaces
 # each of its staging modules (k8s.io/api, k8s.io/client-go, ...) by a
 # directory of its own repository that the module's zip does not hold. The
 # script writes a throw-away build module in the cache that requires
 # k8s.io/kubernetes and replaces every one of those staging modules by its
-# release of the same minor (v1.37.2 -> v0.37.2), then builds the two
+# release of the same minor (v1.37.2 -> v0.37.2), then builds the
 # commands with the version ldflags Kubernetes' own build sets, so that
 # `kube-apiserver --version` and `kubectl version` report the real version.
 #
-# Idempotent: when both binaries exist and report the version, it does
-# nothing. A lock (flock) keeps two concurrent callers from building twice:
+# Idempotent: when every binary exists and reports the version, it does
+# nothing; otherwise it builds the missing ones. A lock (flock) keeps two concurrent callers from building twice:
 # the second waits and then finds the binaries there.
 #
 # Usage: scripts/k8s-binaries.sh            (builds when missing)
@@ -41,20 +47,58 @@ K8S_MAJOR=1
 K8S_MINOR=${BASH_REMATCH[1]}
 STAGING_VERSION="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
 
-# present reports whether both binaries exist and report K8S_VERSION.
-present() {
-	[[ -x $BIN/kube-apiserver && -x $BIN/kubectl ]] || return 1
-	local v
-	v=$("$BIN/kube-apiserver" --version 2>/dev/null) || return 1
-	[[ $v == "Kubernetes $K8S_VERSION" ]] || return 1
-	v=$("$BIN/kubectl" version --client -o json 2>/dev/null) || return 1
-	grep -q "\"gitVersion\": \"$K8S_VERSION\"" <<<"$v" || return 1
+COMMANDS=(kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet kube-proxy agnhost e2e.test)
+
+# package names the Go package of a command.
+package() {
+	case $1 in
+	agnhost) echo k8s.io/kubernetes/test/images/agnhost ;;
+	e2e.test) echo k8s.io/kubernetes/test/e2e ;;
+	*) echo "k8s.io/kubernetes/cmd/$1" ;;
+	esac
 }
+
+# agnhost_version is the image version agnhost reports (its VERSION file).
+agnhost_version() { cat "$(go env GOMODCACHE)/k8s.io/kubernetes@$K8S_VERSION/test/images/agnhost/VERSION"; }
+
+# built CMD reports whether CMD is in BIN and reports its version.
+built() {
+	local v
+	[[ -x $BIN/$1 ]] || return 1
+	case $1 in
+	kubectl)
+		v=$("$BIN/kubectl" version --client -o json 2>/dev/null) || return 1
+		grep -q "\"gitVersion\": \"$K8S_VERSION\"" <<<"$v"
+		;;
+	agnhost)
+		v=$("$BIN/agnhost" --version 2>/dev/null) || return 1
+		[[ $v == *" $(agnhost_version)" ]]
+		;;
+	e2e.test)
+		v=$("$BIN/e2e.test" --version 2>/dev/null) || return 1
+		[[ $v == *"$K8S_VERSION"* ]]
+		;;
+	*)
+		v=$("$BIN/$1" --version 2>/dev/null) || return 1
+		[[ $v == "Kubernetes $K8S_VERSION" ]]
+		;;
+	esac
+}
+
+# missing lists the commands not built.
+missing() {
+	local c
+	for c in "${COMMANDS[@]}"; do
+		built "$c" || echo "$c"
+	done
+}
+
+present() { [[ -z $(missing) ]]; }
 
 case "${1:-}" in
 --check)
 	present && exit 0
-	log "kube-apiserver and kubectl $K8S_VERSION are not in $BIN (run scripts/k8s-binaries.sh)"
+	log "$(missing | tr '\n' ' ')$K8S_VERSION not in $BIN (run scripts/k8s-binaries.sh)"
 	exit 1
 	;;
 --print-dir)
@@ -66,7 +110,7 @@ case "${1:-}" in
 esac
 
 if present; then
-	log "kube-apiserver and kubectl $K8S_VERSION present in $BIN"
+	log "${COMMANDS[*]} $K8S_VERSION present in $BIN"
 	exit 0
 fi
 
@@ -80,7 +124,7 @@ if ! flock -n 9; then
 fi
 # The other holder may have built them while this one waited.
 if present; then
-	log "kube-apiserver and kubectl $K8S_VERSION present in $BIN (built by another caller)"
+	log "${COMMANDS[*]} $K8S_VERSION present in $BIN (built by another caller)"
 	exit 0
 fi
 
@@ -119,10 +163,26 @@ step "replacing ${#staging[@]} staging modules by their $STAGING_VERSION release
 	echo ")"
 	echo
 	echo "tool ("
-	echo "	k8s.io/kubernetes/cmd/kube-apiserver"
-	echo "	k8s.io/kubernetes/cmd/kubectl"
+	for c in "${COMMANDS[@]}"; do
+		[[ $c == e2e.test ]] || echo "	$(package "$c")"
+	done
 	echo ")"
 } >>go.mod
+
+# e2e.test is a test binary: what its test file imports is not a package
+# of the build module's, so tidy would leave those modules out of go.sum.
+# A test file here importing the same packages brings them in.
+e2e_test_go="$(dirname "$gomod")/test/e2e/e2e_test.go"
+[[ -f $e2e_test_go ]] || e2e_test_go="$(go env GOMODCACHE)/k8s.io/kubernetes@$K8S_VERSION/test/e2e/e2e_test.go"
+[[ -f $e2e_test_go ]] || die "no test/e2e/e2e_test.go in k8s.io/kubernetes@$K8S_VERSION"
+{
+	echo "// Generated by Serval's scripts/k8s-binaries.sh: the imports of k8s.io/kubernetes/test/e2e/e2e_test.go."
+	echo "package build_test"
+	echo
+	echo "import ("
+	sed -n '/^import (/,/^)/p' "$e2e_test_go" | grep -v '^[[:space:]]*//' | grep -o '"[^"/]*\.[^"/]*/[^"]*"' | sort -u | sed 's/^/\t_ /'
+	echo ")"
+} >e2e_imports_test.go
 
 step "go mod tidy (downloads the dependencies when not in the module cache)"
 go mod tidy
@@ -165,19 +225,28 @@ wait_timeout() {
 	! kill -0 "$pid" 2>/dev/null
 }
 
+# Static binaries, as Kubernetes releases them.
 export CGO_ENABLED=0
-mkdir -p "$BUILD/out"
-for cmd in kube-apiserver kubectl; do
-	step "building $cmd $K8S_VERSION (many minutes on a small machine)"
+tags=selinux,notest,grpcnotrace
+mkdir -p "$BUILD/out" "$BIN"
+mapfile -t todo < <(missing)
+i=0
+for cmd in "${todo[@]}"; do
+	i=$((i + 1))
+	step "building $cmd $K8S_VERSION ($i of ${#todo[@]}; minutes each on a small machine)"
 	t0=$SECONDS
-	with_heartbeat "building $cmd" go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$BUILD/out/$cmd" "k8s.io/kubernetes/cmd/$cmd" ||
+	case $cmd in
+	agnhost) build=(go build -ldflags "-s -w -X 'main.Version=$(agnhost_version)'") ;;
+	# Kubernetes' own build of the suite (hack/make-rules/test-e2e-node
+	# and build/root/Makefile) is a test binary of package test/e2e.
+	e2e.test) build=(go test -c -tags "$tags" -ldflags "$ldflags") ;;
+	*) build=(go build -tags "$tags" -ldflags "$ldflags") ;;
+	esac
+	with_heartbeat "building $cmd" "${build[@]}" -trimpath -o "$BUILD/out/$cmd" "$(package "$cmd")" ||
 		die "building $cmd failed (build module in $BUILD)"
+	mv -f "$BUILD/out/$cmd" "$BIN/$cmd"
 	step "built $cmd in $((SECONDS - t0))s"
 done
 
-mkdir -p "$BIN"
-for cmd in kube-apiserver kubectl; do
-	mv -f "$BUILD/out/$cmd" "$BIN/$cmd"
-done
-present || die "the built binaries in $BIN do not report $K8S_VERSION"
-step "done: $("$BIN/kube-apiserver" --version), kubectl $K8S_VERSION in $BIN"
+present || die "the built binaries in $BIN do not report $K8S_VERSION: $(missing | tr '\n' ' ')"
+step "done: ${COMMANDS[*]} $K8S_VERSION in $BIN"
