@@ -43,7 +43,9 @@ type Entry struct {
 	// Source is the file on disk whose contents a RegularFile has; it is
 	// read when the archive is written (and by Key).
 	Source string
-	// Data is a RegularFile's contents when Source is "".
+	// Data is a RegularFile's contents when Source is "". Nil Data and no
+	// Source is an error, not an empty file: it is what a caller that
+	// forgot the source gives (FileData makes an empty file).
 	Data []byte
 	// Target is where a Symlink points, as given: relative to the link's
 	// directory, or absolute within the image.
@@ -61,8 +63,12 @@ func File(path, source string, mode fs.FileMode) Entry {
 	return Entry{Path: path, Type: RegularFile, Source: source, Mode: mode}
 }
 
-// FileData is a regular file at path in the image holding data.
+// FileData is a regular file at path in the image holding data (none
+// when data is nil or empty).
 func FileData(path string, data []byte, mode fs.FileMode) Entry {
+	if data == nil {
+		data = []byte{}
+	}
 	return Entry{Path: path, Type: RegularFile, Data: data, Mode: mode}
 }
 
@@ -187,6 +193,9 @@ func checkEntry(e Entry) error {
 	case RegularFile:
 		if e.Source != "" && e.Data != nil {
 			return fmt.Errorf("a file has either a source or data, not both")
+		}
+		if e.Source == "" && e.Data == nil {
+			return fmt.Errorf("a file needs a source or data, and has neither")
 		}
 		if e.Target != "" {
 			return fmt.Errorf("a file has no target")

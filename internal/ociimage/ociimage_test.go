@@ -318,6 +318,7 @@ func TestBadImages(t *testing.T) {
 		{"parent is a symlink", Image{Name: ok, Entries: []Entry{Link("/a", "b"), Dir("/a/c", 0)}}, `entry 1 "/a/c": its parent "/a" is a symlink`},
 		{"missing source", Image{Name: ok, Entries: []Entry{File("/x", filepath.Join(dir, "nope"), 0)}}, `entry 0 "/x": reading ` + filepath.Join(dir, "nope")},
 		{"source is a directory", Image{Name: ok, Entries: []Entry{File("/x", dir, 0)}}, `entry 0 "/x": reading ` + dir + ": not a regular file"},
+		{"no source", Image{Name: ok, Entries: []Entry{File("/x", "", 0o755)}}, `entry 0 "/x": a file needs a source or data`},
 		{"source and data", Image{Name: ok, Entries: []Entry{{Path: "/x", Type: RegularFile, Source: src, Data: []byte("x")}}}, `entry 0 "/x": a file has either a source or data`},
 		{"empty target", Image{Name: ok, Entries: []Entry{Link("/x", "")}}, `entry 0 "/x": a symlink needs a target`},
 		{"target above the root", Image{Name: ok, Entries: []Entry{Link("/a/x", "../../etc")}}, `entry 0 "/a/x": relative target "../../etc" climbs above the image's root`},
