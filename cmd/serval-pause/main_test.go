@@ -172,16 +172,41 @@ func TestPID1ReapsOrphans(t *testing.T) {
 		t.Fatalf("serval-pause has children before the test made any: %v", got)
 	}
 
-	// A shell in the namespace starts sleep in the background and exits:
-	// sleep's parent is gone, so the namespace's init, serval-pause,
-	// becomes its parent, and reaps it when it exits.
-	out, err := exec.Command(nsenter, "--target", strconv.Itoa(pid), "--pid", "--", "/bin/sh", "-c", "sleep 0.5 & exit 0").CombinedOutput()
+	// A shell in the namespace starts cat in the background and exits:
+	// cat's parent is gone, so the namespace's init, serval-pause, becomes
+	// its parent. cat blocks reading a FIFO until the test closes its end,
+	// and then exits, for serval-pause to reap. (Its output goes to
+	// /dev/null: holding nsenter's output pipe, it would keep
+	// CombinedOutput from returning until it exited.)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(nsenter, "--target", strconv.Itoa(pid), "--pid", "--",
+		"/bin/sh", "-c", `cat "$0" </dev/null >/dev/null 2>&1 & exit 0`, fifo).CombinedOutput()
 	if err != nil {
 		t.Fatalf("nsenter: %v: %s", err, out)
 	}
 	orphans := children(t, pid)
 	if len(orphans) != 1 {
-		t.Fatalf("serval-pause's children after the shell exited: %v, want the one orphaned sleep", orphans)
+		t.Fatalf("serval-pause's children after the shell exited: %v, want the one orphaned cat", orphans)
+	}
+	// Opening the FIFO waits for cat to open it; closing it ends cat.
+	opened := make(chan error, 1)
+	go func() {
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err == nil {
+			err = w.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the orphaned cat never opened the FIFO")
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for len(children(t, pid)) != 0 {
