@@ -55,7 +55,7 @@ func waitStatus(t *testing.T, d *containerdtest.Daemon, id, want string) int {
 }
 
 // The lab's two images, imported into Debian's containerd as a node's
-// would be, run with runc: agnhost (here the probe program standing for
+// would be (and agnhost again, rebuilt), run with runc: agnhost (here the probe program standing for
 // it) with its default command and through /agnhost-2, the sandbox image
 // (serval-pause itself) until SIGTERM, on which it exits 0.
 func TestRealContainerd(t *testing.T) {
@@ -81,6 +81,35 @@ func TestRealContainerd(t *testing.T) {
 	if again, err := labimage.Import(ctx, c, archives, log); err != nil || len(again) != 0 {
 		t.Errorf("a second Import imported %v, %v; want nothing", again, err)
 	}
+	// A new agnhost build (here: the same program, one byte longer, which
+	// a static ELF does not mind) replaces the image a node holds, and
+	// only that one.
+	f, err := os.OpenFile(bins.Agnhost, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	rebuilt, err := labimage.WriteArchives(filepath.Dir(archives[0].Path), bins, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt[0].Built || !rebuilt[1].Built || rebuilt[1].Manifest == archives[1].Manifest {
+		t.Fatalf("after a new agnhost: %+v", rebuilt)
+	}
+	if imported, err := labimage.Import(ctx, c, rebuilt, log); err != nil || !slices.Equal(imported, []string{labimage.AgnhostName}) {
+		t.Fatalf("Import of the new agnhost imported %v, %v", imported, err)
+	}
+	images, err := c.Images(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if images[labimage.AgnhostName] != rebuilt[1].Manifest || images[labimage.PauseName] != archives[0].Manifest {
+		t.Errorf("containerd holds %v, want agnhost at %s and pause at %s", images, rebuilt[1].Manifest, archives[0].Manifest)
+	}
+
 	ls := d.MustCtr(t, "k8s.io", "images", "ls")
 	for _, name := range []string{labimage.PauseName, labimage.AgnhostName} {
 		if !strings.Contains(ls, name) {
