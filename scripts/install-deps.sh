@@ -6,7 +6,9 @@ set -euo pipefail
 
 # Debian packages the tests use. Later parts add theirs here (iproute2,
 # nftables, bird2, frr, iperf3, ...).
-APT_PACKAGES=(ca-certificates git iproute2 nftables bird2 traceroute containernetworking-plugins iperf3 frr etcd-server iptables iputils-ping systemd man-db)
+# containerd and runc: the lab's Kubernetes nodes run Debian's containerd
+# (1.6), and the image tests (internal/containerdtest) a private one.
+APT_PACKAGES=(ca-certificates git iproute2 nftables bird2 traceroute containernetworking-plugins iperf3 frr etcd-server iptables iputils-ping systemd man-db containerd runc)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -19,7 +21,7 @@ if ((${#missing[@]})); then
 	fi
 	echo "install-deps: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	# bird2, frr and etcd-server would start system services on install;
+	# bird2, frr, etcd-server and containerd would start system services on install;
 	# the tests run their own instances in namespaces, so keep the
 	# packages' services from starting (Debian's policy-rc.d convention).
 	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
