@@ -165,7 +165,7 @@ func (l *Lab) startKubeAPIServerDaemon() error {
 	}
 	p, _ := netip.ParsePrefix(l.State.Topology.Datastore.Address)
 	etcd := DatastoreMembers(l.State.Topology)[0].ClientURL
-	argv := append([]string{bin}, files.Args(etcd, p.Addr().AsSlice(), KubeAPIServerPort, nil)...)
+	argv := append([]string{bin}, files.Args(etcd, p.Addr().AsSlice(), KubeAPIServerPort, l.clusterAPIServerArgs())...)
 	_, err = l.startDaemon(l.Netns("datastore"), KubeAPIServerID, argv)
 	return err
 }

@@ -191,16 +191,21 @@ func (l *Lab) saveState() error {
 // outlives `serval-lab up`), output to logs/<id>.log, pid to pids/<id>.pid.
 // `ip netns exec` execs argv in place, so the pid is argv's own.
 func (l *Lab) startDaemon(ns, id string, argv []string) (int, error) {
+	return l.runDaemon(id, exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...))
+}
+
+// runDaemon starts cmd as daemon id: its own session, its output in the
+// daemon's log, its pid in the daemon's pidfile.
+func (l *Lab) runDaemon(id string, cmd *exec.Cmd) (int, error) {
 	logf, err := os.OpenFile(l.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("starting %s: %w", id, err)
 	}
 	defer logf.Close()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting %s (%s) in %s: %w", id, strings.Join(argv, " "), ns, err)
+		return 0, fmt.Errorf("starting %s (%s): %w", id, strings.Join(cmd.Args, " "), err)
 	}
 	pid := cmd.Process.Pid
 	// Reap it if it dies while we run, so that alive() does not see a zombie.
@@ -324,6 +329,9 @@ func Down(ctx context.Context, name string, opts Options) error {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	// A cluster's nodes: their pods' containers, cgroups and mount
+	// namespaces (none in other labs).
+	errs = append(errs, removeNodes(name, dir)...)
 	// Workloads and hosts before the fabric, so veths go with their ends.
 	sort.Slice(nss, func(i, j int) bool { return nsOrder(nss[i]) < nsOrder(nss[j]) })
 	for _, ns := range nss {

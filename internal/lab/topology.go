@@ -44,6 +44,9 @@ type Topology struct {
 	// Manifests are servalctl resource files applied at bring-up, paths
 	// relative to the topology file (made absolute by LoadTopology).
 	Manifests []string `json:"manifests,omitempty"`
+	// Cluster, the `kubernetes:` section, makes the lab a whole
+	// Kubernetes cluster, every host a node (see cluster.go).
+	Cluster *Cluster `json:"kubernetes,omitempty"`
 }
 
 // Datastore says where the lab's etcd runs.
@@ -205,10 +208,11 @@ func ParseTopology(source string, data []byte) (*Topology, error) {
 // the decoded document so an unknown or misspelt key is reported with its
 // path (hosts[1].adress), which encoding/json cannot do.
 var fields = map[string][]string{
-	"":              {"name", "fabric", "mtu", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests"},
+	"":              {"name", "fabric", "mtu", "datastore", "router", "hosts", "workloads", "externalHosts", "manifests", "kubernetes"},
 	"datastore":     {"kind", "members", "address", "memberAddresses"},
 	"router":        {"name", "kind", "asNumber", "address", "subnets", "address6", "subnets6", "defaultRoute", "externalAddress"},
 	"externalHosts": {"name", "address"},
+	"kubernetes":    {"kubeProxy"},
 	"hosts":         {"name", "address", "asNumber", "address6"},
 	"workloads":     {"name", "host", "namespace", "address", "labels", "profiles"},
 }
@@ -220,7 +224,7 @@ func checkShape(raw any, errs *[]string) {
 		return
 	}
 	checkKeys("", top, fields[""], errs)
-	for _, key := range []string{"datastore", "router"} {
+	for _, key := range []string{"datastore", "router", "kubernetes"} {
 		if v, ok := top[key]; ok && v != nil {
 			m, ok := v.(map[string]any)
 			if !ok {
@@ -415,6 +419,7 @@ func (t *Topology) validate() []string {
 	t.validateExternal(bad, useName, used)
 	t.validateFabric(bad)
 
+	t.validateCluster(bad)
 	d := &t.Datastore
 	switch d.Kind {
 	case "", "embedded":

@@ -71,9 +71,23 @@ func Up(ctx context.Context, t *Topology, opts Options) (*Lab, error) {
 		{"applying the IP pool, nodes and manifests", l.applyResources},
 		{"starting the router", l.startRouter},
 		{"starting serval-node on every host", l.startAgents},
+	}
+	if t.IsCluster() {
+		steps = append(steps, []struct {
+			what string
+			fn   func(context.Context) error
+		}{
+			{"starting kube-controller-manager and kube-scheduler", l.startControlPlane},
+			{"starting containerd, kubelet and kube-proxy on every host", l.startNodes},
+		}...)
+	}
+	steps = append(steps, []struct {
+		what string
+		fn   func(context.Context) error
+	}{
 		{"creating workloads through serval-cni", l.createWorkloads},
 		{"waiting for BGP routes to every workload", l.waitRoutes},
-	}
+	}...)
 	for _, s := range steps {
 		start := time.Now()
 		l.log.Info(s.what)
@@ -134,6 +148,12 @@ func (l *Lab) preflight() error {
 				missing = append(missing, err.Error())
 			}
 		}
+	}
+	if t.IsCluster() {
+		need(l.bin("serval"), "the CNI plugin containerd calls; run 'make build'")
+		need(l.bin("serval-ipam"), "the IPAM plugin; run 'make build'")
+		need(l.bin("serval-pause"), "the pod sandbox image's program; run 'make build'")
+		missing = append(missing, preflightCluster()...)
 	}
 	if t.Datastore.Kind == "etcd-cluster" {
 		if _, err := exec.LookPath(EtcdBinary); err != nil {
