@@ -27,7 +27,7 @@ RACE_EXEMPT = github.com/servalnet/serval/internal/routing
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
 LAB_PKGS = $(shell $(GO) list ./test/...)
 
-.PHONY: all build test deps k8s-binaries demo bench fmt vet clean fuzz root crds package
+.PHONY: all build test deps k8s-binaries conformance demo bench fmt vet clean fuzz root crds package
 
 all: build
 
@@ -67,6 +67,12 @@ test: root deps
 	$(GO) test -count=1 $(UNIT_FLAGS) -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(filter-out $(RACE_EXEMPT),$(UNIT_PKGS))
 	$(GO) test -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(RACE_EXEMPT)
 	$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(LAB_PKGS)
+
+## conformance: the upstream Kubernetes NetworkPolicy e2e tests (e2e.test, --ginkgo.focus='\[Feature:NetworkPolicy\]',
+## SCTPConnectivity skipped) on the cluster lab lab/kubernetes.yaml (root); JUnit report in conformance-report/.
+## make test runs a handful of them (test/kubecluster).
+conformance: root deps build
+	@scripts/conformance.sh
 
 ## demo: the Calico talk's demo in network namespaces (root): builds, runs lab/demo.sh, cleans up.
 ## Exit 0: all shown as expected; 1: something was not; 3: incomplete (a part is not built yet).

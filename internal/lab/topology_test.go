@@ -44,6 +44,16 @@ func TestParseTopologyValid(t *testing.T) {
 	}
 }
 
+func TestParseTopologyCluster(t *testing.T) {
+	topo, err := ParseTopology("k.yaml", []byte("name: k\nhosts: [{name: node1, address: 10.0.0.1/24}]\nkubernetes: {}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !topo.IsCluster() || !topo.Kubernetes() || topo.Cluster.KubeProxy != "nftables" {
+		t.Errorf("a kubernetes: section: cluster %v, kubernetes datastore %v, kube-proxy %q; want true, true, nftables", topo.IsCluster(), topo.Kubernetes(), topo.Cluster.KubeProxy)
+	}
+}
+
 func TestParseTopologyFabric(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
@@ -122,6 +132,10 @@ func TestParseTopologyInvalid(t *testing.T) {
 		{"hosts not a list", "hosts: {name: h}", []string{"hosts: expected a list"}},
 		{"wrong type", "hosts: [{name: h, address: 10.0.0.1/24, asNumber: many}]", []string{"hosts.asNumber: expected uint32, got string"}},
 		{"no hosts", "workloads: []", []string{"hosts: at least one host is required"}},
+		{"cluster with another datastore", "datastore: {kind: embedded}\nhosts: [{name: h, address: 10.0.0.1/24}]\nkubernetes: {}", []string{`datastore.kind: "embedded": a lab with a kubernetes: section`}},
+		{"cluster with workloads", "hosts: [{name: h, address: 10.0.0.1/24}]\nworkloads: [{name: a, host: h}]\nkubernetes: {}", []string{"workloads: a lab with a kubernetes: section runs pods through its kubelets"}},
+		{"cluster kube-proxy mode", "hosts: [{name: h, address: 10.0.0.1/24}]\nkubernetes: {kubeProxy: ipvs}", []string{`kubernetes.kubeProxy: "ipvs" is not a kube-proxy mode`}},
+		{"misspelt cluster field", "hosts: [{name: h, address: 10.0.0.1/24}]\nkubernetes: {kubeproxy: none}", []string{"kubernetes.kubeproxy: unknown field (known: kubeProxy)"}},
 		{"host without address", "hosts: [{name: h}]", []string{"hosts[0].address: required"}},
 		{"host without name", "hosts: [{address: 10.0.0.1/24}]", []string{"hosts[0].name: required"}},
 		{"bad host address", "hosts: [{name: h, address: 10.0.0.300/24}]", []string{`hosts[0].address: "10.0.0.300/24" is not an IPv4 address`}},
