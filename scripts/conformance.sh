@@ -38,9 +38,10 @@ sed "s/^name: .*/name: $LAB/" lab/kubernetes.yaml >"$REPORT_DIR/topology.yaml"
 bin/serval-lab up -f "$REPORT_DIR/topology.yaml"
 
 log "running e2e.test --ginkgo.focus='$FOCUS' --ginkgo.skip='$SKIP' (report in $REPORT_DIR; the whole focus takes a long while)"
+kubeconfig=$(bin/serval-lab kubeconfig --name "$LAB")
 rc=0
 (cd "$REPORT_DIR" && ip netns exec "svl-$LAB-datastore" "$BIN/e2e.test" \
-	--kubeconfig="$(bin/serval-lab kubeconfig --name "$LAB")" --provider=local \
+	--kubeconfig="$kubeconfig" --provider=local \
 	--ginkgo.focus="$FOCUS" --ginkgo.skip="$SKIP" \
 	--ginkgo.no-color --ginkgo.timeout=6h --ginkgo.v=false \
 	--report-dir="$REPORT_DIR" "$@") 2>&1 | tee "$REPORT_DIR/e2e.log" || rc=$?
