@@ -65,6 +65,20 @@ func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 	if r := t.Router; r != nil {
 		fmt.Fprintf(tw, "%s\t%s\t%s router, AS %d\t%s\t%s\n", r.Name, r.Address, r.Kind, r.ASNumber, nsState(l.Netns(r.Name)), l.processState("router"))
 	}
+	if t.IsCluster() {
+		ds := prefixAddr(t.Datastore.Address)
+		for _, id := range []string{KubeControllerManagerID, KubeSchedulerID} {
+			fmt.Fprintf(tw, "%s\t%s\tthe cluster's %s\t%s\t%s\n", id, ds, id, l.Netns("datastore"), l.processState(id))
+		}
+		for _, h := range t.Hosts {
+			for _, id := range []string{containerdID(h.Name), kubeletID(h.Name), kubeProxyID(h.Name)} {
+				if id == kubeProxyID(h.Name) && t.Cluster.KubeProxy == KubeProxyNone {
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%s\tnode %s\t%s\t%s\n", id, prefixAddr(h.Address), h.Name, l.Netns(h.Name), l.processState(id))
+			}
+		}
+	}
 	if t.Wire() {
 		fmt.Fprintf(tw, "wire\t%s\tveth eth0 between %s and %s\t-\t\n", t.FabricPrefix(), t.Hosts[0].Name, t.Hosts[1].Name)
 	} else {
