@@ -62,10 +62,11 @@ func Up(ctx context.Context, t *Topology, opts Options) (*Lab, error) {
 		return nil, err
 	}
 
-	steps := []struct {
+	type step struct {
 		what string
 		fn   func(context.Context) error
-	}{
+	}
+	steps := []step{
 		{"creating the fabric and the hosts", l.createFabric},
 		{"starting the datastore (" + datastoreWhat(t) + ")", l.startDatastore},
 		{"applying the IP pool, nodes and manifests", l.applyResources},
@@ -73,21 +74,13 @@ func Up(ctx context.Context, t *Topology, opts Options) (*Lab, error) {
 		{"starting serval-node on every host", l.startAgents},
 	}
 	if t.IsCluster() {
-		steps = append(steps, []struct {
-			what string
-			fn   func(context.Context) error
-		}{
-			{"starting kube-controller-manager and kube-scheduler", l.startControlPlane},
-			{"starting containerd, kubelet and kube-proxy on every host", l.startNodes},
-		}...)
+		steps = append(steps,
+			step{"starting kube-controller-manager and kube-scheduler", l.startControlPlane},
+			step{"starting containerd, kubelet and kube-proxy on every host", l.startNodes})
 	}
-	steps = append(steps, []struct {
-		what string
-		fn   func(context.Context) error
-	}{
-		{"creating workloads through serval-cni", l.createWorkloads},
-		{"waiting for BGP routes to every workload", l.waitRoutes},
-	}...)
+	steps = append(steps,
+		step{"creating workloads through serval-cni", l.createWorkloads},
+		step{"waiting for BGP routes to every workload", l.waitRoutes})
 	for _, s := range steps {
 		start := time.Now()
 		l.log.Info(s.what)
